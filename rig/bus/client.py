@@ -1,0 +1,164 @@
+"""One MQTT client per daemon, on paho-mqtt 2.x (MQTT v5).
+
+What it adds to paho: presence (retained birth on every connect, death as last will,
+Sparkplug-style sequence number), subscriptions that survive reconnects, typed publish
+from the topic table, and rejection of malformed payloads — counted per kind and logged
+once per kind, never raised into paho's network thread.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from rig import __version__
+from rig.bus import topics
+from rig.bus.payloads import Payload, PayloadError, Presence
+from rig.config import MqttSettings
+
+log = logging.getLogger(__name__)
+Handler = Callable[[mqtt.MQTTMessage], None]
+SESSION_EXPIRY_S = 3600
+
+
+class BusClient:
+    """A connected daemon. ``daemon`` names it in presence and in its client id."""
+
+    def __init__(self, settings: MqttSettings, daemon: str, *, simulated: bool = False,
+                 persistent_session: bool = False):
+        self.settings = settings
+        self.persistent_session = persistent_session
+        self.rig_id = settings.rig_id
+        self.daemon = daemon
+        self.rejected: Counter[str] = Counter()
+        self.reconnects = 0
+        self._subs: list[tuple[str, int]] = []
+        self._connected = threading.Event()
+        self._ever_connected = False
+        self._birth = Presence(daemon=daemon, online=True, seq=time.time_ns() // 1_000_000,
+                               t=time.time(), version=__version__, host=socket.gethostname(),
+                               simulated=simulated)
+        self._client = self._make_client()
+
+    # -- setup ----------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.rig_id}-{self.daemon}",
+                             protocol=mqtt.MQTTv5)
+        if s.username:
+            client.username_pw_set(s.username, s.password())
+        if s.tls_ca_file:
+            client.tls_set(ca_certs=str(s.tls_ca_file))
+        death = self._birth.model_copy(update={"online": False})
+        client.will_set(self.presence_topic, death.encode(), qos=1, retain=True)
+        client.max_queued_messages_set(s.max_queued_messages)
+        client.reconnect_delay_set(min_delay=1, max_delay=8)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    @property
+    def presence_topic(self) -> str:
+        return topics.PRESENCE.path(self.rig_id, daemon=self.daemon)
+
+    def start(self, wait_s: float | None = 10.0) -> "BusClient":
+        """Connect in the background; paho reconnects by itself after that."""
+        props = None
+        if self.persistent_session:  # the broker queues our QoS 1 messages while we are away
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive_s,
+                                   clean_start=not self.persistent_session, properties=props)
+        self._client.loop_start()
+        if wait_s is not None and not self._connected.wait(wait_s):
+            log.warning("MQTT broker %s:%d not reachable yet; retrying in the background",
+                        self.settings.host, self.settings.port)
+        return self
+
+    def close(self) -> None:
+        """Clean stop: publish our death ourselves (a clean disconnect suppresses the will).
+        A persistent session survives this on purpose: what arrives meanwhile waits for us."""
+        if self._connected.is_set():
+            death = self._birth.model_copy(update={"online": False, "t": time.time()})
+            self._client.publish(self.presence_topic, death.encode(), qos=1, retain=True).wait_for_publish(2)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    # -- callbacks ------------------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connection refused: %s", reason_code)
+            return
+        if self._ever_connected:
+            self.reconnects += 1
+            log.info("MQTT reconnected (%d)", self.reconnects)
+        self._ever_connected = True
+        client.publish(self.presence_topic, self._birth.model_copy(update={"t": time.time()}).encode(),
+                       qos=1, retain=True)
+        for topic_filter, qos in self._subs:
+            client.subscribe(topic_filter, qos)
+        self._connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._connected.is_set():
+            log.warning("MQTT disconnected: %s", reason_code)
+        self._connected.clear()
+
+    # -- use ------------------------------------------------------------------------------
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+        """Route messages matching ``topic_filter`` to ``handler``; PayloadError is counted."""
+        self._client.message_callback_add(topic_filter, self._guard(handler))
+        self._subs.append((topic_filter, qos))
+        if self._connected.is_set():
+            self._client.subscribe(topic_filter, qos)
+
+    def _guard(self, handler: Handler) -> Callable:
+        def on_message(client, userdata, msg: mqtt.MQTTMessage) -> None:
+            try:
+                handler(msg)
+            except PayloadError as e:
+                self.count_rejection(e, msg.topic)
+            except Exception:  # a handler bug must not kill paho's network thread
+                log.exception("handler for %s failed", msg.topic)
+        return on_message
+
+    def count_rejection(self, e: PayloadError, topic: str) -> None:
+        self.rejected[e.kind] += 1
+        level = logging.WARNING if self.rejected[e.kind] == 1 else logging.DEBUG
+        log.log(level, "rejected payload on %s: %s (first of its kind; further ones are counted)"
+                if level == logging.WARNING else "rejected payload on %s: %s", topic, e)
+
+    def publish(self, topic: str, payload: bytes | Payload, *, qos: int = 1, retain: bool = False,
+                properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
+        data = payload.encode() if isinstance(payload, Payload) else payload
+        return self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
+
+    def send(self, topic: topics.Topic, payload: bytes | Payload, **fields: object) -> mqtt.MQTTMessageInfo:
+        """Publish on a topic of the table, with its QoS and retain flag."""
+        return self.publish(topic.path(self.rig_id, **fields), payload, qos=topic.qos, retain=topic.retained)
+
+    def on(self, topic: topics.Topic, handler: Handler) -> None:
+        self.subscribe(topic.filter(self.rig_id), handler, topic.qos)
+
+
+def response_properties(response_topic: str, correlation: bytes) -> Properties:
+    """MQTT v5 request properties asking for a correlated reply."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = response_topic
+    props.CorrelationData = correlation
+    return props

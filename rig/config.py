@@ -1,0 +1,137 @@
+"""TOML configuration, one file per role (coordinator, bridge, node), validated at start.
+
+A broken file stops the daemon with one message naming the file, the key and what is
+wrong, e.g. ``/etc/gaitrig/node.toml: camera.backend: Input should be 'picamera2', …``.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+View = Literal["left", "right", "rear", "front"]
+ALL_VIEWS: tuple[str, ...] = ("left", "right", "rear", "front")
+
+
+class ConfigError(Exception):
+    """A configuration problem, with the file and key in the message."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(Section):
+    host: str = Field("localhost", description="broker host")
+    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 with TLS)")
+    rig_id: str = Field("rig1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="second level of every topic")
+    username: str | None = Field(None, description="broker account of this daemon")
+    password_file: Path | None = Field(None, description="file holding the account's password")
+    tls_ca_file: Path | None = Field(None, description="CA certificate: enables TLS")
+    keepalive_s: int = Field(10, ge=2, le=600, description="MQTT keepalive; the last will fires after 1.5x")
+    max_queued_messages: int = Field(10000, ge=10, description="in-memory bound while disconnected")
+
+    def password(self) -> str | None:
+        return self.password_file.read_text().strip() if self.password_file else None
+
+
+class SerialSettings(Section):
+    port: str = Field(description="prefer /dev/serial/by-id/... so a replug finds the same device")
+    baudrate: int = Field(250000, gt=0)
+    reconnect_min_s: float = Field(0.2, gt=0)
+    reconnect_max_s: float = Field(5.0, gt=0)
+    silent_after_s: float = Field(2.0, gt=0, description="no heartbeat for this long: controller silent")
+    command_timeout_s: float = Field(0.25, gt=0)
+    command_retries: int = Field(4, ge=0)
+
+
+class BridgeConfig(Section):
+    mqtt: MqttSettings = MqttSettings()
+    serial: SerialSettings
+
+
+class SessionSettings(Section):
+    walking_speed_min_m_s: float = Field(0.3, gt=0, description="belt speed that counts as walking")
+    start_after_s: float = Field(2.0, ge=0, description="belt at walking speed this long starts a session")
+    fps: float = Field(60.0, gt=0, le=1000, description="trigger rate the train is armed at")
+    end_timeout_s: float = Field(10.0, gt=0, description="wait this long for every node's end count")
+    views: list[View] = list(ALL_VIEWS)
+
+    @field_validator("views")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("must list each view at most once, and at least one")
+        return v
+
+
+class StorageSettings(Section):
+    database: Path = Path("/var/lib/gaitrig/gaitrig.sqlite")
+
+
+class CoordinatorConfig(Section):
+    mqtt: MqttSettings = MqttSettings()
+    session: SessionSettings = SessionSettings()
+    storage: StorageSettings = StorageSettings()
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def _describe(e: ValidationError, source: str) -> str:
+    lines = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{source}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(model: type[C], data: dict, source: str = "<config>") -> C:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, source)) from None
+
+
+def read_toml(path: Path | str) -> dict:
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def load_config(model: type[C], path: Path | str) -> C:
+    """Read and validate a TOML file; every problem becomes a ConfigError naming file and key."""
+    return parse_config(model, read_toml(path), str(path))
+
+
+class CameraSettings(Section):
+    backend: Literal["picamera2", "video", "simulated"] = "simulated"
+    width: int = Field(1456, gt=0, description="px; the Global Shutter camera's full frame")
+    height: int = Field(1088, gt=0)
+    trigger_line: Path | None = Field(None, description="simulated backend: the simulator's trigger-line file")
+    miss_fraction: float = Field(0.0, ge=0, lt=1, description="simulated backend: share of pulses to miss")
+
+
+class WalkerSettings(Section):
+    """The simulated patient (simulated backend only); see docs/walker.md."""
+    cadence_steps_per_min: float = Field(110.0, ge=40, le=200)
+    seed: int = 0
+
+
+class NodeConfig(Section):
+    mqtt: MqttSettings = MqttSettings()
+    view: View
+    facing: Literal["left", "right"] | None = Field(None, description="side views: the way the patient faces")
+    camera: CameraSettings = CameraSettings()
+    walker: WalkerSettings = WalkerSettings()
+    queue_frames: int = Field(1200, ge=1, description="frames that may wait for inference")
+    end_grace_s: float = Field(1.0, gt=0, description="wait this long for the last frames after the train stops")
+    spool_dir: Path = Field(Path("/var/lib/gaitrig"), description="on-disk spool while the broker is unreachable")
+    spool_max_mb: float = Field(200.0, gt=0, description="spool bound; beyond it frames are counted as lost")

@@ -1,0 +1,85 @@
+"""``gaitrig coordinator`` (the daemon), ``gaitrig sessions`` and ``gaitrig export``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rig.config import CoordinatorConfig
+from rig.daemon import add_config_args, load_role_config, stop_event_on_signals
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("coordinator", help="run the coordinator daemon (sessions, storage)",
+                       description="Starts sessions when the belt runs at walking speed, arms the trigger "
+                       "train, stores every node's keypoints in SQLite and closes the session when the belt "
+                       "stops. Runs until SIGTERM/Ctrl-C.")
+    add_config_args(p, "coordinator")
+    p.add_argument("--database", type=Path, help="SQLite file (overrides storage.database)")
+    p.set_defaults(func=run_coordinator)
+
+    p = sub.add_parser("sessions", help="list recorded sessions",
+                       description="Lists the newest sessions in the coordinator's database with their "
+                       "frame counts per view.")
+    add_config_args(p, "coordinator")
+    p.add_argument("--database", type=Path, help="SQLite file (overrides storage.database)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run_sessions)
+
+    p = sub.add_parser("export", help="export a session as keypoint files (one per view)",
+                       description="Writes gaitrig-keypoints/1 JSON Lines files, one per view, for "
+                       "`gaitrig analyze` or other tools; t is seconds from the first trigger pulse.")
+    add_config_args(p, "coordinator")
+    p.add_argument("session_id", type=int)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--database", type=Path, help="SQLite file (overrides storage.database)")
+    p.set_defaults(func=run_export)
+
+
+def _config(args) -> CoordinatorConfig:
+    return load_role_config(CoordinatorConfig, args, {"storage.database": str(args.database) if args.database else None})
+
+
+def run_coordinator(args) -> int:
+    from rig.coordinator.daemon import Coordinator
+    Coordinator(_config(args)).run(stop_event_on_signals())
+    return 0
+
+
+def _open_existing(config: CoordinatorConfig):
+    from rig.coordinator.storage import Storage
+    if not config.storage.database.exists():
+        print(f"gaitrig: no database at {config.storage.database}", file=sys.stderr)
+        raise SystemExit(2)
+    return Storage(config.storage.database)
+
+
+def run_sessions(args) -> int:
+    storage = _open_existing(_config(args))
+    rows = []
+    for s in storage.sessions():
+        frames = {n.view: n.frames_received for n in storage.nodes(s.id)}
+        rows.append({"session_id": s.id, "state": s.state, "start": s.start_reason, "stop": s.stop_reason,
+                     "pulses": s.pulses_sent, "frames": frames, "complete": s.complete})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'id':>4}  {'state':8} {'pulses':>7}  {'complete':8}  frames per view")
+    for r in rows:
+        frames = " ".join(f"{v}={n}" for v, n in r["frames"].items())
+        print(f"{r['session_id']:>4}  {r['state']:8} {r['pulses'] or 0:>7}  {str(r['complete']):8}  {frames}")
+    return 0
+
+
+def run_export(args) -> int:
+    from rig.coordinator.export import ExportError, export_session
+    storage = _open_existing(_config(args))
+    try:
+        paths = export_session(storage, args.session_id, args.out)
+    except ExportError as e:
+        print(f"gaitrig: {e}", file=sys.stderr)
+        return 2
+    for view, path in paths.items():
+        print(f"{view}: {path}")
+    return 0

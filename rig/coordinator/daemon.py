@@ -1,0 +1,180 @@
+"""The coordinator daemon: a thin shell that feeds MQTT events to the SessionMachine,
+carries out its actions (arm/disarm over MQTT, SQLite writes, session state and summary)
+and stores every keypoint frame.
+
+paho's network thread only decodes and queues; one worker thread owns the database
+and the state machine, so no locks are needed around either.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from typing import Callable
+
+from rig.bus import topics
+from rig.bus.client import BusClient
+from rig.bus.payloads import (BeltState, CommandReply, NodeEnd, NodeInfo, SessionCommand, SessionState,
+                              SessionSummary, TreadmillCommand, TriggerState, decode, decode_keypoints)
+from rig.config import CoordinatorConfig
+from rig.coordinator import sessions as sm
+from rig.coordinator.storage import Storage
+
+log = logging.getLogger(__name__)
+COMMIT_EVERY_S = 0.5
+TICK_S = 0.1
+
+
+class Coordinator:
+    def __init__(self, config: CoordinatorConfig, on_closed: Callable[[SessionSummary], None] | None = None):
+        self.config = config
+        self.machine = sm.SessionMachine(config.session)
+        self.bus = BusClient(config.mqtt, "coordinator", persistent_session=True)
+        self.inbox: queue.Queue = queue.Queue()
+        self.on_closed = on_closed
+        self.session_id: int | None = None
+        self.storage: Storage | None = None
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        route = {
+            topics.TREADMILL_STATE: lambda m: ("belt", decode(BeltState, m.payload)),
+            topics.TREADMILL_TRIGGER: lambda m: ("trigger", decode(TriggerState, m.payload)),
+            topics.TREADMILL_CMD_REPLY: lambda m: ("reply", decode(CommandReply, m.payload)),
+            topics.SESSION_CMD: lambda m: ("command", decode(SessionCommand, m.payload)),
+            topics.NODE_END: lambda m: ("end", decode(NodeEnd, m.payload)),
+            topics.NODE_INFO: lambda m: ("info", (m.topic, decode(NodeInfo, m.payload))),
+            topics.NODE_KEYPOINTS: lambda m: ("frame", (m.topic, m.payload, decode_keypoints(m.payload))),
+        }
+        for topic, parse in route.items():
+            self.bus.on(topic, lambda m, parse=parse: self.inbox.put(parse(m)))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        self.storage = Storage(self.config.storage.database)
+        self._recover_unfinished()
+        self.bus.start()
+        self._publish_state("idle")
+        last_commit = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    kind, payload = self.inbox.get(timeout=TICK_S)
+                    self._handle(kind, payload)
+                except queue.Empty:
+                    pass
+                self._do(self.machine.tick(time.time()))
+                if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                    self.storage.commit()
+                    last_commit = time.monotonic()
+        finally:
+            self.storage.close()
+            self.bus.close()
+
+    def _recover_unfinished(self) -> None:
+        for row in self.storage.unfinished_sessions():
+            log.warning("session %d was left open by a previous run; closing it as incomplete", row.id)
+            self.storage.mark_closing(row.id, "coordinator restarted")
+            self.storage.close_session(row.id, time.time(), complete=False)
+
+    # -- events ---------------------------------------------------------------------------------
+    def _handle(self, kind: str, payload) -> None:
+        now = time.time()
+        if kind == "frame":
+            self._frame(*payload)
+        elif kind == "belt":
+            if self.session_id is not None:
+                self.storage.add_belt_sample(self.session_id, payload.t, payload.running, payload.speed_m_s,
+                                             payload.incline_pct, payload.estop)
+            self._do(self.machine.belt(now, payload.running, payload.speed_m_s, payload.estop))
+        elif kind == "trigger":
+            if self.session_id is not None and payload.armed:
+                self.storage.set_train(self.session_id, payload.first_pulse_t, None)
+            self._do(self.machine.trigger(now, payload.armed, payload.pulses_sent))
+        elif kind == "end":
+            self._node_end(now, payload)
+        elif kind == "command":
+            log.info("session command %s by %s", payload.action, payload.by)
+            self._do(self.machine.command(now, payload.action))
+        elif kind == "reply":
+            (log.info if payload.ok else log.error)("controller replied to %s: %s", payload.id,
+                                                   "ok" if payload.ok else payload.error)
+        elif kind == "info":
+            topic, info = payload
+            self.storage.set_node_info(topics.NODE_INFO.fields(self.bus.rig_id, topic)["view"], info.model_dump_json())
+
+    def _frame(self, topic: str, raw: bytes, frame) -> None:
+        view = topics.NODE_KEYPOINTS.fields(self.bus.rig_id, topic)["view"]
+        if view not in self.config.session.views:
+            log.debug("frame from unconfigured view %s ignored", view)
+            return
+        if self.storage.session(frame.session_id) is None:
+            log.warning("frame for unknown session %d from %s dropped", frame.session_id, view)
+            return
+        if self.storage.add_frame(frame.session_id, view, frame.index, raw) and frame.session_id == self.session_id:
+            self.machine.frame_received(view)
+
+    def _node_end(self, now: float, end: NodeEnd) -> None:
+        if self.storage.session(end.session_id) is None:
+            return
+        self.storage.node_end(end.session_id, end.view, end.frames, end.captured, end.missed_triggers,
+                              end.dropped, end.simulated)
+        if end.session_id == self.session_id:
+            self._do(self.machine.node_end(now, end.view, end.frames))
+
+    # -- actions ----------------------------------------------------------------------------------
+    def _do(self, actions: list[sm.Action]) -> None:
+        for action in actions:
+            match action:
+                case sm.OpenSession(reason):
+                    self.session_id = self.storage.open_session(reason, time.time(), self.config.session.fps,
+                                                                self.config.session.views)
+                    log.info("session %d started (%s)", self.session_id, reason)
+                    self._publish_state("recording", reason=reason)
+                case sm.Arm(rate_hz):
+                    self._command("arm", rate_hz)
+                case sm.Disarm():
+                    self._command("disarm")
+                case sm.BeginClosing(reason, pulses):
+                    self.storage.set_train(self.session_id, None, pulses)
+                    self.storage.mark_closing(self.session_id, reason)
+                    log.info("session %d closing (%s): %d pulses sent", self.session_id, reason, pulses)
+                    self._publish_state("closing", reason=reason, pulses_sent=pulses)
+                case sm.FinishSession():
+                    self._finish(action)
+
+    def _finish(self, action: sm.FinishSession) -> None:
+        sid = self.session_id
+        self.storage.close_session(sid, time.time(), action.complete)
+        summary = self.summary(sid)
+        if action.problem:
+            log.warning("session %d closed incomplete: %s", sid, action.problem)
+        else:
+            log.info("session %d closed: %s frames", sid, summary.frames)
+        self.bus.send(topics.SESSION_SUMMARY, summary)
+        self.session_id = None
+        self._publish_state("idle", reason=self.machine.stop_reason)
+        if self.on_closed:
+            self.on_closed(summary)
+
+    def summary(self, sid: int) -> SessionSummary:
+        row = self.storage.session(sid)
+        pulses = row.pulses_sent or 0
+        nodes = self.storage.nodes(sid)
+        return SessionSummary(
+            session_id=sid, started_t=row.started_t, ended_t=row.ended_t or time.time(),
+            reason=row.stop_reason or "", pulses_sent=pulses,
+            frames={n.view: n.frames_received for n in nodes},
+            dropped={n.view: max(pulses - n.frames_received, 0) for n in nodes},
+            complete=bool(row.complete))
+
+    def _command(self, cmd: str, rate_hz: float | None = None) -> None:
+        command = TreadmillCommand(id=f"{cmd}-{self.session_id}-{uuid.uuid4().hex[:8]}", cmd=cmd, rate_hz=rate_hz)
+        self.bus.send(topics.TREADMILL_CMD, command)
+
+    def _publish_state(self, state: str, reason: str | None = None, pulses_sent: int | None = None) -> None:
+        self.bus.send(topics.SESSION_STATE, SessionState(
+            t=time.time(), state=state, session_id=self.session_id, reason=reason,
+            views=self.config.session.views if state != "idle" else [], pulses_sent=pulses_sent))

@@ -1,0 +1,147 @@
+"""When a session starts and stops — pure logic, no I/O, driven by events and time.
+
+A session starts by itself once the belt has run at walking speed for ``start_after_s``
+(or by a manual start) and stops when the belt stops, the emergency stop fires, or by a
+manual stop. Stopping goes through *closing*: the trigger train is disarmed, its final
+pulse count is awaited, then every node's end-of-session count, or a timeout.
+The daemon feeds events in and carries out the returned actions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from rig.config import SessionSettings
+
+
+class Phase(str, Enum):
+    IDLE = "idle"
+    RECORDING = "recording"
+    CLOSING = "closing"
+
+
+# -- actions the daemon carries out ---------------------------------------------------------
+@dataclass(frozen=True)
+class OpenSession:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Arm:
+    rate_hz: float
+
+
+@dataclass(frozen=True)
+class Disarm:
+    pass
+
+
+@dataclass(frozen=True)
+class BeginClosing:
+    reason: str
+    pulses_sent: int
+
+
+@dataclass(frozen=True)
+class FinishSession:
+    complete: bool
+    missing_views: tuple[str, ...]
+    problem: str | None = None  # why it is incomplete, for the log and the summary
+
+
+Action = OpenSession | Arm | Disarm | BeginClosing | FinishSession
+
+
+@dataclass
+class SessionMachine:
+    """Feed it belt/trigger/node events; it answers with the actions to take."""
+
+    settings: SessionSettings
+    phase: Phase = Phase.IDLE
+    manual: bool = False
+    stop_reason: str | None = None
+    _walking_since: float | None = None
+    _needs_belt_rest: bool = False  # after an auto stop, the belt must stop before the next start
+    _stopped_at: float | None = None
+    _closing_since: float | None = None
+    _pulses_sent: int | None = None
+    _ends: dict[str, int] = field(default_factory=dict)
+    _received: dict[str, int] = field(default_factory=dict)
+
+    # -- inputs -------------------------------------------------------------------------------
+    def belt(self, now: float, running: bool, speed_m_s: float, estop: bool) -> list[Action]:
+        walking = running and not estop and speed_m_s >= self.settings.walking_speed_min_m_s
+        if not walking:
+            self._walking_since = None
+            self._needs_belt_rest = False
+        elif self._walking_since is None:
+            self._walking_since = now
+        if self.phase is Phase.RECORDING:
+            if estop:
+                return self._stop(now, "emergency stop")
+            if not walking and not self.manual:
+                return self._stop(now, "belt stopped")
+        return self.tick(now)
+
+    def command(self, now: float, action: str) -> list[Action]:
+        if action == "start" and self.phase is Phase.IDLE:
+            return self._start("manual start", manual=True)
+        if action == "stop" and self.phase is Phase.RECORDING:
+            return self._stop(now, "manual stop")
+        return []
+
+    def trigger(self, now: float, armed: bool, pulses_sent: int) -> list[Action]:
+        """A trigger-train report; once disarmed during closing its count is final."""
+        if self.phase is Phase.CLOSING and not armed and self._pulses_sent is None:
+            self._pulses_sent = pulses_sent
+            self._closing_since = now
+            return [BeginClosing(self.stop_reason or "stopped", pulses_sent)] + self._maybe_finish(now)
+        return []
+
+    def frame_received(self, view: str) -> None:
+        self._received[view] = self._received.get(view, 0) + 1
+
+    def node_end(self, now: float, view: str, frames: int) -> list[Action]:
+        self._ends[view] = frames
+        return self._maybe_finish(now) if self.phase is Phase.CLOSING else []
+
+    def tick(self, now: float) -> list[Action]:
+        if (self.phase is Phase.IDLE and self._walking_since is not None and not self._needs_belt_rest
+                and now - self._walking_since >= self.settings.start_after_s):
+            return self._start("belt running", manual=False)
+        if self.phase is Phase.CLOSING:
+            return self._maybe_finish(now)
+        return []
+
+    # -- transitions ----------------------------------------------------------------------------
+    def _start(self, reason: str, manual: bool) -> list[Action]:
+        self.phase, self.manual, self.stop_reason = Phase.RECORDING, manual, None
+        self._pulses_sent, self._closing_since, self._ends, self._received = None, None, {}, {}
+        return [OpenSession(reason), Arm(self.settings.fps)]
+
+    def _stop(self, now: float, reason: str) -> list[Action]:
+        self.phase, self.stop_reason, self._stopped_at = Phase.CLOSING, reason, now
+        self._needs_belt_rest = not self.manual
+        return [Disarm()]
+
+    def _maybe_finish(self, now: float) -> list[Action]:
+        """Finish when every view reported its end and all its frames are in, or on timeout."""
+        if self._pulses_sent is None:
+            if now - (self._stopped_at or now) < self.settings.end_timeout_s:
+                return []
+            self.phase = Phase.IDLE  # the controller never confirmed the disarm: report, don't wait
+            return [FinishSession(False, tuple(self.settings.views), "no final pulse count from the controller")]
+        views = self.settings.views
+        done = [v for v in views if v in self._ends and self._received.get(v, 0) >= self._ends[v]]
+        timed_out = now - (self._closing_since or now) >= self.settings.end_timeout_s
+        if len(done) < len(views) and not timed_out:
+            return []
+        short = [v for v in views if self._received.get(v, 0) < self._pulses_sent]
+        missing = tuple(v for v in views if v not in done)
+        problem = None
+        if missing:
+            problem = f"no end-of-session count from {', '.join(missing)}"
+        elif short:
+            problem = f"fewer frames than pulses from {', '.join(short)}"
+        self.phase = Phase.IDLE
+        return [FinishSession(problem is None, missing, problem)]

@@ -1,0 +1,207 @@
+"""The coordinator's SQLite database: sessions, their nodes, belt-speed profile, frame
+counts and every received keypoint frame (as received, so nothing recorded is lost).
+
+Schema migrations from day one: MIGRATIONS is append-only; ``PRAGMA user_version`` holds
+how many have been applied.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE sessions (
+        id            INTEGER PRIMARY KEY,
+        state         TEXT NOT NULL CHECK (state IN ('recording', 'closing', 'closed')),
+        start_reason  TEXT NOT NULL,
+        stop_reason   TEXT,
+        started_t     REAL NOT NULL,
+        ended_t       REAL,
+        fps           REAL NOT NULL,
+        first_pulse_t REAL,
+        pulses_sent   INTEGER,
+        complete      INTEGER
+    );
+    CREATE TABLE session_nodes (
+        session_id      INTEGER NOT NULL REFERENCES sessions(id),
+        view            TEXT NOT NULL,
+        frames_received INTEGER NOT NULL DEFAULT 0,
+        frames_reported INTEGER,
+        captured        INTEGER,
+        missed_triggers INTEGER,
+        dropped         INTEGER,
+        simulated       INTEGER,
+        PRIMARY KEY (session_id, view)
+    );
+    CREATE TABLE belt_samples (
+        session_id  INTEGER NOT NULL REFERENCES sessions(id),
+        t           REAL NOT NULL,
+        running     INTEGER NOT NULL,
+        speed_m_s   REAL NOT NULL,
+        incline_pct REAL NOT NULL,
+        estop       INTEGER NOT NULL
+    );
+    CREATE INDEX belt_samples_session ON belt_samples(session_id, t);
+    CREATE TABLE keypoints (
+        session_id INTEGER NOT NULL,
+        view       TEXT NOT NULL,
+        idx        INTEGER NOT NULL,
+        payload    BLOB NOT NULL,
+        PRIMARY KEY (session_id, view, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE node_info (
+        view    TEXT PRIMARY KEY,
+        payload TEXT NOT NULL
+    );
+    """,
+)
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: int
+    state: str
+    start_reason: str
+    stop_reason: str | None
+    started_t: float
+    ended_t: float | None
+    fps: float
+    first_pulse_t: float | None
+    pulses_sent: int | None
+    complete: bool | None
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    view: str
+    frames_received: int
+    frames_reported: int | None
+    captured: int | None
+    missed_triggers: int | None
+    dropped: int | None
+    simulated: bool | None
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations in one transaction each; returns the schema version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"database schema version {version} is newer than this gaitrig "
+                           f"({len(MIGRATIONS)}); upgrade gaitrig")
+    for i in range(version, len(MIGRATIONS)):
+        conn.executescript(f"BEGIN; {MIGRATIONS[i]}; PRAGMA user_version = {i + 1}; COMMIT;")
+    return len(MIGRATIONS)
+
+
+class Storage:
+    """One connection, used from one thread (the coordinator's worker)."""
+
+    def __init__(self, path: Path | str):
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        migrate(self.conn)
+        self.conn.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+        self.conn.execute("BEGIN")
+
+    def close(self) -> None:
+        self.conn.execute("COMMIT")
+        self.conn.close()
+
+    # -- sessions -------------------------------------------------------------------------
+    def open_session(self, start_reason: str, started_t: float, fps: float, views: list[str]) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO sessions (state, start_reason, started_t, fps) VALUES ('recording', ?, ?, ?)",
+            (start_reason, started_t, fps))
+        sid = int(cur.lastrowid)
+        self.conn.executemany("INSERT INTO session_nodes (session_id, view) VALUES (?, ?)",
+                              [(sid, v) for v in views])
+        self.commit()
+        return sid
+
+    def set_train(self, sid: int, first_pulse_t: float | None, pulses_sent: int | None) -> None:
+        self.conn.execute("UPDATE sessions SET first_pulse_t = coalesce(?, first_pulse_t), "
+                          "pulses_sent = coalesce(?, pulses_sent) WHERE id = ?",
+                          (first_pulse_t, pulses_sent, sid))
+
+    def mark_closing(self, sid: int, stop_reason: str) -> None:
+        self.conn.execute("UPDATE sessions SET state = 'closing', stop_reason = ? WHERE id = ?",
+                          (stop_reason, sid))
+        self.commit()
+
+    def close_session(self, sid: int, ended_t: float, complete: bool) -> None:
+        self.conn.execute("UPDATE sessions SET state = 'closed', ended_t = ?, complete = ? WHERE id = ?",
+                          (ended_t, int(complete), sid))
+        self.commit()
+
+    def session(self, sid: int) -> SessionRow | None:
+        row = self.conn.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE id = ?", (sid,)).fetchone()
+        return _session_row(row) if row else None
+
+    def sessions(self, limit: int = 50) -> list[SessionRow]:
+        rows = self.conn.execute(f"SELECT {_SESSION_COLS} FROM sessions ORDER BY id DESC LIMIT ?", (limit,))
+        return [_session_row(r) for r in rows]
+
+    def unfinished_sessions(self) -> list[SessionRow]:
+        rows = self.conn.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE state != 'closed'")
+        return [_session_row(r) for r in rows]
+
+    # -- nodes and frames -------------------------------------------------------------------
+    def add_frame(self, sid: int, view: str, idx: int, payload: bytes) -> bool:
+        """Store a frame once; returns False for a duplicate (QoS 1 redelivery)."""
+        cur = self.conn.execute("INSERT OR IGNORE INTO keypoints VALUES (?, ?, ?, ?)", (sid, view, idx, payload))
+        if cur.rowcount:
+            self.conn.execute("UPDATE session_nodes SET frames_received = frames_received + 1 "
+                              "WHERE session_id = ? AND view = ?", (sid, view))
+        return bool(cur.rowcount)
+
+    def node_end(self, sid: int, view: str, frames: int, captured: int, missed: int, dropped: int,
+                 simulated: bool) -> None:
+        self.conn.execute(
+            "UPDATE session_nodes SET frames_reported = ?, captured = ?, missed_triggers = ?, dropped = ?, "
+            "simulated = ? WHERE session_id = ? AND view = ?",
+            (frames, captured, missed, dropped, int(simulated), sid, view))
+
+    def nodes(self, sid: int) -> list[NodeRow]:
+        rows = self.conn.execute(
+            "SELECT view, frames_received, frames_reported, captured, missed_triggers, dropped, simulated "
+            "FROM session_nodes WHERE session_id = ? ORDER BY view", (sid,))
+        return [NodeRow(r[0], r[1], r[2], r[3], r[4], r[5], None if r[6] is None else bool(r[6])) for r in rows]
+
+    def frames(self, sid: int, view: str) -> Iterator[bytes]:
+        for (payload,) in self.conn.execute(
+                "SELECT payload FROM keypoints WHERE session_id = ? AND view = ? ORDER BY idx", (sid, view)):
+            yield payload
+
+    def add_belt_sample(self, sid: int, t: float, running: bool, speed_m_s: float, incline_pct: float,
+                        estop: bool) -> None:
+        self.conn.execute("INSERT INTO belt_samples VALUES (?, ?, ?, ?, ?, ?)",
+                          (sid, t, int(running), speed_m_s, incline_pct, int(estop)))
+
+    def belt_profile(self, sid: int) -> list[tuple[float, float]]:
+        return list(self.conn.execute(
+            "SELECT t, speed_m_s FROM belt_samples WHERE session_id = ? ORDER BY t", (sid,)))
+
+    def set_node_info(self, view: str, payload_json: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO node_info VALUES (?, ?)", (view, payload_json))
+
+    def node_info(self, view: str) -> str | None:
+        row = self.conn.execute("SELECT payload FROM node_info WHERE view = ?", (view,)).fetchone()
+        return row[0] if row else None
+
+
+_SESSION_COLS = ("id, state, start_reason, stop_reason, started_t, ended_t, fps, first_pulse_t, "
+                 "pulses_sent, complete")
+
+
+def _session_row(r: tuple) -> SessionRow:
+    return SessionRow(*r[:9], None if r[9] is None else bool(r[9]))

@@ -1,0 +1,168 @@
+"""``gaitrig demo``: the whole rig, simulated on one machine, as real processes — a real
+Mosquitto, the simulated treadmill controller on a pty, the bridge, the coordinator and
+four simulated camera nodes — each the same daemon that runs on the rig.
+
+The simulated patient walks in a loop (belt start, walk, belt stop, rest); the rig records
+by itself. ``--once --json`` runs one walk and prints its session as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rig.bus import topics
+from rig.bus.client import BusClient
+from rig.bus.payloads import SessionState, SessionSummary, decode
+from rig.config import ALL_VIEWS
+from rig.sim.broker import LocalBroker
+
+log = logging.getLogger("gaitrig.demo")
+RIG_ID = "demo"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the whole rig simulated on this machine",
+                       description="Starts a real Mosquitto broker, the simulated treadmill controller on a pty, "
+                       "the bridge, the coordinator and four simulated camera nodes. The simulated patient "
+                       "walks (belt start, walk, belt stop) and the rig records each walk by itself. "
+                       "Ctrl-C stops everything cleanly.")
+    p.add_argument("--once", action="store_true", help="one walk, then stop")
+    p.add_argument("--json", action="store_true", help="print each closed session as one JSON object on stdout")
+    p.add_argument("--walk-s", type=float, default=12.0, help="seconds of walking per session (default 12)")
+    p.add_argument("--speed", type=float, default=1.2, help="belt speed, m/s (default 1.2)")
+    p.add_argument("--fps", type=float, default=60.0, help="trigger rate, Hz (default 60)")
+    p.add_argument("--workdir", type=Path, help="keep logs and the database here (default: a temp folder)")
+    p.set_defaults(func=run)
+
+
+class Rig:
+    """The daemons of one simulated rig, started as child processes and stopped together."""
+
+    def __init__(self, workdir: Path, fps: float):
+        self.workdir, self.fps = workdir, fps
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.broker = LocalBroker(workdir)
+        self.link = workdir / "ttyTREADMILL"
+        self.trigger_line = workdir / "trigger-line"
+        self.database = workdir / "gaitrig.sqlite"
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log_file = open(self.workdir / f"{name}.log", "ab")
+        cmd = [sys.executable, "-m", "rig.cli", *args]
+        self.procs.append((name, subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                                  stdin=subprocess.DEVNULL, start_new_session=True)))
+
+    def start(self, script: str) -> None:
+        self.broker.start()
+        mqtt = ["--mqtt", f"127.0.0.1:{self.broker.port}", "--rig-id", RIG_ID]
+        self._write_configs()
+        self._spawn("coordinator", "coordinator", *mqtt, "--config", str(self.workdir / "coordinator.toml"))
+        for view in ALL_VIEWS:
+            self._spawn(f"node-{view}", "node", *mqtt, "--config", str(self.workdir / "node.toml"), "--view", view,
+                        "--trigger-line", str(self.trigger_line))
+        self._spawn("sim-treadmill", "sim-treadmill", "--link", str(self.link), "--trigger-line",
+                    str(self.trigger_line), "--script", script)
+        self._wait_for(self.link, "the simulated treadmill's serial device")
+        self._spawn("bridge", "bridge", *mqtt, "--serial", str(self.link))
+
+    def _write_configs(self) -> None:
+        (self.workdir / "coordinator.toml").write_text(
+            f'[session]\nfps = {self.fps}\nstart_after_s = 2.0\nend_timeout_s = 15.0\n'
+            f'[storage]\ndatabase = "{self.database}"\n')
+        (self.workdir / "node.toml").write_text(
+            f'view = "left"\nspool_dir = "{self.workdir}"\n[camera]\nbackend = "simulated"\n')
+
+    def _wait_for(self, path: Path, what: str, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not path.exists():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not appear at {path}")
+            time.sleep(0.05)
+
+    def check_alive(self) -> None:
+        for name, p in self.procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{name} exited with {p.returncode}; see {self.workdir / (name + '.log')}")
+
+    def stop(self) -> None:
+        for _, p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for name, p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", name)
+                p.kill()
+        self.broker.stop()
+
+
+def _watch(rig: Rig) -> "queue.Queue[SessionSummary]":
+    watcher = BusClient(rig.broker.settings(RIG_ID), "demo-watch")
+    summaries: queue.Queue = queue.Queue()
+
+    def on_state(msg) -> None:
+        s = decode(SessionState, msg.payload)
+        if s.state != "idle" or s.reason:
+            log.info("session %s: %s%s", s.session_id if s.session_id is not None else "-", s.state,
+                     f" ({s.reason})" if s.reason else "")
+
+    watcher.on(topics.SESSION_STATE, on_state)
+    watcher.on(topics.SESSION_SUMMARY, lambda m: summaries.put(decode(SessionSummary, m.payload)))
+    watcher.start()
+    return summaries
+
+
+def session_json(summary: SessionSummary) -> dict:
+    return {"session_id": summary.session_id, "frames": summary.frames, "dropped": summary.dropped,
+            "pulses_sent": summary.pulses_sent, "complete": summary.complete, "stop_reason": summary.reason,
+            "duration_s": round(summary.ended_t - summary.started_t, 2)}
+
+
+def run(args) -> int:
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gaitrig-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rest_s = 4.0
+    script = f"start=1,speed={args.speed},ramp=1,walk={args.walk_s}" + ("" if args.once else f",rest={rest_s},repeat=1")
+    rig = Rig(workdir, args.fps)
+    log.info("simulated rig in %s (logs, database)", workdir)
+    try:
+        rig.start(script)
+        summaries = _watch(rig)
+        deadline = time.monotonic() + args.walk_s + 60
+        while True:
+            try:
+                summary = summaries.get(timeout=0.5)
+            except queue.Empty:
+                rig.check_alive()
+                if args.once and time.monotonic() > deadline:
+                    raise RuntimeError("no session closed in time; see the logs in " + str(workdir))
+                continue
+            out = session_json(summary)
+            print(json.dumps(out) if args.json else _describe(out), flush=True)
+            if args.once:
+                return 0 if summary.complete else 1
+    except KeyboardInterrupt:
+        log.info("stopping the rig")
+        return 0
+    except RuntimeError as e:
+        print(f"gaitrig demo: {e}", file=sys.stderr)
+        return 1
+    finally:
+        rig.stop()
+
+
+def _describe(s: dict) -> str:
+    frames = ", ".join(f"{v} {n}" for v, n in s["frames"].items())
+    return (f"session {s['session_id']}: {s['pulses_sent']} pulses, frames {frames}; "
+            f"{'complete' if s['complete'] else 'INCOMPLETE'} ({s['stop_reason']}, {s['duration_s']} s)")

@@ -1,0 +1,52 @@
+"""``gaitrig node``: the camera-node daemon for one view."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rig.config import NodeConfig
+from rig.daemon import add_config_args, load_role_config, stop_event_on_signals
+from rig.node.camera import CameraError
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("node", help="run a camera node (capture, pose inference, publish keypoints)",
+                       description="Captures every hardware-triggered frame while a session's trigger train "
+                       "runs, labels it with its trigger index, estimates the 33 pose landmarks and publishes "
+                       "them over MQTT. With camera.backend = \"simulated\" the camera films the simulated "
+                       "walker and follows the simulator's trigger line. Runs until SIGTERM/Ctrl-C.")
+    add_config_args(p, "node")
+    p.add_argument("--view", choices=["left", "right", "rear", "front"], help="overrides view")
+    p.add_argument("--trigger-line", type=Path, help="simulated backend: overrides camera.trigger_line")
+    p.set_defaults(func=run)
+
+
+def build(config: NodeConfig):
+    """The camera and the estimator for the configured backend."""
+    if config.camera.backend == "simulated":
+        from rig.node.camera import SimulatedCamera
+        from rig.sim.scene import WalkerScene
+        from rig.sim.walker import WalkerParams
+        scene = WalkerScene(config.view, WalkerParams(cadence_steps_per_min=config.walker.cadence_steps_per_min),
+                            seed=config.walker.seed)
+        camera = SimulatedCamera(config.camera.trigger_line, scene, config.camera.width, config.camera.height,
+                                 config.camera.miss_fraction, seed=config.walker.seed)
+        return camera, (lambda frame, index: frame.landmarks), "simulated walker"
+    raise CameraError(f"camera.backend {config.camera.backend!r} is not available in this build")
+
+
+def run(args) -> int:
+    from rig.node.daemon import NodeDaemon
+    config = load_role_config(NodeConfig, args, {
+        "view": args.view, "camera.trigger_line": str(args.trigger_line) if args.trigger_line else None})
+    try:
+        camera, estimator, model = build(config)
+        NodeDaemon(config, camera, estimator, model, simulated=camera.name == "simulated").run(stop_event_on_signals())
+    except CameraError as e:
+        print(f"gaitrig node: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,68 @@
+"""Publishing keypoints: the one path by which every node — real or simulated — sends its
+frames and its end-of-session count. While the broker is unreachable, messages go to the
+on-disk spool; once it is back they are replayed first, in order, then publishing resumes."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import paho.mqtt.client as mqtt
+
+from rig.bus import topics
+from rig.bus.client import BusClient
+from rig.bus.payloads import KeypointFrame, NodeEnd, encode_keypoints
+from rig.node.spool import Spool, SpoolFull
+
+log = logging.getLogger(__name__)
+REPLAY_BATCH = 200
+
+
+class KeypointPublisher:
+    def __init__(self, bus: BusClient, view: str, simulated: bool, spool: Spool):
+        self.bus, self.view, self.simulated, self.spool = bus, view, simulated, spool
+        self.refused = 0  # the spool was full: frames lost, and counted
+        self._order = threading.Lock()  # direct publishing and replay must not interleave
+
+    def frame(self, session_id: int, index: int, t: float, lm: np.ndarray | None) -> bool:
+        payload = encode_keypoints(KeypointFrame(session_id, index, t, lm, self.simulated))
+        return self._send(topics.NODE_KEYPOINTS, payload)
+
+    def end(self, end: NodeEnd) -> None:
+        self._send(topics.NODE_END, end.encode())
+        log.info("session %d: %d frames published, %d captured, %d missed triggers, %d dropped",
+                 end.session_id, end.frames, end.captured, end.missed_triggers, end.dropped)
+
+    def _send(self, topic: topics.Topic, payload: bytes) -> bool:
+        path = topic.path(self.bus.rig_id, view=self.view)
+        with self._order:
+            if self.bus.connected and self.spool.count == 0:
+                if self.bus.publish(path, payload, qos=topic.qos).rc == mqtt.MQTT_ERR_SUCCESS:
+                    return True
+            try:
+                self.spool.put(path, topic.qos, payload)
+                return True
+            except SpoolFull as e:
+                self.refused += 1
+                if self.refused == 1:
+                    log.error("frames are being lost: %s", e)
+                return False
+
+    def replay(self, stop: threading.Event, idle_s: float = 0.2) -> None:
+        """Drain the spool whenever the broker is reachable; runs on its own thread."""
+        while not stop.wait(idle_s):
+            while self.bus.connected and self.spool.count and not stop.is_set():
+                if not self._replay_batch():
+                    break
+
+    def _replay_batch(self) -> bool:
+        with self._order:
+            batch = self.spool.peek(REPLAY_BATCH)
+            infos = [self.bus.publish(topic, payload, qos=qos) for _, topic, qos, payload in batch]
+        for info in infos:
+            info.wait_for_publish(5)
+            if not info.is_published():
+                return False  # connection lost again: keep them, they go out next time
+        self.spool.remove_through(batch[-1][0])
+        log.info("replayed %d spooled messages, %d left", len(batch), self.spool.count)
+        return True

@@ -1,0 +1,105 @@
+"""When sessions start and stop: the pure state machine, driven by a scripted clock."""
+from __future__ import annotations
+
+from rig.config import SessionSettings
+from rig.coordinator.sessions import (Arm, BeginClosing, Disarm, FinishSession, OpenSession, Phase,
+                                      SessionMachine)
+
+VIEWS = ["left", "right"]
+
+
+def machine(**kw) -> SessionMachine:
+    return SessionMachine(SessionSettings(views=VIEWS, start_after_s=2.0, end_timeout_s=5.0,
+                                          walking_speed_min_m_s=0.3, fps=60, **kw))
+
+
+def walk(m: SessionMachine, t0: float = 0.0) -> list:
+    actions = m.belt(t0, True, 1.2, False)
+    return actions + m.tick(t0 + 2.0)
+
+
+def test_belt_at_walking_speed_for_start_after_s_starts_and_arms():
+    m = machine()
+    assert m.belt(0.0, True, 1.2, False) == []
+    assert m.tick(1.9) == []
+    assert m.tick(2.0) == [OpenSession("belt running"), Arm(60.0)]
+    assert m.phase is Phase.RECORDING
+
+
+def test_slow_belt_or_a_short_run_does_not_start():
+    m = machine()
+    m.belt(0.0, True, 0.2, False)
+    assert m.tick(10.0) == []
+    m.belt(10.0, True, 1.0, False)
+    m.belt(11.0, False, 0.0, False)
+    assert m.tick(20.0) == []
+
+
+def close(m: SessionMachine, t: float, pulses: int, frames: dict[str, int]) -> list:
+    out = m.trigger(t, False, pulses)
+    for view, n in frames.items():
+        for _ in range(n):
+            m.frame_received(view)
+        out += m.node_end(t + 0.1, view, n)
+    return out
+
+
+def test_belt_stop_disarms_then_waits_for_every_node_then_finishes_complete():
+    m = machine()
+    walk(m)
+    assert m.belt(10.0, False, 0.0, False) == [Disarm()]
+    assert m.phase is Phase.CLOSING
+    out = m.trigger(10.1, False, 480)
+    assert out == [BeginClosing("belt stopped", 480)]
+    for _ in range(480):
+        m.frame_received("left")
+    assert m.node_end(10.2, "left", 480) == []
+    for _ in range(480):
+        m.frame_received("right")
+    assert m.node_end(10.3, "right", 480) == [FinishSession(True, ())]
+    assert m.phase is Phase.IDLE
+
+
+def test_a_silent_node_times_out_and_the_session_is_incomplete():
+    m = machine()
+    walk(m)
+    m.belt(10.0, False, 0.0, False)
+    close(m, 10.1, 100, {"left": 100})
+    assert m.tick(14.0) == []
+    assert m.tick(15.2) == [FinishSession(False, ("right",), "no end-of-session count from right")]
+
+
+def test_controller_that_never_confirms_the_disarm_is_not_waited_on_forever():
+    m = machine()
+    walk(m)
+    m.belt(10.0, False, 0.0, False)
+    assert m.tick(14.9) == []
+    assert m.tick(15.0) == [FinishSession(False, ("left", "right"), "no final pulse count from the controller")]
+
+
+def test_estop_stops_even_a_manual_session():
+    m = machine()
+    assert m.command(0.0, "start") == [OpenSession("manual start"), Arm(60.0)]
+    assert m.belt(1.0, False, 0.0, False) == []  # a standing capture: belt stopped is fine
+    assert m.belt(2.0, False, 0.0, True) == [Disarm()]
+    assert m.trigger(2.1, False, 120) == [BeginClosing("emergency stop", 120)]
+
+
+def test_after_an_auto_stop_the_belt_must_rest_before_the_next_start():
+    m = machine()
+    walk(m)
+    m.belt(10.0, True, 1.2, True)  # e-stop while the belt still coasts
+    close(m, 10.1, 5, {"left": 5, "right": 5})
+    assert m.phase is Phase.IDLE
+    assert m.belt(11.0, True, 1.2, False) == []
+    assert m.tick(20.0) == [], "restarted although the belt never stopped after the e-stop"
+    m.belt(21.0, False, 0.0, False)
+    assert walk(m, 22.0)[0] == OpenSession("belt running")
+
+
+def test_frames_short_of_pulses_make_the_session_incomplete():
+    m = machine()
+    walk(m)
+    m.belt(10.0, False, 0.0, False)
+    out = close(m, 10.1, 100, {"left": 100, "right": 98})
+    assert out[-1] == FinishSession(False, (), "fewer frames than pulses from right")
