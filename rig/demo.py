@@ -107,20 +107,19 @@ class Rig:
         self.broker.stop()
 
 
-def _watch(rig: Rig) -> "queue.Queue[SessionSummary]":
+def _watch(rig: Rig) -> tuple[BusClient, "queue.Queue[SessionSummary]"]:
     watcher = BusClient(rig.broker.settings(RIG_ID), "demo-watch")
     summaries: queue.Queue = queue.Queue()
 
     def on_state(msg) -> None:
         s = decode(SessionState, msg.payload)
-        if s.state != "idle" or s.reason:
-            log.info("session %s: %s%s", s.session_id if s.session_id is not None else "-", s.state,
-                     f" ({s.reason})" if s.reason else "")
+        if s.state != "idle":
+            log.info("session %s: %s (%s)", s.session_id, s.state, s.reason)
 
     watcher.on(topics.SESSION_STATE, on_state)
     watcher.on(topics.SESSION_SUMMARY, lambda m: summaries.put(decode(SessionSummary, m.payload)))
     watcher.start()
-    return summaries
+    return watcher, summaries
 
 
 def session_json(summary: SessionSummary) -> dict:
@@ -133,12 +132,13 @@ def run(args) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gaitrig-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     rest_s = 4.0
-    script = f"start=1,speed={args.speed},ramp=1,walk={args.walk_s}" + ("" if args.once else f",rest={rest_s},repeat=1")
+    script = f"start=1,speed={args.speed},ramp=1,walk={args.walk_s},rest={rest_s},walks={1 if args.once else 0}"
     rig = Rig(workdir, args.fps)
+    watcher = None
     log.info("simulated rig in %s (logs, database)", workdir)
     try:
         rig.start(script)
-        summaries = _watch(rig)
+        watcher, summaries = _watch(rig)
         deadline = time.monotonic() + args.walk_s + 60
         while True:
             try:
@@ -159,6 +159,8 @@ def run(args) -> int:
         print(f"gaitrig demo: {e}", file=sys.stderr)
         return 1
     finally:
+        if watcher:
+            watcher.close()
         rig.stop()
 
 

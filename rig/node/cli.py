@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from rig.config import NodeConfig
 from rig.daemon import add_config_args, load_role_config, stop_event_on_signals
-from rig.node.camera import CameraError
+from rig.node.camera import Camera, CameraError
+from rig.node.daemon import Estimator
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def build(config: NodeConfig):
+@dataclass(frozen=True)
+class NodeParts:
+    camera: Camera
+    estimator: Estimator
+    model_name: str
+    facing: str | None
+
+
+def build(config: NodeConfig) -> NodeParts:
     """The camera and the estimator for the configured backend."""
     if config.camera.backend == "simulated":
         from rig.node.camera import SimulatedCamera
@@ -35,7 +45,8 @@ def build(config: NodeConfig):
                             seed=config.walker.seed)
         camera = SimulatedCamera(config.camera.trigger_line, scene, config.camera.width, config.camera.height,
                                  config.camera.miss_fraction, seed=config.walker.seed)
-        return camera, (lambda frame, index: frame.landmarks), "simulated walker"
+        facing = config.facing or scene.walker(60.0).header(config.view).facing
+        return NodeParts(camera, lambda frame, index: frame.landmarks, "simulated walker", facing)
     raise CameraError(f"camera.backend {config.camera.backend!r} is not available in this build")
 
 
@@ -44,8 +55,7 @@ def run(args) -> int:
     config = load_role_config(NodeConfig, args, {
         "view": args.view, "camera.trigger_line": str(args.trigger_line) if args.trigger_line else None})
     try:
-        camera, estimator, model = build(config)
-        NodeDaemon(config, camera, estimator, model, simulated=camera.name == "simulated").run(stop_event_on_signals())
+        NodeDaemon(config, build(config)).run(stop_event_on_signals())
     except CameraError as e:
         print(f"gaitrig node: {e}", file=sys.stderr)
         return 2

@@ -12,8 +12,9 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -26,7 +27,11 @@ from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
 from rig.node.trigger import TriggerIndexer
 
+if TYPE_CHECKING:
+    from rig.node.cli import NodeParts
+
 log = logging.getLogger(__name__)
+EARLY_FRAMES = 240
 Estimator = Callable[[CapturedFrame, int], "np.ndarray | None"]
 
 
@@ -39,12 +44,17 @@ class Train:
     dropped: int = 0
     published: int = 0
 
+    def same_train(self, trig: TriggerState) -> bool:
+        """Reports of one train differ only by clock-sync refinements, far below a period."""
+        i = self.indexer
+        return trig.rate_hz == i.rate_hz and abs(trig.first_pulse_t - i.first_pulse_t) < 0.5 / i.rate_hz
+
 
 class NodeDaemon:
-    def __init__(self, config: NodeConfig, camera: Camera, estimator: Estimator, model_name: str,
-                 simulated: bool = False):
-        self.config, self.camera, self.estimator = config, camera, estimator
-        self.model_name, self.simulated = model_name, simulated
+    def __init__(self, config: NodeConfig, parts: "NodeParts"):
+        self.config, self.camera, self.estimator = config, parts.camera, parts.estimator
+        self.model_name, self.facing = parts.model_name, parts.facing
+        self.simulated = simulated = parts.camera.name == "simulated"
         self.bus = BusClient(config.mqtt, f"node-{config.view}", simulated=simulated)
         spool = Spool(config.spool_dir / f"spool-{config.view}.sqlite", int(config.spool_max_mb * 1e6))
         self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool)
@@ -52,6 +62,8 @@ class NodeDaemon:
         self.lock = threading.Lock()
         self.recording_session: int | None = None
         self.train: Train | None = None
+        # frames exposed after the session started but before the train's report arrived
+        self.early: deque[CapturedFrame] = deque(maxlen=EARLY_FRAMES)
         self.bus.on(topics.SESSION_STATE, self._on_session)
         self.bus.on(topics.TREADMILL_TRIGGER, self._on_trigger)
 
@@ -66,7 +78,7 @@ class NodeDaemon:
         with self.lock:
             t = self.train
             if trig.armed and trig.first_pulse_t is not None and self.recording_session is not None:
-                if t is None or t.indexer.first_pulse_t != trig.first_pulse_t:
+                if t is None or not t.same_train(trig):
                     self._start_train(self.recording_session, trig)
             elif not trig.armed and t is not None and t.pulses_sent is None:
                 t.pulses_sent, t.ended_at = trig.pulses_sent, time.monotonic()
@@ -74,6 +86,9 @@ class NodeDaemon:
     def _start_train(self, session_id: int, trig: TriggerState) -> None:
         log.info("session %d: train armed at %.1f Hz", session_id, trig.rate_hz)
         self.train = Train(session_id, TriggerIndexer(trig.first_pulse_t, trig.rate_hz))
+        early, self.early = list(self.early), deque(maxlen=EARLY_FRAMES)
+        for frame in early:
+            self._enqueue(self.train, frame)
 
     # -- threads -------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -81,7 +96,7 @@ class NodeDaemon:
         self.bus.start()
         self.bus.send(topics.NODE_INFO, NodeInfo(
             view=self.config.view, width=self.camera.width, height=self.camera.height,
-            facing=self.config.facing, camera=self.camera.name, model=self.model_name,
+            facing=self.facing, camera=self.camera.name, model=self.model_name,
             simulated=self.simulated), view=self.config.view)
         workers = [threading.Thread(target=self._infer_loop, args=(stop,), name="inference", daemon=True),
                    threading.Thread(target=self.publisher.replay, args=(stop,), name="replay", daemon=True)]
@@ -102,16 +117,19 @@ class NodeDaemon:
             if frame is None:
                 continue
             with self.lock:
-                t = self.train
-                if t is None:
-                    continue
-                index = t.indexer.index(frame.t)
-                if index is None or (t.pulses_sent is not None and index >= t.pulses_sent):
-                    continue
-                try:
-                    self.frames.put_nowait((t.session_id, index, frame))
-                except queue.Full:
-                    t.dropped += 1
+                if self.train is not None:
+                    self._enqueue(self.train, frame)
+                elif self.recording_session is not None:
+                    self.early.append(frame)
+
+    def _enqueue(self, t: Train, frame: CapturedFrame) -> None:
+        index = t.indexer.index(frame.t)
+        if index is None or (t.pulses_sent is not None and index >= t.pulses_sent):
+            return
+        try:
+            self.frames.put_nowait((t.session_id, index, frame))
+        except queue.Full:
+            t.dropped += 1
 
     def _infer_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():

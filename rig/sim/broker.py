@@ -1,6 +1,7 @@
 """A real Mosquitto broker started on a free loopback port, for the demo and the tests."""
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -47,7 +48,7 @@ class LocalBroker:
     def default_config(self, workdir: Path) -> str:
         """Anonymous on loopback; persistence on, as on a rig, so retained state and queued
         QoS 1 messages survive a broker restart; a queue deep enough for a minute of frames."""
-        return (f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        return (f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
                 f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
                 "max_queued_messages 100000\nmax_inflight_messages 100\n")
 

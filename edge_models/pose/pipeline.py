@@ -1,0 +1,132 @@
+"""The per-frame BlazePose pipeline with tracking and patient selection.
+
+Per frame (Bazarevsky et al. 2020; MediaPipe pose_landmark_cpu graph):
+
+1. If there is no track, run the detector on the letterboxed frame, keep the candidates
+   standing on the belt, and crop the rotated square given by the best one's hip centre and
+   body-circle point (×1.25).
+2. Run the landmark model on the crop. Presence below the threshold, or feet off the belt,
+   ends the track; a lost track is re-acquired with the detector *on the same frame*, so a
+   frame is not given up just because the crop was stale.
+3. The next frame's crop comes from this frame's two auxiliary landmarks, one-euro smoothed
+   as in MediaPipe — the detector, the costlier half, runs again only when a track is lost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_models.fetch import model_path
+from edge_models.interpreter import InterpreterConfig, make_interpreter
+from edge_models.pose.detector import MIN_SCORE, PoseDetector
+from edge_models.pose.filters import OneEuroFilter
+from edge_models.pose.geometry import RotatedRect, rect_from_alignment_points
+from edge_models.pose.landmarks import LandmarkModel, LandmarkResult
+from edge_models.pose.selection import BeltRoi, landmarks_on_belt, patient_candidates
+from edge_models.registry import POSE_DETECTION, POSE_LANDMARK_FULL
+
+MIN_PRESENCE = 0.5  # mp.solutions.pose min_tracking_confidence default
+MAX_CANDIDATES = 3  # detections tried per acquisition (each costs one landmark run)
+
+
+@dataclass
+class PipelineStats:
+    """Counters a node publishes: how often the detector ran and why tracks ended."""
+
+    frames: int = 0
+    found: int = 0
+    detector_runs: int = 0
+    tracks_lost: int = 0
+    rejected_off_belt: int = 0
+
+
+class PosePipeline:
+    """BGR frame in, the patient's 33 landmarks out (or None).
+
+    >>> pipe = PosePipeline(threads=2, belt_roi=BeltRoi(0.2, 0.5, 0.8, 1.0))
+    >>> lm = pipe.process(frame_bgr)   # (33, 4): x_px, y_px, z_px, visibility, or None
+
+    Frames of one video/camera must be fed in order (the crop is tracked); call ``reset()``
+    between sequences. Models come from ``models_dir`` (default: the gaitrig cache) and are
+    hash-checked; ModelMissingError / AssetCorruptError name ``gaitrig models fetch``.
+    """
+
+    def __init__(self, models_dir: Path | str | None = None, threads: int = 2,
+                 belt_roi: BeltRoi | None = None, delegate_path: str | None = None,
+                 min_detection_score: float = MIN_SCORE, min_presence: float = MIN_PRESENCE):
+        directory = Path(models_dir) if models_dir is not None else None
+        config = InterpreterConfig(num_threads=threads, delegate_path=delegate_path)
+        self._detector = PoseDetector(
+            make_interpreter(model_path(POSE_DETECTION, directory), config), min_detection_score)
+        self._landmarks = LandmarkModel(
+            make_interpreter(model_path(POSE_LANDMARK_FULL, directory), config))
+        self.belt_roi = belt_roi or BeltRoi()
+        self.min_presence = min_presence
+        self.stats = PipelineStats()
+        self._roi_filter = OneEuroFilter()
+        self._rect: RotatedRect | None = None
+        self._last_hip_px: np.ndarray | None = None
+
+    @property
+    def tracking(self) -> bool:
+        return self._rect is not None
+
+    def reset(self) -> None:
+        """Forget the track (next frame runs the detector)."""
+        self._rect = None
+        self._last_hip_px = None
+        self._roi_filter.reset()
+
+    def process(self, frame_bgr: np.ndarray) -> np.ndarray | None:
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame_bgr.dtype} "
+                             f"{frame_bgr.shape}")
+        self.stats.frames += 1
+        result = None
+        if self._rect is not None:
+            result = self._landmarks.run(frame_bgr, self._rect)
+            if not self._accept(result, frame_bgr):
+                self.stats.tracks_lost += 1
+                self._rect = None
+                self._roi_filter.reset()
+                result = None
+        if result is None:
+            result = self._acquire(frame_bgr)
+            if result is None:
+                return None
+        self._track(result)
+        self.stats.found += 1
+        return result.landmarks
+
+    def _accept(self, result: LandmarkResult, frame_bgr: np.ndarray) -> bool:
+        if result.presence < self.min_presence:
+            return False
+        h, w = frame_bgr.shape[:2]
+        if not landmarks_on_belt(result.landmarks, self.belt_roi, w, h):
+            self.stats.rejected_off_belt += 1
+            return False
+        return True
+
+    def _acquire(self, frame_bgr: np.ndarray) -> LandmarkResult | None:
+        self.stats.detector_runs += 1
+        h, w = frame_bgr.shape[:2]
+        detections = self._detector.detect(frame_bgr)
+        candidates = patient_candidates(detections, self.belt_roi, w, h, self._last_hip_px)
+        for detection in candidates[:MAX_CANDIDATES]:
+            rect = rect_from_alignment_points(detection.keypoints_px[0], detection.keypoints_px[1])
+            result = self._landmarks.run(frame_bgr, rect)
+            if self._accept(result, frame_bgr):
+                return result
+        return None
+
+    def _track(self, result: LandmarkResult) -> None:
+        """Place the next crop from the smoothed auxiliary landmarks. Velocities are scaled
+        by the body size (the unscaled crop side), as MediaPipe's OBJECT_SCALE_ROI."""
+        hip, top = result.aux_px
+        object_scale_px = 2.0 * float(np.linalg.norm(top - hip))
+        scale = 1.0 / object_scale_px if object_scale_px > 1e-6 else 1.0
+        smoothed = self._roi_filter.apply(result.aux_px, scale)
+        self._rect = rect_from_alignment_points(smoothed[0], smoothed[1])
+        self._last_hip_px = result.aux_px[0].copy()

