@@ -43,6 +43,7 @@ class BusClient:
         self._subs: list[tuple[str, int]] = []
         self._connected = threading.Event()
         self._ever_connected = False
+        self._closing = False
         self._birth = Presence(daemon=daemon, online=True, seq=time.time_ns() // 1_000_000,
                                t=time.time(), version=__version__, host=socket.gethostname(),
                                simulated=simulated)
@@ -86,6 +87,7 @@ class BusClient:
     def close(self) -> None:
         """Clean stop: publish our death ourselves (a clean disconnect suppresses the will).
         A persistent session survives this on purpose: what arrives meanwhile waits for us."""
+        self._closing = True
         if self._connected.is_set():
             death = self._birth.model_copy(update={"online": False, "t": time.time()})
             self._client.publish(self.presence_topic, death.encode(), qos=1, retain=True).wait_for_publish(2)
@@ -115,7 +117,7 @@ class BusClient:
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._closing:
             log.warning("MQTT disconnected: %s", reason_code)
         self._connected.clear()
 

@@ -35,6 +35,7 @@ class Coordinator:
         self.inbox: queue.Queue = queue.Queue()
         self.on_closed = on_closed
         self.session_id: int | None = None
+        self.belt: BeltState | None = None  # the latest, so a session's profile starts at its start
         self.storage: Storage | None = None
         self._subscribe()
 
@@ -85,9 +86,8 @@ class Coordinator:
         if kind == "frame":
             self._frame(*payload)
         elif kind == "belt":
-            if self.session_id is not None:
-                self.storage.add_belt_sample(self.session_id, payload.t, payload.running, payload.speed_m_s,
-                                             payload.incline_pct, payload.estop)
+            self.belt = payload
+            self._belt_sample()
             self._do(self.machine.belt(now, payload.running, payload.speed_m_s, payload.estop))
         elif kind == "trigger":
             if self.session_id is not None and payload.armed:
@@ -104,6 +104,11 @@ class Coordinator:
         elif kind == "info":
             topic, info = payload
             self.storage.set_node_info(topics.NODE_INFO.fields(self.bus.rig_id, topic)["view"], info.model_dump_json())
+
+    def _belt_sample(self) -> None:
+        b = self.belt
+        if self.session_id is not None and b is not None:
+            self.storage.add_belt_sample(self.session_id, b.t, b.running, b.speed_m_s, b.incline_pct, b.estop)
 
     def _frame(self, topic: str, raw: bytes, frame) -> None:
         view = topics.NODE_KEYPOINTS.fields(self.bus.rig_id, topic)["view"]
@@ -132,6 +137,7 @@ class Coordinator:
                     self.session_id = self.storage.open_session(reason, time.time(), self.config.session.fps,
                                                                 self.config.session.views)
                     log.info("session %d started (%s)", self.session_id, reason)
+                    self._belt_sample()
                     self._publish_state("recording", reason=reason)
                 case sm.Arm(rate_hz):
                     self._command("arm", rate_hz)
