@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "rig.docs",
     "rig.node.cli",
     "rig.demo",
+    "rig.ops.cli",
 ]
 
 

@@ -115,8 +115,21 @@ class CameraSettings(Section):
     backend: Literal["picamera2", "video", "simulated"] = "simulated"
     width: int = Field(1456, gt=0, description="px; the Global Shutter camera's full frame")
     height: int = Field(1088, gt=0)
-    trigger_line: Path | None = Field(None, description="simulated backend: the simulator's trigger-line file")
+    camera_num: int = Field(0, ge=0, description="picamera2: which camera")
+    analogue_gain: float = Field(4.0, ge=1, description="picamera2: fixed gain (no auto exposure)")
+    trigger_mode_file: Path = Field(Path("/sys/module/imx296/parameters/trigger_mode"),
+                                    description="picamera2: must read 1 (external trigger) before the camera starts")
+    video: Path | None = Field(None, description="video backend: the file to play, frame by frame")
+    trigger_line: Path | None = Field(None, description="simulated and video backends: the simulator's trigger-line file")
     miss_fraction: float = Field(0.0, ge=0, lt=1, description="simulated backend: share of pulses to miss")
+
+
+class ModelSettings(Section):
+    models_dir: Path | None = Field(None, description="folder of the .tflite files (default: the fetch cache)")
+    threads: int = Field(2, ge=1, le=16, description="TFLite interpreter threads")
+    delegate: Path | None = Field(None, description="optional TFLite delegate library, e.g. an Edge TPU's")
+    belt_roi: tuple[float, float, float, float] = Field(
+        (0.0, 0.0, 1.0, 1.0), description="x0,y0,x1,y1 fractions of the image: where the patient's feet are")
 
 
 class WalkerSettings(Section):
@@ -130,6 +143,7 @@ class NodeConfig(Section):
     view: View
     facing: Literal["left", "right"] | None = Field(None, description="side views: the way the patient faces")
     camera: CameraSettings = CameraSettings()
+    model: ModelSettings = ModelSettings()
     walker: WalkerSettings = WalkerSettings()
     queue_frames: int = Field(1200, ge=1, description="frames that may wait for inference")
     end_grace_s: float = Field(1.0, gt=0, description="wait this long for the last frames after the train stops")

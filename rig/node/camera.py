@@ -1,6 +1,6 @@
 """Camera backends behind one interface: a frame is its host-time exposure instant and its
-image. ``picamera2`` and ``video`` backends arrive with the camera-node work; ``simulated``
-follows the simulated trigger line, so it produces exactly one frame per pulse sent."""
+image. ``picamera2`` is the rig's camera; ``video`` plays real footage and ``simulated`` films
+the simulated walker, both following the simulated trigger line: one frame per pulse sent."""
 from __future__ import annotations
 
 import random
@@ -42,38 +42,185 @@ class SimulatedCamera:
     name = "simulated"
 
     def __init__(self, trigger_line: Path | None, scene: Callable[[float, int], np.ndarray | None],
-                 width: int, height: int, miss_fraction: float = 0.0, seed: int = 0, poll_s: float = 0.002):
-        self.trigger_line_path, self.scene, self.width, self.height = trigger_line, scene, width, height
-        self.miss_fraction, self.poll_s = miss_fraction, poll_s
+                 width: int, height: int, miss_fraction: float = 0.0, seed: int = 0):
+        self.trigger_line, self.scene, self.width, self.height = trigger_line, scene, width, height
+        self.miss_fraction = miss_fraction
         self._rng = random.Random(seed)
-        self._line: TriggerLine | None = None
-        self._train, self._next = 0, 0
+        self._clock: TriggerLineClock | None = None
 
     def open(self) -> None:
-        if self.trigger_line_path is None:
+        if self.trigger_line is None:
             raise CameraError("simulated camera needs camera.trigger_line (the simulator's trigger-line file)")
-        try:
-            self._line = TriggerLine(self.trigger_line_path)
-        except OSError as e:
-            raise CameraError(f"simulated camera: cannot open trigger line {self.trigger_line_path}: {e}") from None
-        self._train = self._line.read().train  # a train already running before we opened is not ours
+        self._clock = TriggerLineClock(self.trigger_line)
 
     def read(self, timeout_s: float) -> CapturedFrame | None:
+        deadline = time.monotonic() + timeout_s
+        while (pulse := self._clock.next_pulse(max(0.0, deadline - time.monotonic()))) is not None:
+            t, rate_hz, k = pulse
+            if not (self.miss_fraction and self._rng.random() < self.miss_fraction):
+                return CapturedFrame(t, None, self.scene(rate_hz, k))
+        return None
+
+    def close(self) -> None:
+        if self._clock:
+            self._clock.close()
+
+
+class TriggerLineClock:
+    """Pulse instants from the simulated trigger line, one per pulse sent, for stand-in
+    cameras; a train armed before we opened is not ours."""
+
+    def __init__(self, path: Path, poll_s: float = 0.002):
+        try:
+            self._line = TriggerLine(path)
+        except OSError as e:
+            raise CameraError(f"cannot open the trigger line {path}: {e}") from None
+        self.poll_s = poll_s
+        self._train, self._next = self._line.read().train, 0
+
+    def next_pulse(self, timeout_s: float) -> tuple[float, float, int] | None:
+        """(pulse time, rate, index) of the next pulse sent, or None on timeout."""
         deadline = time.monotonic() + timeout_s
         while True:
             s = self._line.read()
             if s.train != self._train:
                 self._train, self._next = s.train, 0
             if s.pulses > self._next:
-                k = self._next
-                self._next += 1
-                if self.miss_fraction and self._rng.random() < self.miss_fraction:
-                    continue
-                return CapturedFrame(s.first_pulse_t + k / s.rate_hz, None, self.scene(s.rate_hz, k))
+                k, self._next = self._next, self._next + 1
+                return s.first_pulse_t + k / s.rate_hz, s.rate_hz, k
             if time.monotonic() >= deadline:
                 return None
             time.sleep(self.poll_s)
 
     def close(self) -> None:
-        if self._line:
-            self._line.close()
+        self._line.close()
+
+
+class VideoCamera:
+    """Real footage as a camera: one decoded frame per pulse of the trigger line (or at the
+    file's own rate without one), looping at the end of the file."""
+
+    name = "video"
+
+    def __init__(self, path: Path | None, trigger_line: Path | None):
+        self.path, self.trigger_line = path, trigger_line
+        self.width = self.height = 0
+        self._cap = None
+        self._clock: TriggerLineClock | None = None
+        self._t0 = 0.0
+        self._n = 0
+
+    def open(self) -> None:
+        import cv2
+        if self.path is None or not Path(self.path).is_file():
+            raise CameraError(f"video backend: camera.video {self.path} is not a file")
+        self._cap = cv2.VideoCapture(str(self.path))
+        ok, frame = self._cap.read()
+        if not ok:
+            raise CameraError(f"video backend: cannot decode {self.path}")
+        self.height, self.width = frame.shape[:2]
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self.fps = self._cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self._clock = TriggerLineClock(self.trigger_line) if self.trigger_line else None
+        self._t0 = time.time()
+
+    def _decode(self) -> np.ndarray:
+        import cv2
+        ok, frame = self._cap.read()
+        if not ok:  # end of file: loop
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self._cap.read()
+            if not ok:
+                raise CameraError(f"video backend: {self.path} stopped decoding")
+        return frame
+
+    def read(self, timeout_s: float) -> CapturedFrame | None:
+        if self._clock is not None:
+            pulse = self._clock.next_pulse(timeout_s)
+            return None if pulse is None else CapturedFrame(pulse[0], self._decode())
+        t = self._t0 + self._n / self.fps
+        if t - time.time() > timeout_s:
+            time.sleep(timeout_s)
+            return None
+        time.sleep(max(0.0, t - time.time()))
+        self._n += 1
+        return CapturedFrame(t, self._decode())
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+        if self._clock is not None:
+            self._clock.close()
+
+
+class Picamera2Camera:
+    """The Global Shutter camera (IMX296) in external-trigger mode, through picamera2.
+
+    The frame rate is the trigger pulse rate and exposure is the pulse width, so auto
+    exposure is off. Each frame's time is its ``SensorTimestamp`` (CLOCK_MONOTONIC, ns)
+    mapped to host Unix time. picamera2 needs libcamera from Raspberry Pi OS, so it is
+    imported only here (``factory`` lets tests pass a stand-in with the same API).
+    """
+
+    name = "picamera2"
+
+    def __init__(self, width: int, height: int, camera_num: int, analogue_gain: float,
+                 trigger_mode_file: Path, factory=None):
+        self.width, self.height, self.camera_num = width, height, camera_num
+        self.analogue_gain, self.trigger_mode_file, self.factory = analogue_gain, trigger_mode_file, factory
+        self._cam = None
+        self._job = None
+
+    def _check_trigger_mode(self) -> None:
+        try:
+            mode = Path(self.trigger_mode_file).read_text().strip()
+        except OSError as e:
+            raise CameraError(f"picamera2: cannot read {self.trigger_mode_file} ({e.strerror}): is this an "
+                              "IMX296 Global Shutter camera?") from None
+        if mode != "1":
+            raise CameraError(f"picamera2: external trigger mode is off ({self.trigger_mode_file} reads {mode!r}); "
+                              "start gaitrig-camera-trigger.service, which writes 1 there before the camera starts")
+
+    def open(self) -> None:
+        self._check_trigger_mode()
+        factory = self.factory or _import_picamera2()
+        try:
+            cam = factory(self.camera_num)
+            config = cam.create_video_configuration(
+                main={"size": (self.width, self.height), "format": "RGB888"}, buffer_count=6, queue=False,
+                controls={"AeEnable": False, "AwbEnable": False, "AnalogueGain": self.analogue_gain})
+            cam.configure(config)
+            cam.start()
+        except (RuntimeError, IndexError, OSError) as e:
+            raise CameraError(f"picamera2: camera {self.camera_num} failed to open: {e}") from None
+        self._cam = cam
+
+    def read(self, timeout_s: float) -> CapturedFrame | None:
+        if self._job is None:  # one capture at a time; a timed-out one is waited on next call
+            self._job = self._cam.capture_request(wait=False)
+        try:
+            request = self._cam.wait(self._job, timeout=timeout_s)
+        except TimeoutError:
+            return None
+        self._job = None
+        try:
+            sensor_ns = request.get_metadata()["SensorTimestamp"]
+            image = request.make_array("main")  # "RGB888" is B,G,R in memory: OpenCV's order
+        finally:
+            request.release()
+        return CapturedFrame(sensor_ns / 1e9 + (time.time() - time.monotonic()), image)
+
+    def close(self) -> None:
+        if self._cam is not None:
+            self._cam.stop()
+            self._cam.close()
+            self._cam = None
+
+
+def _import_picamera2():
+    try:
+        from picamera2 import Picamera2
+    except ImportError:
+        raise CameraError("picamera2 is not installed: on Raspberry Pi OS, `apt install python3-picamera2` "
+                          "and create the venv with --system-site-packages") from None
+    return Picamera2

@@ -47,7 +47,27 @@ def build(config: NodeConfig) -> NodeParts:
                                  config.camera.miss_fraction, seed=config.walker.seed)
         facing = config.facing or scene.walker(60.0).header(config.view).facing
         return NodeParts(camera, lambda frame, index: frame.landmarks, "simulated walker", facing)
-    raise CameraError(f"camera.backend {config.camera.backend!r} is not available in this build")
+    return NodeParts(_camera(config), _pose_estimator(config), "BlazePose full (TFLite)", config.facing)
+
+
+def _camera(config: NodeConfig) -> Camera:
+    from rig.node.camera import Picamera2Camera, VideoCamera
+    c = config.camera
+    if c.backend == "video":
+        return VideoCamera(c.video, c.trigger_line)
+    return Picamera2Camera(c.width, c.height, c.camera_num, c.analogue_gain, c.trigger_mode_file)
+
+
+def _pose_estimator(config: NodeConfig) -> Estimator:
+    """The edge pose pipeline; a missing or corrupt model stops the node with the fetch command."""
+    from edge_models.pose import BeltRoi, PosePipeline
+    m = config.model
+    try:
+        pipe = PosePipeline(m.models_dir, threads=m.threads, belt_roi=BeltRoi(*m.belt_roi),
+                            delegate_path=str(m.delegate) if m.delegate else None)
+    except (RuntimeError, ValueError) as e:
+        raise CameraError(f"pose model: {e}") from None
+    return lambda frame, index: pipe.process(frame.image)
 
 
 def run(args) -> int:

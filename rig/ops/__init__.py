@@ -1,0 +1,1 @@
+"""Operations: broker lockdown, systemd notify/watchdog, installing a rig's services."""
