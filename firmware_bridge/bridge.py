@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from firmware_bridge.link import SerialLink
 from firmware_bridge.protocol import messages as m
 from rig.bus import topics
+from rig.ops import notify
 from rig.bus.client import BusClient
 from rig.bus.payloads import (BeltState, CommandReply, LinkState, TreadmillCommand, TreadmillEvent,
                               TriggerState, decode)
@@ -77,10 +78,16 @@ class Bridge:
         self.start()
         log.info("bridge running: serial %s, MQTT %s:%d, rig %s", self.link.port,
                  self.config.mqtt.host, self.config.mqtt.port, self.config.mqtt.rig_id)
+        live = notify.Liveness(stall_after_s=3 * LINK_REPORT_S)
         try:
-            while not stop.wait(LINK_REPORT_S):
-                self.publish_link(force=True)
+            with notify.Watchdog(live):
+                notify.ready(f"serial {self.link.port}")
+                while not stop.wait(LINK_REPORT_S):
+                    self.publish_link(force=True)
+                    if self._worker.is_alive() and self.link.alive:
+                        live.beat()
         finally:
+            notify.stopping()
             self.stop()
             log.info("bridge stopped")
 

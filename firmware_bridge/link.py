@@ -119,6 +119,11 @@ class SerialLink:
         self._thread.start()
         return self
 
+    @property
+    def alive(self) -> bool:
+        """The reading thread runs (the device may still be away: that is reported, not fatal)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)

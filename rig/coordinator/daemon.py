@@ -21,9 +21,11 @@ from rig.bus.payloads import (BeltState, CommandReply, NodeEnd, NodeInfo, Sessio
 from rig.config import CoordinatorConfig
 from rig.coordinator import sessions as sm
 from rig.coordinator.storage import Storage
+from rig.ops import notify
 
 log = logging.getLogger(__name__)
 COMMIT_EVERY_S = 0.5
+WATCHDOG_STALL_S = 10.0
 TICK_S = 0.1
 
 
@@ -58,21 +60,29 @@ class Coordinator:
         self._recover_unfinished()
         self.bus.start()
         self._publish_state("idle")
-        last_commit = time.monotonic()
+        live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
         try:
-            while not stop.is_set():
-                try:
-                    kind, payload = self.inbox.get(timeout=TICK_S)
-                    self._handle(kind, payload)
-                except queue.Empty:
-                    pass
-                self._do(self.machine.tick(time.time()))
-                if time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                    self.storage.commit()
-                    last_commit = time.monotonic()
+            with notify.Watchdog(live):
+                notify.ready("idle")
+                self._loop(stop, live)
         finally:
+            notify.stopping()
             self.storage.close()
             self.bus.close()
+
+    def _loop(self, stop: threading.Event, live: notify.Liveness) -> None:
+        last_commit = time.monotonic()
+        while not stop.is_set():
+            try:
+                kind, payload = self.inbox.get(timeout=TICK_S)
+                self._handle(kind, payload)
+            except queue.Empty:
+                pass
+            self._do(self.machine.tick(time.time()))
+            if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                self.storage.commit()
+                last_commit = time.monotonic()
+            live.beat()  # a hung database or state machine stops the watchdog pings
 
     def _recover_unfinished(self) -> None:
         for row in self.storage.unfinished_sessions():
@@ -181,6 +191,7 @@ class Coordinator:
         self.bus.send(topics.TREADMILL_CMD, command)
 
     def _publish_state(self, state: str, reason: str | None = None, pulses_sent: int | None = None) -> None:
+        notify.status(f"{state} session {self.session_id}" if self.session_id else state)
         self.bus.send(topics.SESSION_STATE, SessionState(
             t=time.time(), state=state, session_id=self.session_id, reason=reason,
             views=self.config.session.views if state != "idle" else [], pulses_sent=pulses_sent))

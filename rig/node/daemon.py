@@ -26,12 +26,14 @@ from rig.node.camera import Camera, CapturedFrame
 from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
 from rig.node.trigger import TriggerIndexer
+from rig.ops import notify
 
 if TYPE_CHECKING:
     from rig.node.cli import NodeParts
 
 log = logging.getLogger(__name__)
 EARLY_FRAMES = 240
+WATCHDOG_STALL_S = 5.0
 Estimator = Callable[[CapturedFrame, int], "np.ndarray | None"]
 
 
@@ -59,6 +61,7 @@ class NodeDaemon:
         spool = Spool(config.spool_dir / f"spool-{config.view}.sqlite", int(config.spool_max_mb * 1e6))
         self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool)
         self.frames: queue.Queue = queue.Queue(maxsize=config.queue_frames)
+        self.live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
         self.lock = threading.Lock()
         self.recording_session: int | None = None
         self.train: Train | None = None
@@ -103,8 +106,11 @@ class NodeDaemon:
         for w in workers:
             w.start()
         try:
-            self._capture_loop(stop)
+            with notify.Watchdog(self.live):
+                notify.ready(f"{self.config.view}: {self.camera.name} camera, waiting for a session")
+                self._capture_loop(stop)
         finally:
+            notify.stopping()
             for w in workers:
                 w.join(5)
             self.publisher.spool.close()
@@ -114,6 +120,8 @@ class NodeDaemon:
     def _capture_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
             frame = self.camera.read(0.1)
+            if frame is not None or self.train is None:
+                self.live.beat()  # during a train, only frames count: a camera that stops gets restarted
             if frame is None:
                 continue
             with self.lock:
