@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import queue
 import signal
 import subprocess
@@ -21,12 +20,15 @@ from pathlib import Path
 
 from rig.bus import topics
 from rig.bus.client import BusClient
-from rig.bus.payloads import SessionState, SessionSummary, decode
+from rig.bus.payloads import Presence, SessionState, SessionSummary, decode
 from rig.config import ALL_VIEWS
 from rig.sim.broker import LocalBroker
 
 log = logging.getLogger("gaitrig.demo")
 RIG_ID = "demo"
+DAEMONS = ("bridge", "coordinator", *(f"node-{v}" for v in ALL_VIEWS))
+RAMP_S = 1.0
+REST_S = 4.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,23 +57,25 @@ class Rig:
         self.trigger_line = workdir / "trigger-line"
         self.database = workdir / "gaitrig.sqlite"
 
-    def _spawn(self, name: str, *args: str) -> None:
+    def _spawn(self, name: str, *args: str, stdin=subprocess.DEVNULL) -> subprocess.Popen:
         log_file = open(self.workdir / f"{name}.log", "ab")
         cmd = [sys.executable, "-m", "rig.cli", *args]
-        self.procs.append((name, subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
-                                                  stdin=subprocess.DEVNULL, start_new_session=True)))
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=stdin,
+                                start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
 
-    def start(self, script: str) -> None:
+    def start(self) -> None:
         self.broker.start()
         mqtt = ["--mqtt", f"127.0.0.1:{self.broker.port}", "--rig-id", RIG_ID]
         self._write_configs()
+        self.treadmill = self._spawn("sim-treadmill", "sim-treadmill", "--link", str(self.link),
+                                     "--trigger-line", str(self.trigger_line), stdin=subprocess.PIPE)
+        self._wait_for(self.link, "the simulated treadmill's serial device")
         self._spawn("coordinator", "coordinator", *mqtt, "--config", str(self.workdir / "coordinator.toml"))
         for view in ALL_VIEWS:
             self._spawn(f"node-{view}", "node", *mqtt, "--config", str(self.workdir / "node.toml"), "--view", view,
                         "--trigger-line", str(self.trigger_line))
-        self._spawn("sim-treadmill", "sim-treadmill", "--link", str(self.link), "--trigger-line",
-                    str(self.trigger_line), "--script", script)
-        self._wait_for(self.link, "the simulated treadmill's serial device")
         self._spawn("bridge", "bridge", *mqtt, "--serial", str(self.link))
 
     def _write_configs(self) -> None:
@@ -88,6 +92,17 @@ class Rig:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what} did not appear at {path}")
             time.sleep(0.05)
+
+    def belt(self, command: str) -> None:
+        """Work the simulated treadmill's controls, as the clinician does."""
+        self.treadmill.stdin.write(f"{command}\n".encode())
+        self.treadmill.stdin.flush()
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.check_alive()
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def check_alive(self) -> None:
         for name, p in self.procs:
@@ -107,19 +122,44 @@ class Rig:
         self.broker.stop()
 
 
-def _watch(rig: Rig) -> tuple[BusClient, "queue.Queue[SessionSummary]"]:
-    watcher = BusClient(rig.broker.settings(RIG_ID), "demo-watch")
-    summaries: queue.Queue = queue.Queue()
+class Watch:
+    """What a technician would watch: who is online, session states and summaries."""
 
-    def on_state(msg) -> None:
+    def __init__(self, rig: Rig):
+        self.client = BusClient(rig.broker.settings(RIG_ID), "demo-watch")
+        self.summaries: queue.Queue = queue.Queue()
+        self.online: set[str] = set()
+        self.client.on(topics.SESSION_STATE, self._on_state)
+        self.client.on(topics.SESSION_SUMMARY, lambda m: self.summaries.put(decode(SessionSummary, m.payload)))
+        self.client.on(topics.PRESENCE, self._on_presence)
+        self.client.start()
+
+    def _on_state(self, msg) -> None:
         s = decode(SessionState, msg.payload)
         if s.state != "idle":
             log.info("session %s: %s (%s)", s.session_id, s.state, s.reason)
 
-    watcher.on(topics.SESSION_STATE, on_state)
-    watcher.on(topics.SESSION_SUMMARY, lambda m: summaries.put(decode(SessionSummary, m.payload)))
-    watcher.start()
-    return watcher, summaries
+    def _on_presence(self, msg) -> None:
+        p = decode(Presence, msg.payload)
+        (self.online.add if p.online else self.online.discard)(p.daemon)
+
+    def wait_up(self, rig: Rig, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not set(DAEMONS) <= self.online:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"daemons not up: {', '.join(sorted(set(DAEMONS) - self.online))}")
+            rig.sleep(0.1)
+        log.info("all daemons up: %s", ", ".join(DAEMONS))
+
+    def next_summary(self, rig: Rig, timeout_s: float) -> SessionSummary:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.summaries.get(timeout=0.5)
+            except queue.Empty:
+                rig.check_alive()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no session closed in time; see the logs in {rig.workdir}") from None
 
 
 def session_json(summary: SessionSummary) -> dict:
@@ -131,27 +171,23 @@ def session_json(summary: SessionSummary) -> dict:
 def run(args) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gaitrig-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    rest_s = 4.0
-    script = f"start=1,speed={args.speed},ramp=1,walk={args.walk_s},rest={rest_s},walks={1 if args.once else 0}"
     rig = Rig(workdir, args.fps)
-    watcher = None
+    watch = None
     log.info("simulated rig in %s (logs, database)", workdir)
     try:
-        rig.start(script)
-        watcher, summaries = _watch(rig)
-        deadline = time.monotonic() + args.walk_s + 60
+        rig.start()
+        watch = Watch(rig)
+        watch.wait_up(rig)
         while True:
-            try:
-                summary = summaries.get(timeout=0.5)
-            except queue.Empty:
-                rig.check_alive()
-                if args.once and time.monotonic() > deadline:
-                    raise RuntimeError("no session closed in time; see the logs in " + str(workdir))
-                continue
-            out = session_json(summary)
+            log.info("the patient steps on; belt to %.1f m/s for %.0f s", args.speed, args.walk_s)
+            rig.belt(f"start {args.speed} {RAMP_S}")
+            rig.sleep(RAMP_S + args.walk_s)
+            rig.belt("stop")
+            out = session_json(watch.next_summary(rig, timeout_s=60))
             print(json.dumps(out) if args.json else _describe(out), flush=True)
             if args.once:
-                return 0 if summary.complete else 1
+                return 0 if out["complete"] else 1
+            rig.sleep(REST_S)
     except KeyboardInterrupt:
         log.info("stopping the rig")
         return 0
@@ -159,8 +195,8 @@ def run(args) -> int:
         print(f"gaitrig demo: {e}", file=sys.stderr)
         return 1
     finally:
-        if watcher:
-            watcher.close()
+        if watch:
+            watch.client.close()
         rig.stop()
 
 
