@@ -160,3 +160,23 @@ def test_demo_once_json_runs_the_whole_rig_as_processes(tmp_path):
     assert set(out["frames"]) == set(ALL_VIEWS)
     assert set(out["frames"].values()) == {out["pulses_sent"]} and out["pulses_sent"] > 120
     assert out["dropped"] == {v: 0 for v in ALL_VIEWS}
+
+
+def test_a_session_exports_as_keypoint_files_matching_the_walker(rig, tmp_path):
+    import numpy as np
+
+    from rig.coordinator.export import export_session
+    from rig.keypoints import read_track
+    from rig.sim.walker import SimulatedWalker, WalkerParams
+    summary = rig.walk(2.0)
+    storage = Storage(rig.db)
+    paths = export_session(storage, summary.session_id, tmp_path / "export")
+    walker = SimulatedWalker(WalkerParams(), fps=60.0, seed=0)
+    for view in ALL_VIEWS:
+        track = read_track(paths[view])
+        assert (track.header.view, track.header.fps, track.header.width) == (view, 60.0, 1456)
+        assert track.header.facing == walker.header(view).facing
+        assert list(track.index) == list(range(summary.pulses_sent))
+        assert track.t_s[1] - track.t_s[0] == pytest.approx(1 / 60, abs=1e-3)
+        truth = walker.landmarks(view, track.index)
+        assert np.nanmax(np.abs(track.lm[:, :, :2] - truth[:, :, :2])) <= 1 / 16 + 0.01

@@ -1,0 +1,96 @@
+"""A stand-in with picamera2's own API (Picamera2, Job, CompletedRequest) for the parts
+our backend uses, since picamera2 needs libcamera and a Raspberry Pi camera.
+
+Frames arrive as an externally triggered camera delivers them: one per pulse of a
+train, at the pulse's CLOCK_MONOTONIC instant, with ``SensorTimestamp`` in ns; pulses in
+``skip`` produce no frame (a missed trigger). Requests must be released, as with libcamera.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+class CompletedRequest:
+    def __init__(self, cam: "Picamera2", sensor_ns: int):
+        self._cam, self._sensor_ns = cam, sensor_ns
+        self.released = False
+
+    def get_metadata(self) -> dict:
+        return {"SensorTimestamp": self._sensor_ns, "ExposureTime": 1000, "FrameDuration": 16667,
+                "AnalogueGain": self._cam.controls.get("AnalogueGain", 1.0)}
+
+    def make_array(self, name: str) -> np.ndarray:
+        w, h = self._cam.config[name]["size"]
+        return np.zeros((h, w, 3), np.uint8)
+
+    def release(self) -> None:
+        self.released = True
+        self._cam.released += 1
+
+
+class Job:
+    def __init__(self, cam: "Picamera2"):
+        self._cam = cam
+
+    def get_result(self, timeout=None) -> CompletedRequest:
+        return self._cam._next_request(timeout)
+
+
+class Picamera2:
+    """``schedule_ns``: CLOCK_MONOTONIC times of the frames the sensor will deliver."""
+
+    cameras = 1
+    schedule_ns: list[int] = []
+    instances: list["Picamera2"] = []
+
+    def __init__(self, camera_num: int = 0):
+        if camera_num >= self.cameras:
+            raise IndexError("list index out of range")  # what picamera2 raises with no such camera
+        self.camera_num, self.config, self.controls = camera_num, None, {}
+        self.started = False
+        self.released = 0
+        self._pending = list(self.schedule_ns)
+        Picamera2.instances.append(self)
+
+    def create_video_configuration(self, main=None, lores=None, raw=None, transform=None, colour_space=None,
+                                   buffer_count=6, controls=None, display="main", encode="main", queue=True,
+                                   sensor=None, use_case="video"):
+        return {"main": dict(main or {}), "buffer_count": buffer_count, "controls": dict(controls or {}),
+                "queue": queue, "use_case": use_case}
+
+    def configure(self, config) -> None:
+        self.config = config
+        self.controls = config["controls"]
+
+    def start(self) -> None:
+        if self.config is None:
+            raise RuntimeError("Camera has not been configured")
+        self.started = True
+
+    def stop(self) -> None:
+        self.started = False
+
+    def close(self) -> None:
+        self.started = False
+
+    def capture_request(self, wait=None, flush=None):
+        job = Job(self)
+        return job if wait is False else job.get_result()
+
+    def wait(self, job: Job, timeout=None) -> CompletedRequest:
+        return job.get_result(timeout)
+
+    def _next_request(self, timeout) -> CompletedRequest:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._pending:
+            if timeout is not None:
+                time.sleep(timeout)
+            raise TimeoutError("no trigger pulse")
+        due_s = self._pending[0] / 1e9
+        if deadline is not None and due_s > deadline:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            raise TimeoutError("no trigger pulse")
+        time.sleep(max(0.0, due_s - time.monotonic()))
+        return CompletedRequest(self, self._pending.pop(0))

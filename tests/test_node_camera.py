@@ -1,0 +1,131 @@
+"""The camera node's capture side: the picamera2 backend against a stand-in with
+picamera2's API, trigger indexing with missed triggers counted exactly, and the node
+daemon's end-of-session report over a real broker."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+
+from rig.bus import topics
+from rig.bus.client import BusClient
+from rig.bus.payloads import NodeEnd, SessionState, TriggerState, decode
+from rig.config import CameraSettings, NodeConfig
+from rig.node.camera import CameraError, Picamera2Camera
+from rig.node.cli import NodeParts
+from rig.node.daemon import NodeDaemon
+from rig.node.trigger import TriggerIndexer
+from standins.picamera2 import Picamera2
+
+RATE_HZ = 60.0
+
+
+@pytest.fixture
+def trigger_mode(tmp_path):
+    path = tmp_path / "trigger_mode"
+    path.write_text("1\n")
+    return path
+
+
+def train(n: int, skip: set[int], lead_s: float = 0.3) -> tuple[float, list[int]]:
+    """Pulse 0 in ``lead_s``; returns its monotonic time and the frames' sensor timestamps."""
+    first = time.monotonic() + lead_s
+    return first, [int((first + k / RATE_HZ) * 1e9) for k in range(n) if k not in skip]
+
+
+def camera(trigger_mode) -> Picamera2Camera:
+    return Picamera2Camera(1456, 1088, 0, 4.0, trigger_mode, factory=Picamera2)
+
+
+def test_external_trigger_mode_off_is_a_clear_error(trigger_mode):
+    trigger_mode.write_text("0\n")
+    with pytest.raises(CameraError, match="external trigger mode is off .* reads '0'.*gaitrig-camera-trigger"):
+        camera(trigger_mode).open()
+
+
+def test_missing_camera_is_a_clear_error(trigger_mode):
+    with pytest.raises(CameraError, match="camera 3 failed to open"):
+        Picamera2Camera(1456, 1088, 3, 4.0, trigger_mode, factory=Picamera2).open()
+
+
+def test_configured_for_external_trigger_and_reads_sensor_timestamps(trigger_mode):
+    _, schedule = train(5, set(), lead_s=0.05)
+    Picamera2.schedule_ns = schedule
+    cam = camera(trigger_mode)
+    cam.open()
+    std = Picamera2.instances[-1]
+    assert std.config["main"] == {"size": (1456, 1088), "format": "RGB888"}
+    assert std.controls["AeEnable"] is False and std.started
+    unix_offset = time.time() - time.monotonic()
+    frames = [cam.read(1.0) for _ in range(5)]
+    assert [f.t for f in frames] == pytest.approx([ns / 1e9 + unix_offset for ns in schedule], abs=2e-3)
+    assert frames[0].image.shape == (1088, 1456, 3)
+    assert std.released == 5, "every libcamera request must be released"
+    assert cam.read(0.05) is None  # no pulse: a timeout, not an error
+    cam.close()
+
+
+def test_trigger_indexer_counts_missed_triggers_exactly():
+    idx = TriggerIndexer(first_pulse_t=100.0, rate_hz=RATE_HZ)
+    skip = {0, 7, 8, 30, 59}
+    got = [idx.index(100.0 + k / RATE_HZ + 0.002) for k in range(60) if k not in skip]
+    assert got == [k for k in range(60) if k not in skip]
+    assert idx.finish(pulses_sent=62) == len(skip) + 2  # the last two pulses never came
+    assert idx.index(100.0 + 10.5 / RATE_HZ) is None and idx.off_grid == 1
+
+
+def test_node_reports_frames_against_pulses_with_exact_missed_count(broker, trigger_mode, tmp_path):
+    n, skip = 90, {3, 4, 40, 88}
+    first_mono, schedule = train(n, skip, lead_s=1.5)
+    Picamera2.schedule_ns = schedule
+    cfg = NodeConfig(mqtt=broker.settings(), view="rear", spool_dir=tmp_path,
+                     camera=CameraSettings(backend="picamera2", trigger_mode_file=trigger_mode))
+    node = NodeDaemon(cfg, NodeParts(camera(trigger_mode), lambda frame, index: None, "none", None))
+
+    stop = threading.Event()
+    thread = threading.Thread(target=node.run, args=(stop,), daemon=True)
+    thread.start()
+    ctl = BusClient(broker.settings(), "test-coordinator").start()
+    ends: queue.Queue = queue.Queue()
+    ctl.on(topics.NODE_END, lambda m: ends.put(decode(NodeEnd, m.payload)))
+    time.sleep(0.5)
+    first_unix = first_mono + (time.time() - time.monotonic())
+    ctl.send(topics.SESSION_STATE, SessionState(t=time.time(), state="recording", session_id=5, views=["rear"]))
+    ctl.send(topics.TREADMILL_TRIGGER, TriggerState(t=time.time(), armed=True, rate_hz=RATE_HZ,
+                                                    first_pulse_t=first_unix, pulses_sent=0))
+    time.sleep(first_mono + n / RATE_HZ - time.monotonic() + 0.2)
+    ctl.send(topics.TREADMILL_TRIGGER, TriggerState(t=time.time(), armed=False, rate_hz=RATE_HZ,
+                                                    first_pulse_t=first_unix, pulses_sent=n))
+    end = ends.get(timeout=10)
+    assert (end.session_id, end.view) == (5, "rear")
+    assert end.missed_triggers == len(skip)
+    assert end.captured == end.frames == n - len(skip)
+    stop.set()
+    thread.join(5)
+    ctl.close()
+
+
+def test_a_camera_that_stops_delivering_stops_the_watchdog(broker, trigger_mode, tmp_path):
+    first_mono, schedule = train(200, set(range(30, 200)), lead_s=0.8)  # frames stop after pulse 30
+    Picamera2.schedule_ns = schedule
+    cfg = NodeConfig(mqtt=broker.settings(), view="left", spool_dir=tmp_path,
+                     camera=CameraSettings(backend="picamera2", trigger_mode_file=trigger_mode))
+    node = NodeDaemon(cfg, NodeParts(camera(trigger_mode), lambda frame, index: None, "none", None))
+    node.live.stall_after_s = 1.0
+
+    stop = threading.Event()
+    threading.Thread(target=node.run, args=(stop,), daemon=True).start()
+    ctl = BusClient(broker.settings(), "test-coordinator").start()
+    time.sleep(0.3)
+    first_unix = first_mono + (time.time() - time.monotonic())
+    ctl.send(topics.SESSION_STATE, SessionState(t=time.time(), state="recording", session_id=1, views=["left"]))
+    ctl.send(topics.TREADMILL_TRIGGER, TriggerState(t=time.time(), armed=True, rate_hz=RATE_HZ,
+                                                    first_pulse_t=first_unix, pulses_sent=0))
+    time.sleep(first_mono + 30 / RATE_HZ - time.monotonic() + 0.2)
+    assert node.live(), "frames were arriving"
+    time.sleep(1.5)
+    assert not node.live(), "the camera went silent mid-session but the watchdog would still be fed"
+    stop.set()
+    ctl.close()
