@@ -168,7 +168,13 @@ def session_json(summary: SessionSummary) -> dict:
             "duration_s": round(summary.ended_t - summary.started_t, 2)}
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args) -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a service manager: stop everything cleanly
+        signal.signal(sig, _interrupt)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gaitrig-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     rig = Rig(workdir, args.fps)

@@ -180,3 +180,16 @@ def test_a_session_exports_as_keypoint_files_matching_the_walker(rig, tmp_path):
         assert track.t_s[1] - track.t_s[0] == pytest.approx(1 / 60, abs=1e-3)
         truth = walker.landmarks(view, track.index)
         assert np.nanmax(np.abs(track.lm[:, :, :2] - truth[:, :, :2])) <= 1 / 16 + 0.01
+
+
+def test_demo_stops_every_process_cleanly_on_ctrl_c(tmp_path):
+    import signal
+    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "demo", "--workdir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "all daemons up" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+    left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
+    assert left == [], "processes of the demo still running after Ctrl-C"
