@@ -132,17 +132,69 @@ def iter_frames(f: IO[str], source: str) -> Iterator[tuple[int, float, np.ndarra
 
 
 def read_track(path: Path | str) -> KeypointTrack:
-    """Read a whole file; raises KeypointFileError naming the file and line on any defect."""
+    """Read a whole file; raises KeypointFileError naming the file and line on any defect.
+
+    Frames written by :func:`format_frame` are parsed in bulk (numbers straight into numpy);
+    any file the bulk parser does not vouch for is read line by line with the same errors.
+    """
     source = str(path)
     with open(path, encoding="utf-8") as f:
         first = f.readline()
         if not first.strip():
             raise KeypointFileError(f"{source}: file is empty; expected a {FORMAT} header")
         header = parse_header(first, source)
-        frames = list(iter_frames(f, source))
-    if not frames:
-        raise KeypointFileError(f"{source}: header but no frames")
-    index = np.array([fr[0] for fr in frames], dtype=np.int64)
-    t_s = np.array([fr[1] for fr in frames], dtype=np.float64)
-    lm = np.stack([fr[2] for fr in frames])
+        rest = f.read()
+    fast = _read_frames_bulk(rest)
+    if fast is not None:
+        index, t_s, lm = fast
+    else:
+        import io
+        frames = list(iter_frames(io.StringIO(rest), source))
+        if not frames:
+            raise KeypointFileError(f"{source}: header but no frames")
+        index = np.array([fr[0] for fr in frames], dtype=np.int64)
+        t_s = np.array([fr[1] for fr in frames], dtype=np.float64)
+        lm = np.stack([fr[2] for fr in frames])
     return KeypointTrack(header, index, t_s, lm)
+
+
+_SEPARATORS = str.maketrans("[],", "   ")
+
+
+def _read_frames_bulk(text: str):
+    """(index, t_s, lm) for text made only of ``format_frame`` lines, else None."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return None
+    null = np.fromiter((ln.endswith(',"lm":null}') for ln in lines), bool, len(lines))
+    ok = all(ln.startswith('{"i":') and ln.endswith("]]}") for ln, nl in zip(lines, null) if not nl)
+    if not ok or not all(ln.startswith('{"i":') for ln in lines):
+        return None
+    n = len(lines)
+    found = ~null
+    head = [ln[5:ln.index(',"lm":')].replace(',"t":', " ") for ln in lines]
+    try:
+        it = np.array(" ".join(head).split(), dtype=np.float64).reshape(n, 2)
+    except ValueError:
+        return None
+    if found.any():
+        body = " ".join(ln[ln.index(',"lm":') + 8:-3] for ln, f in zip(lines, found) if f)
+        nf = int(found.sum())
+        # every frame must hold exactly 33 rows of 4 (counted by the rows' separators)
+        if body.count("],[") != nf * (N_LANDMARKS - 1) or any(c in body for c in "naNIe"):
+            return None  # odd shapes, NaN/Infinity/null or exponents: the line parser judges
+        try:
+            vals = np.fromstring(body.translate(_SEPARATORS), sep=" ")
+        except ValueError:
+            return None
+        if vals.size != nf * N_LANDMARKS * 4:
+            return None
+    lm = np.full((n, N_LANDMARKS, 4), np.nan)
+    if found.any():
+        lm[found] = vals.reshape(-1, N_LANDMARKS, 4)
+    index = it[:, 0]
+    if not np.all(index == np.round(index)):
+        return None
+    return index.astype(np.int64), it[:, 1], lm

@@ -77,8 +77,8 @@ class FootModel:
     heel until foot flat, stays flat, then rotates heel-up about the toe tip until toe-off.
     The contact point (heel, then whole foot, then toe) is fixed to the belt, so it moves
     at exactly -belt speed. Swing: the heel follows a C1 curve from its toe-off state to
-    the next landing; its belt-frame forward velocity has a Beta(3,2)-shaped profile that
-    peaks at ~2/3 of swing and decays to zero at contact (terminal-swing deceleration), so
+    the next landing; its belt-frame forward velocity has a Beta(2, 1.8)-shaped profile that
+    peaks at ~55 % of swing and decays to zero at contact (terminal-swing deceleration), so
     on the treadmill the heel is farthest forward ~1-3 % of the cycle before heel strike,
     then moves back to meet the belt; foot pitch is a cubic Hermite that matches the
     angular velocity at toe-off and is zero at contact.

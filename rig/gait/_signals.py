@@ -1,0 +1,153 @@
+"""Signal helpers shared by the gait algorithms: landmark indices, label-swap repair in
+side views, gap-aware smoothing. Pure numpy."""
+from __future__ import annotations
+
+import numpy as np
+
+# BlazePose indices (subject's left = odd)
+NOSE = 0
+SHOULDER = {"left": 11, "right": 12}
+HIP = {"left": 23, "right": 24}
+KNEE = {"left": 25, "right": 26}
+ANKLE = {"left": 27, "right": 28}
+HEEL = {"left": 29, "right": 30}
+TOE = {"left": 31, "right": 32}
+SIDES = ("left", "right")
+OTHER = {"left": "right", "right": "left"}
+
+_PAIRS = [(1, 4), (2, 5), (3, 6), (7, 8), (9, 10)] + [(k, k + 1) for k in range(11, 33, 2)]
+SWAP_PERMUTATION = np.arange(33)
+for _a, _b in _PAIRS:
+    SWAP_PERMUTATION[_a], SWAP_PERMUTATION[_b] = _b, _a
+LEG_LEFT = np.array([23, 25, 27, 29, 31])
+LEG_RIGHT = LEG_LEFT + 1
+
+
+class LabelSwapRepair:
+    """Detect and undo left/right label swaps in a side view.
+
+    Pose models on treadmills swap the subject's left and right labels in side views
+    (the top complaint of users of open tools). Each frame is scored on two cues that do
+    not depend on the labels: the near leg is seen better (higher visibility) and is
+    nearer the camera (smaller BlazePose ``z``). Where both cues are weak (|score| below
+    ``ambiguous``), continuity decides: the labelling whose feet are closer to the last
+    confidently labelled frame's feet wins.
+
+    Parameters
+    ----------
+    near_side : the subject's side nearest the camera ("left" for the left view).
+    ambiguous : score magnitude below which continuity decides.
+
+    Attributes (after ``fit``)
+    --------------------------
+    swapped_ : bool (n,) frames found swapped (and repaired). n_swapped_ : their count.
+    """
+
+    def __init__(self, near_side: str, ambiguous: float = 0.05) -> None:
+        self.near_side = near_side
+        self.ambiguous = ambiguous
+
+    def fit(self, lm: np.ndarray) -> "LabelSwapRepair":
+        near, far = (LEG_LEFT, LEG_RIGHT) if self.near_side == "left" else (LEG_RIGHT, LEG_LEFT)
+        import warnings
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            dvis = np.nanmean(lm[:, near, 3], axis=1) - np.nanmean(lm[:, far, 3], axis=1)
+            zn, zf = np.nanmean(lm[:, near, 2], axis=1), np.nanmean(lm[:, far, 2], axis=1)
+            scale = np.nanmedian(np.abs(zn - zf)) if np.any(np.isfinite(zn - zf)) else 1.0
+            dz = -(zn - zf) / (scale if scale and np.isfinite(scale) else 1.0)
+        score = np.nan_to_num(dvis) + 0.05 * np.clip(np.nan_to_num(dz), -2, 2)
+        found = ~np.isnan(lm[:, 0, 0])
+        sw = score < 0
+        weak = found & (np.abs(score) < self.ambiguous)
+        if weak.any():
+            sw = self._continuity(lm, sw, weak, found)
+        self.swapped_ = sw & found
+        self.n_swapped_ = int(self.swapped_.sum())
+        return self
+
+    @staticmethod
+    def _continuity(lm, sw, weak, found):
+        sw = sw.copy()
+        feet = np.concatenate([HEEL_TOE_LEFT, HEEL_TOE_RIGHT])
+        last = None
+        for i in range(len(lm)):
+            if not found[i]:
+                continue
+            cur = lm[i, feet, :2]
+            if sw[i]:
+                cur = cur[np.r_[2:4, 0:2]]
+            if weak[i] and last is not None:
+                alt = cur[np.r_[2:4, 0:2]]
+                if np.nansum((alt - last) ** 2) < np.nansum((cur - last) ** 2):
+                    sw[i] = ~sw[i]
+                    cur = alt
+            last = cur
+        return sw
+
+    def transform(self, lm: np.ndarray) -> np.ndarray:
+        out = lm.copy()
+        out[self.swapped_] = lm[self.swapped_][:, SWAP_PERMUTATION]
+        return out
+
+
+HEEL_TOE_LEFT = np.array([29, 31])
+HEEL_TOE_RIGHT = np.array([30, 32])
+
+
+def fill_gaps(t: np.ndarray, x: np.ndarray, max_gap_s: float) -> np.ndarray:
+    """Linear interpolation over NaN runs no longer than ``max_gap_s``; longer stay NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x)
+    if ok.all() or ok.sum() < 2:
+        return x.copy()
+    out = np.interp(t, t[ok], x[ok])
+    # distance to the nearest valid sample on each side
+    idx = np.arange(len(x))
+    prev = np.maximum.accumulate(np.where(ok, idx, -1))
+    nxt = np.minimum.accumulate(np.where(ok, idx, len(x))[::-1])[::-1]
+    bad = (prev < 0) | (nxt >= len(x))
+    gap = np.where(bad, np.inf, t[np.minimum(nxt, len(x) - 1)] - t[np.maximum(prev, 0)])
+    out[~ok & (bad | (gap > max_gap_s))] = np.nan
+    return out
+
+
+def moving_average(x: np.ndarray, n: int) -> np.ndarray:
+    """Centred moving average of odd length ``n`` (NaN-propagating at the edges kept as is)."""
+    if n <= 1:
+        return x.copy()
+    k = np.ones(n) / n
+    pad = n // 2
+    xp = np.pad(x, pad, mode="edge")
+    return np.convolve(xp, k, mode="valid")
+
+
+def stride_period_s(t: np.ndarray, x: np.ndarray, lo_s: float = 0.6, hi_s: float = 2.5) -> float:
+    """Dominant period of a gait signal (autocorrelation peak in [lo_s, hi_s]); NaN if none."""
+    ok = np.isfinite(x)
+    if ok.sum() < 10 or len(t) < 10:
+        return float("nan")
+    dt = float(np.median(np.diff(t)))
+    xx = np.where(ok, x - np.nanmean(x), 0.0)
+    n = len(xx)
+    nfft = 1 << int(np.ceil(np.log2(2 * n)))
+    f = np.fft.rfft(xx, nfft)
+    ac = np.fft.irfft(f * np.conj(f), nfft)[:n]
+    w = np.fft.irfft(np.abs(np.fft.rfft(ok.astype(float), nfft)) ** 2, nfft)[:n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ac = ac / np.maximum(w, 1.0)
+    if ac[0] <= 0:
+        return float("nan")
+    ac = ac / ac[0]
+    i0, i1 = int(lo_s / dt), min(int(hi_s / dt), n - 1)
+    if i1 <= i0 + 2:
+        return float("nan")
+    seg = ac[i0:i1]
+    k = int(np.argmax(seg))
+    if seg[k] < 0.3 or k == 0 or k == len(seg) - 1:
+        return float("nan")
+    # parabolic refinement
+    a, b, c = seg[k - 1], seg[k], seg[k + 1]
+    den = a - 2 * b + c
+    off = 0.5 * (a - c) / den if den else 0.0
+    return float((i0 + k + off) * dt)

@@ -1,0 +1,95 @@
+"""Clinical findings with cited thresholds and their stride-level uncertainty.
+
+A finding is reported as ``"present"`` only when the whole 95 % confidence interval lies
+beyond the threshold, as ``"possible"`` when the point estimate is beyond it but the
+interval reaches back across it (the spread does not allow more), and not at all
+otherwise. Thresholds are conventions, named with their source; clinics may change them.
+"""
+from __future__ import annotations
+
+import math
+
+THRESHOLDS = {
+    # Robinson et al. 1987 symmetry index; the 10 % cut-off is a common convention
+    # (e.g. Herzog et al. 1989, Med Sci Sports Exerc 21:110-114), not a physiological limit.
+    "symmetry_index_pct": (10.0, "Robinson et al. 1987 symmetry index; 10 % is a common convention"),
+    # Rearfoot (calcaneal) eversion against the shank in stance: a few degrees is normal;
+    # beyond ~8° in the 2D rear view is a common clinical flag for excessive pronation.
+    "rearfoot_eversion_2d_deg": (8.0, "clinical convention for excessive rearfoot eversion (2D rear view)"),
+    # Persistent frontal pelvic tilt: ~2° corresponds to ~7 mm of leg-length difference over a
+    # 0.2 m hip-joint separation; clinically relevant discrepancies start near 5-10 mm
+    # (Gurney 2002, Gait Posture 15:195-206).
+    "pelvic_obliquity_2d_deg": (2.0, "~7 mm leg-length difference over 0.2 m hip width (Gurney 2002)"),
+    # Dynamic knee valgus (FPPA) in the front view, beyond ~10° flagged (Willson & Davis 2008
+    # used FPPA for dynamic valgus; normal walking values are a few degrees).
+    "knee_fppa_2d_deg": (10.0, "dynamic knee valgus, FPPA beyond 10° (convention; Willson & Davis 2008)"),
+}
+
+
+def _level(value: float, ci: list[float], thr: float) -> str | None:
+    """'present', 'possible' or None for |value| beyond thr given its CI."""
+    if value is None or not math.isfinite(value):
+        return None
+    lo, hi = ci if ci and all(c is not None and math.isfinite(c) for c in ci) else (math.nan, math.nan)
+    if value >= thr:
+        return "present" if math.isfinite(lo) and lo >= thr else "possible"
+    if value <= -thr:
+        return "present" if math.isfinite(hi) and hi <= -thr else "possible"
+    return None
+
+
+class ClinicalFindings:
+    """Findings from a report's summaries: asymmetry (per measure), excessive rearfoot
+    eversion (per side), persistent pelvic obliquity, dynamic knee valgus.
+
+    Attributes (after ``compute``): ``findings_`` list of dicts.
+    """
+
+    def __init__(self, thresholds: dict | None = None) -> None:
+        self.thresholds = {**THRESHOLDS, **(thresholds or {})}
+
+    def compute(self, si: dict, si_ci: dict, frontal: dict) -> "ClinicalFindings":
+        out = []
+        thr, ref = self.thresholds["symmetry_index_pct"]
+        for m, v in si.items():
+            lvl = _level(v, si_ci.get(m), thr)
+            if lvl:
+                longer = "right" if v > 0 else "left"
+                out.append(dict(code="asymmetry", measure=m, level=lvl, value=v, ci95=si_ci.get(m),
+                                threshold=thr, unit="%", reference=ref,
+                                text=f"{'Asymmetric' if lvl == 'present' else 'Possibly asymmetric'} {m}: "
+                                     f"symmetry index {v:+.1f} % (95 % CI {_fmt(si_ci.get(m))}), {longer} larger; "
+                                     f"threshold ±{thr:g} %"))
+        for key, code, what in (("rearfoot_eversion_2d_deg", "rearfoot_eversion", "rearfoot eversion in stance"),
+                                ("knee_fppa_2d_deg", "knee_valgus", "peak knee FPPA (valgus) in stance")):
+            thr, ref = self.thresholds[key]
+            for side, s in frontal.get(key, {}).items():
+                v = s.get("mean")
+                if v is None or not math.isfinite(v) or v <= 0:
+                    continue
+                lvl = _level(v, s.get("ci"), thr)
+                if lvl:
+                    out.append(dict(code=f"excessive_{code}", side=side, level=lvl, value=v, ci95=s.get("ci"),
+                                    threshold=thr, unit="deg", reference=ref,
+                                    text=f"{'Excessive' if lvl == 'present' else 'Possibly excessive'} {side} {what}: "
+                                         f"{v:.1f}° (95 % CI {_fmt(s.get('ci'))}), 2D projection; threshold {thr:g}°"))
+        po = frontal.get("pelvic_obliquity_2d_deg")
+        if po:
+            thr, ref = self.thresholds["pelvic_obliquity_2d_deg"]
+            v = po.get("mean")
+            lvl = _level(v, po.get("ci"), thr)
+            if lvl:
+                high = "left" if v > 0 else "right"
+                out.append(dict(code="pelvic_obliquity", level=lvl, value=v, ci95=po.get("ci"), threshold=thr,
+                                unit="deg", reference=ref,
+                                text=f"{'Persistent' if lvl == 'present' else 'Possible persistent'} pelvic obliquity "
+                                     f"{v:+.1f}° ({high} hip higher; 95 % CI {_fmt(po.get('ci'))}), 2D projection: "
+                                     f"a sign of a {('right' if high == 'left' else 'left')} short leg to check clinically"))
+        self.findings_ = out
+        return self
+
+
+def _fmt(ci) -> str:
+    if not ci or any(c is None or not math.isfinite(c) for c in ci):
+        return "n/a"
+    return f"{ci[0]:.1f} to {ci[1]:.1f}"

@@ -1,0 +1,323 @@
+"""The gait engine's entry point: :func:`analyze_tracks` (keypoint tracks of any subset of
+the four views -> :class:`GaitReport`) and :func:`compare_reports` (conditions)."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from rig.keypoints import SIDE_VIEWS, KeypointTrack
+
+from ._signals import SIDES, LabelSwapRepair
+from .cycles import StrideSegmentation
+from .events import EventList, SideViewEventDetector, fuse_events
+from .findings import ClinicalFindings
+from .kinematics import FRONTAL_LABELS, SAGITTAL_LABELS, FrontalKinematics, SagittalKinematics, StaticEvaluation
+from .spatiotemporal import SpatiotemporalParameters, mean_ci
+
+REPORT_FORMAT = "gaitrig-gait/1"
+
+
+class GaitInputError(ValueError):
+    """Input the engine cannot analyse at all (one-line message)."""
+
+
+@dataclass
+class GaitReport:
+    """The whole analysis; ``to_dict()`` is the JSON contract (docs/gait-analysis.md)."""
+
+    data: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return _clean(self.data)
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+    def __getitem__(self, k):
+        return self.data[k]
+
+
+def _clean(x):
+    """NaN/inf -> None, numpy -> Python, recursively."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [_clean(v) for v in x.tolist()]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def _validate(tracks: dict[str, KeypointTrack]) -> float:
+    if not tracks:
+        raise GaitInputError("no keypoint views given")
+    fps = {v: tr.header.fps for v, tr in tracks.items()}
+    for v, tr in tracks.items():
+        if tr.header.view != v:
+            raise GaitInputError(f"track given as {v!r} says view {tr.header.view!r} in its header")
+        if len(tr.t_s) < 2:
+            raise GaitInputError(f"{v} view: fewer than two frames")
+        if v in SIDE_VIEWS and tr.header.facing not in ("left", "right"):
+            raise GaitInputError(f"{v} view: header has no 'facing'")
+    if len({round(f, 6) for f in fps.values()}) > 1:
+        raise GaitInputError("views have different frame rates (" + ", ".join(f"{v} {f:g} fps" for v, f in fps.items())
+                             + "); they must come from one hardware-triggered session")
+    return float(next(iter(fps.values())))
+
+
+def _gaps(t: np.ndarray, found: np.ndarray) -> list[tuple[float, float]]:
+    """Time spans with nobody in view (from last seen to next seen)."""
+    if found.all():
+        return []
+    idx = np.flatnonzero(np.diff(np.r_[1, found.astype(int), 1]) != 0)
+    out = []
+    for a, b in zip(idx[::2], idx[1::2]):
+        t0 = t[a - 1] if a > 0 else -np.inf
+        t1 = t[b] if b < len(t) else np.inf
+        out.append((float(t0), float(t1)))
+    return out
+
+
+def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> GaitReport:
+    """Analyse one session: ``tracks`` maps view name -> track (any subset of left, right,
+    rear, front, all at one frame rate); ``belt_speed_m_s`` the treadmill belt speed.
+
+    Raises :class:`GaitInputError` for input that cannot be analysed at all; anything that
+    cannot be computed from usable input is null in the report with its reason under
+    ``unavailable``.
+    """
+    fps = _validate(tracks)
+    if not (belt_speed_m_s is not None and math.isfinite(belt_speed_m_s) and belt_speed_m_s >= 0):
+        raise GaitInputError(f"belt speed must be a number >= 0 m/s, got {belt_speed_m_s!r}")
+    unavailable: dict[str, str] = {}
+    quality = {"label_swaps_repaired": {}, "frames_with_nobody": {}, "frames": {}}
+    side_views, frontal_views = {}, {}
+    t_all = []
+    for v, tr in tracks.items():
+        found = tr.found
+        quality["frames"][v] = int(len(found))
+        quality["frames_with_nobody"][v] = int((~found).sum())
+        t_all.append((float(tr.t_s[0]), float(tr.t_s[-1])))
+        if not found.any():
+            unavailable[f"views.{v}"] = f"{v} view: nobody in view in any frame"
+            continue
+        if v in SIDE_VIEWS:
+            rep = LabelSwapRepair(v).fit(tr.lm)
+            quality["label_swaps_repaired"][v] = rep.n_swapped_
+            side_views[v] = (tr.t_s, rep.transform(tr.lm), tr.header.facing)
+        else:
+            frontal_views[v] = (tr.t_s, tr.lm)
+
+    # --- events per view, fused per foot
+    per_view = {}
+    hs_lists = {s: [] for s in SIDES}
+    to_lists = {s: [] for s in SIDES}
+    reasons = {s: [] for s in SIDES}
+    periods = []
+    for v, (t, lm, facing) in side_views.items():
+        det = SideViewEventDetector(facing).detect(v, t, lm)
+        per_view[v] = det
+        for s in SIDES:
+            if s in det.reasons_:
+                reasons[s].append(det.reasons_[s])
+                continue
+            hs_lists[s].append(det.heel_strike_[s])
+            to_lists[s].append(det.toe_off_[s])
+            periods.append(det.stride_period_s_[s])
+    period = float(np.median(periods)) if periods else math.nan
+    tol = 0.2 * period if np.isfinite(period) else 0.2
+    hs = {s: fuse_events(hs_lists[s], tol) for s in SIDES}
+    to = {s: fuse_events(to_lists[s], tol) for s in SIDES}
+    if not side_views:
+        why = "needs a left or right side view" if not tracks.keys() & set(SIDE_VIEWS) else "nobody in the side views"
+        for s in SIDES:
+            unavailable[f"events.{s}"] = f"gait events {why}"
+    else:
+        for s in SIDES:
+            if len(hs[s].time_s) == 0:
+                unavailable[f"events.{s}"] = "; ".join(reasons[s]) or "no events found"
+    walking = any(len(hs[s].time_s) >= 2 for s in SIDES)
+    mode = "walking" if walking else ("standing" if (side_views or frontal_views) else "unknown")
+
+    # --- cycles
+    gaps = []
+    for v, (t, lm, _) in side_views.items():
+        gaps += _gaps(t, ~np.isnan(lm[:, 0, 0]))
+    hs_t = {s: hs[s].time_s for s in SIDES}
+    to_t = {s: to[s].time_s for s in SIDES}
+    # a gap only matters when every side view missed it
+    if len(side_views) > 1:
+        gaps = _common_gaps(side_views)
+    seg = StrideSegmentation().fit(hs_t, to_t, gaps)
+    for s in SIDES:
+        if walking and len(seg.strides_[s]) < 2:
+            unavailable[f"cycles.{s}"] = f"fewer than two accepted {s} strides"
+    st = SpatiotemporalParameters(belt_speed_m_s).compute(seg.strides_, hs_t)
+    unavailable.update(st.unavailable_ if walking else {})
+
+    sag = SagittalKinematics().compute({v: side_views[v] for v in side_views}, seg.strides_)
+    fr = FrontalKinematics().compute(frontal_views, seg.strides_)
+    frontal_summary = {
+        "rearfoot_eversion_2d_deg": {s: mean_ci(fr.per_stride_["rearfoot_eversion_2d_deg"][s]) for s in SIDES},
+        "knee_fppa_2d_deg": {s: mean_ci(fr.per_stride_["knee_fppa_2d_deg"][s]) for s in SIDES},
+        "pelvic_obliquity_2d_deg": mean_ci(fr.obliquity_per_stride_),
+        "pelvic_drop_2d_deg": {s: mean_ci(fr.per_stride_["pelvic_drop_2d_deg"][s]) for s in SIDES},
+    }
+    if walking:
+        unavailable.update(fr.unavailable_)
+    static = None
+    still, why_not_still = _standing_still(frontal_views)
+    if not walking and frontal_views and not still:
+        unavailable["static"] = why_not_still
+    elif not walking and frontal_views:
+        se = StaticEvaluation().compute(frontal_views)
+        static = {"values": se.values_, "labels": FRONTAL_LABELS}
+        unavailable.update(se.unavailable_)
+        static_for_findings = {
+            "rearfoot_eversion_2d_deg": {s: _static_as_ci(se.values_.get("rearfoot_eversion_2d_deg", {}).get(s))
+                                         for s in SIDES},
+            "knee_fppa_2d_deg": {s: _static_as_ci(se.values_.get("knee_fppa_2d_deg", {}).get(s)) for s in SIDES},
+            "pelvic_obliquity_2d_deg": _static_as_ci(se.values_.get("pelvic_obliquity_2d_deg")),
+        }
+    elif not walking:
+        unavailable["static"] = "static evaluation needs the rear or front view"
+    else:
+        unavailable["static"] = "walking capture: static evaluation needs a standing capture"
+
+    si = st.symmetry_index_pct_ if walking else {}
+    si_ci = st.symmetry_index_ci95_pct_ if walking else {}
+    fnd = ClinicalFindings().compute(si, si_ci, frontal_summary if walking else (static_for_findings if static else {}))
+
+    ps = st.per_side_
+    spatio = {
+        "cadence_steps_per_min": st.cadence_steps_per_min_,
+        "cadence_ci95_steps_per_min": st.cadence_ci_,
+        "walking_speed_m_s": belt_speed_m_s if walking else math.nan,
+        "belt_speed_m_s": belt_speed_m_s,
+        "double_support_pct": st.double_support_pct_["mean"],
+        "double_support_ci95_pct": st.double_support_pct_["ci"],
+        "symmetry_index_pct": si,
+        "symmetry_index_ci95_pct": si_ci,
+        "cv_pct": st.cv_pct_,
+    }
+    for m in ("stride_time_s", "step_time_s", "stance_pct", "swing_pct", "stride_length_m", "step_length_m"):
+        spatio[m] = {s: ps[m][s]["mean"] for s in SIDES}
+        spatio[m.rsplit("_", 1)[0] + "_ci95_" + m.rsplit("_", 1)[1]] = {s: ps[m][s]["ci"] for s in SIDES}
+        spatio[m.rsplit("_", 1)[0] + "_sd_" + m.rsplit("_", 1)[1]] = {s: ps[m][s]["sd"] for s in SIDES}
+    if not walking:
+        spatio = {k: (math.nan if not isinstance(v, dict) else {kk: math.nan for kk in v}) for k, v in spatio.items()}
+        spatio["belt_speed_m_s"] = belt_speed_m_s
+        unavailable["spatiotemporal"] = "no walking detected: " + ("; ".join(
+            sorted({r for s in SIDES for r in reasons[s]})) or "no side view")
+    per_stride = {s: {**st.per_stride_[s],
+                      "rearfoot_eversion_2d_deg": fr.per_stride_["rearfoot_eversion_2d_deg"][s],
+                      "knee_fppa_2d_deg": fr.per_stride_["knee_fppa_2d_deg"][s],
+                      "pelvic_drop_2d_deg": fr.per_stride_["pelvic_drop_2d_deg"][s]} for s in SIDES}
+    per_stride["pelvic_obliquity_2d_deg"] = fr.obliquity_per_stride_
+    t0 = min(a for a, _ in t_all)
+    t1 = max(b for _, b in t_all)
+    data = {
+        "format": REPORT_FORMAT,
+        "mode": mode if (walking or still) else "neither walking nor standing still",
+        "views": sorted(tracks),
+        "fps": fps,
+        "t_start_s": t0, "t_end_s": t1, "duration_s": t1 - t0,
+        "belt_speed_m_s": belt_speed_m_s,
+        "events": {s: {"heel_strike_s": hs[s].time_s, "toe_off_s": to[s].time_s,
+                       "heel_strike_views": hs[s].source, "toe_off_views": to[s].source} for s in SIDES},
+        "cycles_used": {s: len(seg.strides_[s]) for s in SIDES},
+        "cycles_rejected": {s: int(sum(seg.rejected_[s].values())) for s in SIDES},
+        "cycles_rejected_reasons": {s: dict(seg.rejected_[s]) for s in SIDES},
+        "spatiotemporal": spatio,
+        "kinematics": {
+            "note": "All angles are 2D projections onto a camera's image plane, not 3D joint angles.",
+            "cycle_pct": list(range(101)),
+            "sagittal": sag.curves_ if walking else {},
+            "frontal": fr.curves_ if walking else {},
+            "frontal_summary": frontal_summary if walking else {},
+            "labels": {**SAGITTAL_LABELS, **FRONTAL_LABELS},
+        },
+        "static": static,
+        "findings": fnd.findings_,
+        "per_stride": per_stride,
+        "unavailable": unavailable,
+        "quality": quality,
+    }
+    return GaitReport(data)
+
+
+def _standing_still(frontal_views, max_frac: float = 0.08) -> tuple[bool, str]:
+    """A standing capture: the hip midpoint moves less than ``max_frac`` of the hip-ankle
+    length (5-95 % range) in every frontal view."""
+    for v, (t, lm) in frontal_views.items():
+        mx, my = 0.5 * (lm[:, 23, 0] + lm[:, 24, 0]), 0.5 * (lm[:, 23, 1] + lm[:, 24, 1])
+        leg = np.nanmedian(np.hypot(lm[:, 23, 0] - lm[:, 27, 0], lm[:, 23, 1] - lm[:, 27, 1]))
+        if not np.isfinite(leg) or np.isfinite(mx).sum() < 5:
+            continue
+        rx = np.subtract(*np.nanpercentile(mx, [95, 5]))
+        ry = np.subtract(*np.nanpercentile(my, [95, 5]))
+        if max(rx, ry) > max_frac * leg:
+            return False, (f"the subject is neither walking on the belt nor standing still ({v} view: hips "
+                           f"move {max(rx, ry) / leg * 100:.0f} % of the leg length); no static evaluation")
+    return True, ""
+
+
+def _static_as_ci(v):
+    if not v:
+        return {}
+    return {"mean": v["median"], "ci": [v["p2_5"], v["p97_5"]]}
+
+
+def _common_gaps(side_views) -> list[tuple[float, float]]:
+    """Gaps where no side view sees anybody (frames aligned on time)."""
+    ts = [sv[0] for sv in side_views.values()]
+    t = np.unique(np.concatenate(ts))
+    seen = np.zeros(len(t), bool)
+    for tv, lm, _ in side_views.values():
+        seen[np.searchsorted(t, tv[~np.isnan(lm[:, 0, 0])])] = True
+    return _gaps(t, seen)
+
+
+# --- comparison of conditions --------------------------------------------------------------
+COMPARE_MEASURES = ("stride_time_s", "step_time_s", "stance_pct", "step_length_m", "double_support_pct",
+                    "rearfoot_eversion_2d_deg", "knee_fppa_2d_deg", "pelvic_drop_2d_deg")
+
+
+def compare_reports(a: dict, b: dict, level: float = 0.95, names=("A", "B")) -> dict:
+    """Per-measure differences B - A with a Welch confidence interval over strides.
+
+    ``a`` and ``b`` are :meth:`GaitReport.to_dict` outputs of one patient in two conditions
+    (e.g. barefoot vs orthotic). ``changed`` is true only when the interval excludes 0.
+    """
+    out = {"format": "gaitrig-gait-compare/1", "a": names[0], "b": names[1], "level": level, "measures": []}
+    pa, pb = a.get("per_stride") or {}, b.get("per_stride") or {}
+    keys = [(m, s) for m in COMPARE_MEASURES for s in SIDES] + [("pelvic_obliquity_2d_deg", None)]
+    for m, s in keys:
+        xa = (pa.get(s, {}) if s else pa).get(m) if s else pa.get(m)
+        xb = (pb.get(s, {}) if s else pb).get(m) if s else pb.get(m)
+        xa = np.array([v for v in (xa or []) if v is not None], float)
+        xb = np.array([v for v in (xb or []) if v is not None], float)
+        row = {"measure": m, "side": s, "n_a": len(xa), "n_b": len(xb), "mean_a": math.nan, "mean_b": math.nan,
+               "difference": math.nan, "ci": [math.nan, math.nan], "changed": None}
+        if len(xa) >= 2 and len(xb) >= 2:
+            ma, mb = xa.mean(), xb.mean()
+            va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
+            se = math.sqrt(va + vb)
+            dfree = (va + vb) ** 2 / ((va ** 2 / (len(xa) - 1)) + (vb ** 2 / (len(xb) - 1))) if se > 0 else 1e9
+            h = float(stats.t.ppf(0.5 + level / 2, dfree)) * se
+            d = mb - ma
+            row.update(mean_a=ma, mean_b=mb, difference=d, ci=[d - h, d + h], changed=bool(d - h > 0 or d + h < 0))
+        else:
+            row["reason"] = "needs at least two strides with this measure in both conditions"
+        out["measures"].append(row)
+    return _clean(out)
