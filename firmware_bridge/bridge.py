@@ -25,6 +25,8 @@ from rig.bus.client import BusClient
 from rig.bus.payloads import (BeltState, CommandReply, LinkState, TreadmillCommand, TreadmillEvent,
                               TriggerState, decode)
 from rig.config import BridgeConfig
+from rig.ops.diag import DiagAgent
+from rig.ops.diag_hooks import bridge_hooks
 
 log = logging.getLogger(__name__)
 LINK_REPORT_S = 2.0
@@ -57,17 +59,21 @@ class Bridge:
         self._trigger: TriggerState | None = None
         self._link_key: tuple | None = None
         self._was_lost = False
+        self.diag = DiagAgent(self.bus, config, bridge_hooks(self))
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self, mqtt_wait_s: float = 10.0) -> "Bridge":
+    def start(self, mqtt_wait_s: float = 10.0, stop: threading.Event | None = None) -> "Bridge":
+        """``stop``: the event that ends ``run``; without it a diag restart is refused."""
         self.bus.start(wait_s=mqtt_wait_s)
         self.bus.on(topics.TREADMILL_CMD, self._on_command)
         self._worker.start()
         self.link.start()
         self.publish_link(force=True)
+        self.diag.start(stop)
         return self
 
     def stop(self) -> None:
+        self.diag.close()
         self.link.stop()
         self._jobs.put(None)
         self._worker.join(5)
@@ -75,7 +81,7 @@ class Bridge:
         self.bus.close()
 
     def run(self, stop: threading.Event) -> None:
-        self.start()
+        self.start(stop=stop)
         log.info("bridge running: serial %s, MQTT %s:%d, rig %s", self.link.port,
                  self.config.mqtt.host, self.config.mqtt.port, self.config.mqtt.rig_id)
         live = notify.Liveness(stall_after_s=3 * LINK_REPORT_S)
@@ -90,6 +96,7 @@ class Bridge:
             notify.stopping()
             self.stop()
             log.info("bridge stopped")
+        self.diag.exit_if_restart()
 
     # -- MQTT → serial --------------------------------------------------------------------------
     def _on_command(self, msg) -> None:

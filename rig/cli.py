@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "rig.node.cli",
     "rig.demo",
     "rig.ops.cli",
+    "rig.ops.diag_cli",
     "rig.gait.cli",
 ]
 

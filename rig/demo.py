@@ -43,16 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.2, help="belt speed, m/s (default 1.2)")
     p.add_argument("--fps", type=float, default=60.0, help="trigger rate, Hz (default 60)")
     p.add_argument("--workdir", type=Path, help="keep logs and the database here (default: a temp folder)")
+    p.add_argument("--port", type=int, help="the broker's port (default: a free one)")
     p.set_defaults(func=run)
 
 
 class Rig:
     """The daemons of one simulated rig, started as child processes and stopped together."""
 
-    def __init__(self, workdir: Path, fps: float):
+    def __init__(self, workdir: Path, fps: float, port: int | None = None):
         self.workdir, self.fps = workdir, fps
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.broker = LocalBroker(workdir)
+        self.broker = LocalBroker(workdir, port=port)
         self.link = workdir / "ttyTREADMILL"
         self.trigger_line = workdir / "trigger-line"
         self.database = workdir / "gaitrig.sqlite"
@@ -177,11 +178,13 @@ def run(args) -> int:
         signal.signal(sig, _interrupt)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gaitrig-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    rig = Rig(workdir, args.fps)
+    rig = Rig(workdir, args.fps, args.port)
     watch = None
     log.info("simulated rig in %s (logs, database)", workdir)
     try:
         rig.start()
+        log.info("diagnostics, from another terminal: gaitrig diag status --mqtt 127.0.0.1:%d --rig-id %s",
+                 rig.broker.port, RIG_ID)
         watch = Watch(rig)
         watch.wait_up(rig)
         while True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -140,9 +140,57 @@ class Presence(Payload):
     simulated: bool = False
 
 
+Figure = float | int | str | bool | None
+
+
+class DiagCommand(Payload):
+    cmd: str = Field(min_length=1, max_length=32, description="ping, health, config, set, selftest, restart, "
+                     "log_level; still on the technician topic")
+    args: list[str] = Field([], max_length=8, description="set: KEY VALUE (VALUE is JSON or a plain string); "
+                            "log_level: LEVEL")
+
+
+class DiagReply(Payload):
+    daemon: str
+    cmd: str | None = Field(description="the command answered; null when it could not be read")
+    ok: bool
+    error: str | None = None
+    result: dict[str, Any] = Field({}, description="what the command returns (still: jpeg_b64, width, height)")
+    t: float
+
+
+class DiagHealth(Payload):
+    daemon: str
+    t: float
+    period_s: float = Field(description="the next report is due this long after t")
+    uptime_s: float
+    cpu_load_1m: float | None
+    cpu_temp_c: float | None = Field(description="from /sys/class/thermal; null where there is none")
+    mem_rss_mb: float | None = Field(description="this process's resident memory")
+    mem_available_mb: float | None
+    disk_free_mb: float | None = Field(description="on the daemon's state directory")
+    broker_reconnects: int
+    rejected_payloads: int = Field(description="MQTT payloads (and diag commands) that did not validate")
+    commands_refused: int = Field(description="diag commands answered with an error (malformed, unknown, "
+                                  "bad arguments, not allowed on their topic)")
+    figures: dict[str, Figure] = Field({}, description="the daemon's own figures, units in the names")
+    problems: dict[str, str] = Field({}, description="problem kind -> detail, for each problem active now")
+
+
+class DiagEvent(Payload):
+    daemon: str
+    t: float
+    kind: str = Field(description="e.g. camera_lost, inference_backlog, disk_low, controller_silent, "
+                      "spool_filling, setting_changed, restart")
+    level: Literal["info", "warning", "error"]
+    active: bool = Field(description="true: raised (or happened); false: cleared")
+    detail: str = ""
+
+
 JSON_PAYLOADS: tuple[type[Payload], ...] = (
     BeltState, TriggerState, TreadmillEvent, TreadmillCommand, CommandReply, LinkState,
     SessionState, SessionCommand, NodeEnd, NodeInfo, SessionSummary, Presence,
+    DiagCommand, DiagReply, DiagHealth, DiagEvent,
 )
 P = TypeVar("P", bound=Payload)
 

@@ -87,8 +87,35 @@ PRESENCE = Topic(
     "presence/{daemon}", 1, True, "every daemon", "diag, coordinator",
     "Presence", "Birth on connect, death as last will: presence is always true. A sequence "
     "number (Sparkplug-style) tells a stale death from a new one.")
+DIAG_HEALTH = Topic(
+    "diag/{daemon}/health", 0, True, "every daemon", "diag",
+    "DiagHealth", "Figures every 5 s (units in the names) and the problems active now. Retained, so "
+    "`gaitrig diag status` sees every daemon at once, and a dead daemon's last figures stay for the "
+    "post-mortem (presence says whether it is up). QoS 0: the next report replaces a lost one.")
+DIAG_EVENT = Topic(
+    "diag/{daemon}/event", 1, False, "every daemon", "diag",
+    "DiagEvent", "A problem raised or cleared (camera lost, backlog, disk nearly full, controller "
+    "silent, spool filling...) and technicians' actions (setting changed, restart). QoS 1, not "
+    "retained: an event is a moment; the current problems are in health.")
+DIAG_CMD = Topic(
+    "diag/{daemon}/cmd", 1, False, "technician", "that daemon",
+    "DiagCommand", "A request (ping, health, config, set, selftest, restart, log_level) with MQTT v5 "
+    "ResponseTopic and CorrelationData. Never retained: a retained restart would loop. Requesters "
+    "should set a message expiry so a command is not carried out long after it was sent.")
+DIAG_CMD_TECH = Topic(
+    "diag/{daemon}/cmd/tech", 1, False, "technician", "that daemon",
+    "DiagCommand", "Technician-only commands (a still frame from the camera, which may show the "
+    "patient). Its own topic because the broker's ACL authorises by topic: only the technician "
+    "role may publish here. Takes every command of `cmd` too.")
+DIAG_REPLY = Topic(
+    "diag/{daemon}/reply", 1, False, "that daemon", "diag",
+    "DiagReply", "Replies, carrying the request's CorrelationData. They go to the request's "
+    "ResponseTopic, which must lie under `diag/<daemon>/reply/` on a locked-down broker (a daemon "
+    "may write nothing else); without one, here.")
 
 TOPICS: tuple[Topic, ...] = (
     TREADMILL_STATE, TREADMILL_TRIGGER, TREADMILL_EVENT, TREADMILL_CMD, TREADMILL_CMD_REPLY,
     BRIDGE_LINK, SESSION_STATE, SESSION_CMD, SESSION_SUMMARY, NODE_KEYPOINTS, NODE_END, NODE_INFO, PRESENCE,
+    DIAG_HEALTH, DIAG_EVENT, DIAG_CMD, DIAG_CMD_TECH, DIAG_REPLY,
 )
+DIAG_TOPICS: tuple[Topic, ...] = (DIAG_HEALTH, DIAG_EVENT, DIAG_CMD, DIAG_CMD_TECH, DIAG_REPLY)

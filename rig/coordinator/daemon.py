@@ -22,6 +22,8 @@ from rig.config import CoordinatorConfig
 from rig.coordinator import sessions as sm
 from rig.coordinator.storage import Storage
 from rig.ops import notify
+from rig.ops.diag import DiagAgent
+from rig.ops.diag_hooks import coordinator_hooks
 
 log = logging.getLogger(__name__)
 COMMIT_EVERY_S = 0.5
@@ -39,7 +41,10 @@ class Coordinator:
         self.session_id: int | None = None
         self.belt: BeltState | None = None  # the latest, so a session's profile starts at its start
         self.storage: Storage | None = None
+        self.session_frames: dict[str, int] = {}  # frames stored per view, current or last session
+        self.last_session_id: int | None = None
         self._subscribe()
+        self.diag = DiagAgent(self.bus, config, coordinator_hooks(self))
 
     def _subscribe(self) -> None:
         route = {
@@ -60,6 +65,7 @@ class Coordinator:
         self._recover_unfinished()
         self.bus.start()
         self._publish_state("idle")
+        self.diag.start(stop)
         live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
         try:
             with notify.Watchdog(live):
@@ -67,8 +73,10 @@ class Coordinator:
                 self._loop(stop, live)
         finally:
             notify.stopping()
+            self.diag.close()
             self.storage.close()
             self.bus.close()
+        self.diag.exit_if_restart()
 
     def _loop(self, stop: threading.Event, live: notify.Liveness) -> None:
         last_commit = time.monotonic()
@@ -111,6 +119,8 @@ class Coordinator:
         elif kind == "reply":
             (log.info if payload.ok else log.error)("controller replied to %s: %s", payload.id,
                                                    "ok" if payload.ok else payload.error)
+        elif kind == "diag":  # a diagnostics check that needs the worker's own database connection
+            payload(self.storage)
         elif kind == "info":
             topic, info = payload
             self.storage.set_node_info(topics.NODE_INFO.fields(self.bus.rig_id, topic)["view"], info.model_dump_json())
@@ -130,6 +140,7 @@ class Coordinator:
             return
         if self.storage.add_frame(frame.session_id, view, frame.index, raw) and frame.session_id == self.session_id:
             self.machine.frame_received(view)
+            self.session_frames[view] = self.session_frames.get(view, 0) + 1
 
     def _node_end(self, now: float, end: NodeEnd) -> None:
         if self.storage.session(end.session_id) is None:
@@ -147,6 +158,7 @@ class Coordinator:
                     self.session_id = self.storage.open_session(reason, time.time(), self.config.session.fps,
                                                                 self.config.session.views)
                     log.info("session %d started (%s)", self.session_id, reason)
+                    self.session_frames, self.last_session_id = {}, self.session_id
                     self._belt_sample()
                     self._publish_state("recording", reason=reason)
                 case sm.Arm(rate_hz):

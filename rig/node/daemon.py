@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -27,6 +27,8 @@ from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
 from rig.node.trigger import TriggerIndexer
 from rig.ops import notify
+from rig.ops.diag import DiagAgent
+from rig.ops.diag_hooks import node_hooks
 
 if TYPE_CHECKING:
     from rig.node.cli import NodeParts
@@ -34,7 +36,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EARLY_FRAMES = 240
 WATCHDOG_STALL_S = 5.0
+LATENCY_WINDOW = 600  # the last ten seconds at 60 fps
 Estimator = Callable[[CapturedFrame, int], "np.ndarray | None"]
+
+
+@dataclass
+class NodeStats:
+    """Counters since start, for diagnostics (a Train's own counts end with its session)."""
+    frames_in: int = 0  # camera frames read
+    frames_out: int = 0  # keypoint frames published (or spooled)
+    dropped: int = 0
+    missed_triggers: int = 0
+    latency_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    last_frame: CapturedFrame | None = None
+    last_frame_mono: float | None = None
 
 
 @dataclass
@@ -69,6 +84,9 @@ class NodeDaemon:
         self.early: deque[CapturedFrame] = deque(maxlen=EARLY_FRAMES)
         self.bus.on(topics.SESSION_STATE, self._on_session)
         self.bus.on(topics.TREADMILL_TRIGGER, self._on_trigger)
+        self.stats = NodeStats()
+        self.infer_lock = threading.Lock()  # the estimator is shared with the self-test
+        self.diag = DiagAgent(self.bus, config, node_hooks(self))
 
     # -- control over MQTT --------------------------------------------------------------------
     def _on_session(self, msg) -> None:
@@ -105,17 +123,20 @@ class NodeDaemon:
                    threading.Thread(target=self.publisher.replay, args=(stop,), name="replay", daemon=True)]
         for w in workers:
             w.start()
+        self.diag.start(stop)
         try:
             with notify.Watchdog(self.live):
                 notify.ready(f"{self.config.view}: {self.camera.name} camera, waiting for a session")
                 self._capture_loop(stop)
         finally:
             notify.stopping()
+            self.diag.close()
             for w in workers:
                 w.join(5)
             self.publisher.spool.close()
             self.camera.close()
             self.bus.close()
+        self.diag.exit_if_restart()
 
     def _capture_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -124,6 +145,8 @@ class NodeDaemon:
                 self.live.beat()  # during a train, only frames count: a camera that stops gets restarted
             if frame is None:
                 continue
+            st = self.stats
+            st.frames_in, st.last_frame, st.last_frame_mono = st.frames_in + 1, frame, time.monotonic()
             with self.lock:
                 if self.train is not None:
                     self._enqueue(self.train, frame)
@@ -138,6 +161,7 @@ class NodeDaemon:
             self.frames.put_nowait((t.session_id, index, frame))
         except queue.Full:
             t.dropped += 1
+            self.stats.dropped += 1
 
     def _infer_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -146,8 +170,13 @@ class NodeDaemon:
             except queue.Empty:
                 self._maybe_end()
                 continue
-            lm = self.estimator(frame, index)
+            t0 = time.perf_counter()
+            with self.infer_lock:
+                lm = self.estimator(frame, index)
+            self.stats.latency_ms.append((time.perf_counter() - t0) * 1000)
             sent = self.publisher.frame(session_id, index, frame.t, lm)
+            self.stats.frames_out += sent
+            self.stats.dropped += not sent
             with self.lock:  # the train outlives its queued frames: only _maybe_end clears it
                 if self.train is not None:
                     self.train.published += sent
@@ -164,6 +193,7 @@ class NodeDaemon:
                 return
             self.train = None
         missed = t.indexer.finish(t.pulses_sent)
+        self.stats.missed_triggers += missed
         self.publisher.end(NodeEnd(
             session_id=t.session_id, view=self.config.view,
             frames=t.published,

@@ -4,8 +4,9 @@ Accounts: one per daemon (its username is the daemon name, the same name BusClie
 in its presence topic) and one per person with a role (``tablet`` clinician or
 ``technician``). The ACL is derived from the topic table's publisher/subscriber roles in
 ``rig.bus.topics`` so that adding a topic there updates the broker's rules too; only the
-diagnostics topics (``diag/<daemon>/health|event|cmd|reply``) and the technician's
-"read everything" are spelled out here.
+diagnostics topics (``diag/<daemon>/health|event|reply/#`` written by each daemon,
+``diag/<daemon>/cmd`` and the technician-only ``diag/<daemon>/cmd/tech`` read by it) and
+the technician's "read everything" are spelled out here.
 
 Mosquitto ``pattern`` lines apply to *every* account; we use them only for a daemon's
 self-scoped topics (``presence/%u``, ``diag/%u/...``), which gives each person at most a
@@ -38,8 +39,11 @@ MAX_QUEUED_MESSAGES = math.ceil(MAX_VIEWS * MAX_FPS * 60 * QUEUE_MINUTES * QUEUE
 MAX_PACKET_BYTES = 4 * 1024 * 1024  # a still JPEG for aiming a camera fits; a runaway payload does not
 AUTOSAVE_INTERVAL_S = 30
 
-DIAG_OUT = ("health", "event", "reply")  # published by each daemon under diag/<daemon>/
+# Published by each daemon under diag/<daemon>/; replies go to reply/<requester's suffix>
+# (MQTT's '#' also matches the parent level, so reply/# covers the default reply topic).
+DIAG_OUT = ("health", "event", "reply/#")
 DIAG_CMD = "cmd"  # read by each daemon, written by technicians
+DIAG_CMD_TECH = "cmd/tech"  # the same, for technician-only commands (a camera still)
 
 # mosquitto_passwd (2.0) format: $7$ = PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt.
 PBKDF2_ITERATIONS = 101
@@ -127,6 +131,8 @@ def table_grants(account: Account, rig_id: str) -> list[tuple[str, str]]:
     """(access, topic) pairs for one account, from the topic table's roles."""
     grants = []
     for t in topics.TOPICS:
+        if t in topics.DIAG_TOPICS:  # self-scoped by %u, spelled out in pattern_lines/extra_grants
+            continue
         if _has_role(account, _roles(t.publisher)) and not _self_scoped(t):
             grants.append(("write", _concrete(t, rig_id, account, writing=True)))
         if _has_role(account, _roles(t.subscribers)):
@@ -139,15 +145,17 @@ def extra_grants(account: Account, rig_id: str) -> list[tuple[str, str]]:
     if account.role != "technician":
         return []
     return [("read", f"{topics.ROOT}/{rig_id}/#"), ("read", "$SYS/#"),
-            ("write", f"{topics.ROOT}/{rig_id}/diag/+/{DIAG_CMD}")]
+            ("write", f"{topics.ROOT}/{rig_id}/diag/+/{DIAG_CMD}"),
+            ("write", f"{topics.ROOT}/{rig_id}/diag/+/{DIAG_CMD_TECH}")]
 
 
 def pattern_lines(rig_id: str) -> list[str]:
     """Each daemon's own presence and diagnostics, by username (%u)."""
     base = f"{topics.ROOT}/{rig_id}"
-    lines = [f"pattern write {t.path(rig_id, daemon='%u')}" for t in topics.TOPICS if _self_scoped(t)]
+    lines = [f"pattern write {t.path(rig_id, daemon='%u')}" for t in topics.TOPICS
+             if _self_scoped(t) and t not in topics.DIAG_TOPICS]
     lines += [f"pattern write {base}/diag/%u/{leaf}" for leaf in DIAG_OUT]
-    lines.append(f"pattern read {base}/diag/%u/{DIAG_CMD}")
+    lines += [f"pattern read {base}/diag/%u/{leaf}" for leaf in (DIAG_CMD, DIAG_CMD_TECH)]
     return lines
 
 
