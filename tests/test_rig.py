@@ -193,3 +193,17 @@ def test_demo_stops_every_process_cleanly_on_ctrl_c(tmp_path):
     assert proc.wait(30) == 0
     left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
     assert left == [], "processes of the demo still running after Ctrl-C"
+
+
+def test_an_arm_refused_while_the_serial_line_is_down_is_sent_again(rig, caplog):
+    """A session started while the controller's device is away: the bridge refuses the arm
+    at once; the coordinator sends it again until the line is back, and the session is whole."""
+    rig.sim.vanish(2.5)
+    time.sleep(0.3)
+    rig.watcher.send(topics.SESSION_CMD, b'{"v":1,"action":"start","by":"test"}')
+    rig.wait_state("recording")
+    time.sleep(5.0)
+    rig.watcher.send(topics.SESSION_CMD, b'{"v":1,"action":"stop","by":"test"}')
+    summary = rig.summaries.get(timeout=30)
+    assert any("controller refused arm" in r.message for r in caplog.records)
+    assert_every_pulse_from_every_view(rig, summary)

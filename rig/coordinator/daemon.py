@@ -27,6 +27,8 @@ from rig.ops.diag_hooks import coordinator_hooks
 
 log = logging.getLogger(__name__)
 COMMIT_EVERY_S = 0.5
+REPLY_TIMEOUT_S = 3.0  # no reply from the bridge by then: send again
+COMMAND_RETRY_S = 0.5
 WATCHDOG_STALL_S = 10.0
 TICK_S = 0.1
 
@@ -39,7 +41,8 @@ class Coordinator:
         self.inbox: queue.Queue = queue.Queue()
         self.on_closed = on_closed
         self.session_id: int | None = None
-        self.belt: BeltState | None = None  # the latest, so a session's profile starts at its start
+        self.belt: BeltState | None = None
+        self._pending: dict[str, tuple[TreadmillCommand, float]] = {}  # id -> (command, retry at)  # the latest, so a session's profile starts at its start
         self.storage: Storage | None = None
         self.session_frames: dict[str, int] = {}  # frames stored per view, current or last session
         self.last_session_id: int | None = None
@@ -87,6 +90,7 @@ class Coordinator:
             except queue.Empty:
                 pass
             self._do(self.machine.tick(time.time()))
+            self._retry_commands()
             if time.monotonic() - last_commit >= COMMIT_EVERY_S:
                 self.storage.commit()
                 last_commit = time.monotonic()
@@ -117,8 +121,7 @@ class Coordinator:
             log.info("session command %s by %s", payload.action, payload.by)
             self._do(self.machine.command(now, payload.action))
         elif kind == "reply":
-            (log.info if payload.ok else log.error)("controller replied to %s: %s", payload.id,
-                                                   "ok" if payload.ok else payload.error)
+            self._on_reply(payload)
         elif kind == "diag":  # a diagnostics check that needs the worker's own database connection
             payload(self.storage)
         elif kind == "info":
@@ -200,7 +203,30 @@ class Coordinator:
 
     def _command(self, cmd: str, rate_hz: float | None = None) -> None:
         command = TreadmillCommand(id=f"{cmd}-{self.session_id}-{uuid.uuid4().hex[:8]}", cmd=cmd, rate_hz=rate_hz)
+        self._pending[command.id] = (command, time.monotonic() + REPLY_TIMEOUT_S)
         self.bus.send(topics.TREADMILL_CMD, command)
+
+    def _on_reply(self, reply: CommandReply) -> None:
+        """A failed arm or disarm is sent again while the session still needs it: the bridge
+        refuses commands at once while the serial line is down, rather than queueing them."""
+        entry = self._pending.pop(reply.id, None)
+        if reply.ok or entry is None or "ALREADY_ARMED" in (reply.error or ""):
+            log.info("controller replied to %s: %s", reply.id, "ok" if reply.ok else reply.error)
+            return
+        log.warning("controller refused %s (%s); retrying in %.1f s", reply.id, reply.error, COMMAND_RETRY_S)
+        self._pending[reply.id] = (entry[0], time.monotonic() + COMMAND_RETRY_S)
+
+    def _retry_commands(self) -> None:
+        """Resend what failed or was never answered, if the session still wants it."""
+        now = time.monotonic()
+        for cmd_id, (command, due) in list(self._pending.items()):
+            if due > now:
+                continue
+            del self._pending[cmd_id]
+            wanted = (self.machine.phase is sm.Phase.RECORDING if command.cmd == "arm"
+                      else self.machine.awaiting_train_end)
+            if wanted:
+                self._command(command.cmd, command.rate_hz)
 
     def _publish_state(self, state: str, reason: str | None = None, pulses_sent: int | None = None) -> None:
         notify.status(f"{state} session {self.session_id}" if self.session_id else state)

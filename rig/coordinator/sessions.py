@@ -113,6 +113,11 @@ class SessionMachine:
             return self._maybe_finish(now)
         return []
 
+    @property
+    def awaiting_train_end(self) -> bool:
+        """Closing, and the controller has not yet confirmed the train stopped."""
+        return self.phase is Phase.CLOSING and self._pulses_sent is None
+
     # -- transitions ----------------------------------------------------------------------------
     def _start(self, reason: str, manual: bool) -> list[Action]:
         self.phase, self.manual, self.stop_reason = Phase.RECORDING, manual, None
