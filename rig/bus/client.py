@@ -44,6 +44,7 @@ class BusClient:
         self._connected = threading.Event()
         self._ever_connected = False
         self._closing = False
+        self._sub_mid: int | None = None
         self._birth = Presence(daemon=daemon, online=True, seq=time.time_ns() // 1_000_000,
                                t=time.time(), version=__version__, host=socket.gethostname(),
                                simulated=simulated)
@@ -64,6 +65,7 @@ class BusClient:
         client.reconnect_delay_set(min_delay=1, max_delay=8)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         return client
 
     @property
@@ -110,10 +112,21 @@ class BusClient:
             self.reconnects += 1
             log.info("MQTT reconnected (%d)", self.reconnects)
         self._ever_connected = True
+        if self._subs:  # birth and "connected" wait for the SUBACK: online means listening
+            self._sub_mid = client.subscribe(list(self._subs))[1]
+        else:
+            self._announce(client)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.error("MQTT subscription refused: %s", ", ".join(refused))
+        if mid == self._sub_mid:
+            self._announce(client)
+
+    def _announce(self, client) -> None:
         client.publish(self.presence_topic, self._birth.model_copy(update={"t": time.time()}).encode(),
                        qos=1, retain=True)
-        for topic_filter, qos in self._subs:
-            client.subscribe(topic_filter, qos)
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
