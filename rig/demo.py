@@ -166,7 +166,9 @@ class Watch:
 def session_json(summary: SessionSummary) -> dict:
     return {"session_id": summary.session_id, "frames": summary.frames, "dropped": summary.dropped,
             "pulses_sent": summary.pulses_sent, "complete": summary.complete, "stop_reason": summary.reason,
-            "duration_s": round(summary.ended_t - summary.started_t, 2)}
+            "duration_s": round(summary.ended_t - summary.started_t, 2),
+            "belt_speed_m_s": summary.belt_speed_m_s, "cadence_steps_per_min": summary.cadence_steps_per_min,
+            "findings": summary.findings, "analysis_error": summary.analysis_error}
 
 
 def _interrupt(signum, frame) -> None:
@@ -211,5 +213,10 @@ def run(args) -> int:
 
 def _describe(s: dict) -> str:
     frames = ", ".join(f"{v} {n}" for v, n in s["frames"].items())
+    cadence = s["cadence_steps_per_min"]
+    gait = (f"cadence {cadence:.1f} steps/min" if cadence is not None
+            else f"no cadence ({s['analysis_error'] or 'not computed'})")
+    findings = "".join(f"\n  - {f}" for f in s["findings"]) or "\n  - no findings"
     return (f"session {s['session_id']}: {s['pulses_sent']} pulses, frames {frames}; "
-            f"{'complete' if s['complete'] else 'INCOMPLETE'} ({s['stop_reason']}, {s['duration_s']} s)")
+            f"{'complete' if s['complete'] else 'INCOMPLETE'} ({s['stop_reason']}, {s['duration_s']} s); "
+            f"{gait}{findings}")

@@ -128,6 +128,10 @@ class SessionSummary(Payload):
     frames: dict[str, int]
     dropped: dict[str, int]
     complete: bool = Field(description="every node reported every pulse")
+    belt_speed_m_s: float | None = Field(None, description="median belt speed while walking")
+    cadence_steps_per_min: float | None = Field(None, description="from the gait analysis; null if not computed")
+    findings: list[str] = Field([], description="the gait analysis's findings, one sentence each")
+    analysis_error: str | None = Field(None, description="why the gait analysis could not run")
 
 
 class Presence(Payload):

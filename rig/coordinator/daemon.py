@@ -7,12 +7,12 @@ and the state machine, so no locks are needed around either.
 """
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 import time
 import uuid
-from typing import Callable
 
 from rig.bus import topics
 from rig.bus.client import BusClient
@@ -20,6 +20,7 @@ from rig.bus.payloads import (BeltState, CommandReply, NodeEnd, NodeInfo, Sessio
                               SessionSummary, TreadmillCommand, TriggerState, decode, decode_keypoints)
 from rig.config import CoordinatorConfig
 from rig.coordinator import sessions as sm
+from rig.coordinator.analysis import analyze_session
 from rig.coordinator.storage import Storage
 from rig.ops import notify
 from rig.ops.diag import DiagAgent
@@ -34,12 +35,11 @@ TICK_S = 0.1
 
 
 class Coordinator:
-    def __init__(self, config: CoordinatorConfig, on_closed: Callable[[SessionSummary], None] | None = None):
+    def __init__(self, config: CoordinatorConfig):
         self.config = config
         self.machine = sm.SessionMachine(config.session)
         self.bus = BusClient(config.mqtt, "coordinator", persistent_session=True)
         self.inbox: queue.Queue = queue.Queue()
-        self.on_closed = on_closed
         self.session_id: int | None = None
         self.belt: BeltState | None = None
         self._pending: dict[str, tuple[TreadmillCommand, float]] = {}  # id -> (command, retry at)  # the latest, so a session's profile starts at its start
@@ -179,6 +179,8 @@ class Coordinator:
     def _finish(self, action: sm.FinishSession) -> None:
         sid = self.session_id
         self.storage.close_session(sid, time.time(), action.complete)
+        analyze_session(self.storage, sid, self.config.session.walking_speed_min_m_s)
+        self.storage.commit()
         summary = self.summary(sid)
         if action.problem:
             log.warning("session %d closed incomplete: %s", sid, action.problem)
@@ -187,8 +189,17 @@ class Coordinator:
         self.bus.send(topics.SESSION_SUMMARY, summary)
         self.session_id = None
         self._publish_state("idle", reason=self.machine.stop_reason)
-        if self.on_closed:
-            self.on_closed(summary)
+
+    def _analysis_fields(self, sid: int) -> dict:
+        stored = self.storage.report(sid)
+        if stored is None:
+            return {}
+        report_json, error = stored
+        report = json.loads(report_json) if report_json else None
+        return {"belt_speed_m_s": report["belt_speed_m_s"] if report else None,
+                "cadence_steps_per_min": report["spatiotemporal"]["cadence_steps_per_min"] if report else None,
+                "findings": [f["text"] for f in report["findings"]] if report else [],
+                "analysis_error": error}
 
     def summary(self, sid: int) -> SessionSummary:
         row = self.storage.session(sid)
@@ -199,6 +210,7 @@ class Coordinator:
             reason=row.stop_reason or "", pulses_sent=pulses,
             frames={n.view: n.frames_received for n in nodes},
             dropped={n.view: max(pulses - n.frames_received, 0) for n in nodes},
+            **self._analysis_fields(sid),
             complete=bool(row.complete))
 
     def _command(self, cmd: str, rate_hz: float | None = None) -> None:

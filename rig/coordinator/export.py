@@ -1,27 +1,34 @@
-"""Export a stored session as gaitrig-keypoints/1 files, one per view."""
+"""A stored session as keypoint tracks (for the gait engine) or as gaitrig-keypoints/1
+files, one per view (for `gaitrig analyze` and other tools). ``t`` is seconds from the
+first trigger pulse."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+
 from rig.bus.payloads import decode_keypoints
 from rig.coordinator.storage import Storage
-from rig.keypoints import KeypointHeader, write_track
+from rig.keypoints import N_LANDMARKS, KeypointHeader, KeypointTrack, write_track
 
 
 class ExportError(RuntimeError):
     pass
 
 
-def export_session(storage: Storage, session_id: int, out_dir: Path) -> dict[str, Path]:
+def session_tracks(storage: Storage, session_id: int) -> dict[str, KeypointTrack]:
+    """Every view that sent frames, as a track; frames in trigger-index order."""
     row = storage.session(session_id)
     if row is None:
         raise ExportError(f"no session {session_id} in the database")
     if row.first_pulse_t is None:
         raise ExportError(f"session {session_id} never started its trigger train: nothing to export")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
+    tracks = {}
     for node in storage.nodes(session_id):
+        frames = [decode_keypoints(p) for p in storage.frames(session_id, node.view)]
+        if not frames:
+            continue
         info_json = storage.node_info(node.view)
         if info_json is None:
             raise ExportError(f"view {node.view}: the node never announced its camera geometry")
@@ -29,8 +36,19 @@ def export_session(storage: Storage, session_id: int, out_dir: Path) -> dict[str
         header = KeypointHeader(view=node.view, fps=row.fps, width=info["width"], height=info["height"],
                                 facing=info["facing"], extra={"session_id": session_id,
                                                               "simulated": info["simulated"]})
-        frames = (decode_keypoints(p) for p in storage.frames(session_id, node.view))
-        path = out_dir / f"session{session_id}-{node.view}.jsonl"
-        write_track(path, header, ((f.index, f.t - row.first_pulse_t, f.lm) for f in frames))
-        written[node.view] = path
+        nobody = np.full((N_LANDMARKS, 4), np.nan)
+        tracks[node.view] = KeypointTrack(
+            header, np.array([f.index for f in frames], dtype=np.int64),
+            np.array([f.t - row.first_pulse_t for f in frames]),
+            np.stack([nobody if f.lm is None else f.lm for f in frames]))
+    return tracks
+
+
+def export_session(storage: Storage, session_id: int, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for view, track in session_tracks(storage, session_id).items():
+        path = out_dir / f"session{session_id}-{view}.jsonl"
+        write_track(path, track.header, zip(track.index, track.t_s, track.lm))
+        written[view] = path
     return written

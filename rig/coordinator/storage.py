@@ -57,6 +57,14 @@ MIGRATIONS: tuple[str, ...] = (
         payload TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE session_reports (
+        session_id     INTEGER PRIMARY KEY REFERENCES sessions(id),
+        belt_speed_m_s REAL,
+        report         TEXT,
+        error          TEXT
+    );
+    """,
 )
 
 
@@ -190,6 +198,16 @@ class Storage:
     def belt_profile(self, sid: int) -> list[tuple[float, float]]:
         return list(self.conn.execute(
             "SELECT t, speed_m_s FROM belt_samples WHERE session_id = ? ORDER BY t", (sid,)))
+
+    def save_report(self, sid: int, belt_speed_m_s: float | None, report_json: str | None,
+                    error: str | None) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO session_reports VALUES (?, ?, ?, ?)",
+                          (sid, belt_speed_m_s, report_json, error))
+
+    def report(self, sid: int) -> tuple[str | None, str | None] | None:
+        """(report JSON, error) of a session's gait analysis, or None if never analysed."""
+        row = self.conn.execute("SELECT report, error FROM session_reports WHERE session_id = ?", (sid,)).fetchone()
+        return tuple(row) if row else None
 
     def set_node_info(self, view: str, payload_json: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO node_info VALUES (?, ?)", (view, payload_json))
