@@ -129,3 +129,27 @@ def test_a_camera_that_stops_delivering_stops_the_watchdog(broker, trigger_mode,
     assert not node.live(), "the camera went silent mid-session but the watchdog would still be fed"
     stop.set()
     ctl.close()
+
+
+def test_a_camera_that_fails_to_open_is_reported_and_retried_while_the_node_keeps_running(
+        broker, trigger_mode, tmp_path):
+    from rig.ops.diag_hooks import node_figures, node_problems
+    trigger_mode.write_text("0\n")  # the privileged trigger-mode unit has not run yet
+    Picamera2.schedule_ns = []
+    cfg = NodeConfig(mqtt=broker.settings(), view="front", spool_dir=tmp_path,
+                     camera=CameraSettings(backend="picamera2", trigger_mode_file=trigger_mode))
+    node = NodeDaemon(cfg, NodeParts(camera(trigger_mode), lambda frame, index: None, "none", None))
+    stop = threading.Event()
+    thread = threading.Thread(target=node.run, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    assert thread.is_alive() and node.bus.connected
+    problems = node_problems(node_figures(node), cfg.queue_frames, cfg.spool_max_mb)
+    assert "external trigger mode is off" in problems["camera_failed"]
+    trigger_mode.write_text("1\n")
+    deadline = time.monotonic() + 5
+    while node.stats.camera_error and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert node.stats.camera_error is None and node._camera_open
+    stop.set()
+    thread.join(5)

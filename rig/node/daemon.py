@@ -22,7 +22,7 @@ from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import NodeEnd, NodeInfo, SessionState, TriggerState, decode
 from rig.config import NodeConfig
-from rig.node.camera import Camera, CapturedFrame
+from rig.node.camera import Camera, CameraError, CapturedFrame
 from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
 from rig.node.trigger import TriggerIndexer
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EARLY_FRAMES = 240
 WATCHDOG_STALL_S = 5.0
+CAMERA_RETRY_S = 2.0
 LATENCY_WINDOW = 600  # the last ten seconds at 60 fps
 Estimator = Callable[[CapturedFrame, int], "np.ndarray | None"]
 
@@ -50,6 +51,7 @@ class NodeStats:
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_frame: CapturedFrame | None = None
     last_frame_mono: float | None = None
+    camera_error: str | None = None  # why the camera cannot be opened or read, until it recovers
 
 
 @dataclass
@@ -77,6 +79,7 @@ class NodeDaemon:
         self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool)
         self.frames: queue.Queue = queue.Queue(maxsize=config.queue_frames)
         self.live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
+        self._camera_open = False
         self.lock = threading.Lock()
         self.recording_session: int | None = None
         self.train: Train | None = None
@@ -113,12 +116,7 @@ class NodeDaemon:
 
     # -- threads -------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        self.camera.open()
         self.bus.start()
-        self.bus.send(topics.NODE_INFO, NodeInfo(
-            view=self.config.view, width=self.camera.width, height=self.camera.height,
-            facing=self.facing, camera=self.camera.name, model=self.model_name,
-            simulated=self.simulated), view=self.config.view)
         workers = [threading.Thread(target=self._infer_loop, args=(stop,), name="inference", daemon=True),
                    threading.Thread(target=self.publisher.replay, args=(stop,), name="replay", daemon=True)]
         for w in workers:
@@ -134,13 +132,51 @@ class NodeDaemon:
             for w in workers:
                 w.join(5)
             self.publisher.spool.close()
-            self.camera.close()
+            if self._camera_open:
+                self.camera.close()
             self.bus.close()
         self.diag.exit_if_restart()
 
+    def _open_camera(self, stop: threading.Event) -> bool:
+        """Open the camera, or report why not and try again later: the node keeps running."""
+        try:
+            self.camera.open()
+        except CameraError as e:
+            self._camera_failed(e)
+            stop.wait(CAMERA_RETRY_S)
+            return False
+        if self.stats.camera_error:
+            log.info("camera %s is back", self.camera.name)
+        self.stats.camera_error, self._camera_open = None, True
+        self.bus.send(topics.NODE_INFO, NodeInfo(
+            view=self.config.view, width=self.camera.width, height=self.camera.height,
+            facing=self.facing, camera=self.camera.name, model=self.model_name,
+            simulated=self.simulated), view=self.config.view)
+        return True
+
+    def _camera_failed(self, e: CameraError) -> None:
+        if str(e) != self.stats.camera_error:  # logged once per distinct failure
+            log.error("%s; retrying every %.0f s", e, CAMERA_RETRY_S)
+        self.stats.camera_error = str(e)
+        if self._camera_open:
+            self._camera_open = False
+            try:
+                self.camera.close()
+            except Exception:  # a failed camera may fail to close too; we reopen it anyway
+                log.debug("closing the failed camera raised", exc_info=True)
+
+    def _read_frame(self, stop: threading.Event) -> CapturedFrame | None:
+        if not self._camera_open and not self._open_camera(stop):
+            return None
+        try:
+            return self.camera.read(0.1)
+        except CameraError as e:
+            self._camera_failed(e)
+            return None
+
     def _capture_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            frame = self.camera.read(0.1)
+            frame = self._read_frame(stop)
             if frame is not None or self.train is None:
                 self.live.beat()  # during a train, only frames count: a camera that stops gets restarted
             if frame is None:

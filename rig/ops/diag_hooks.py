@@ -61,11 +61,14 @@ def node_figures(node: "NodeDaemon") -> dict[str, Any]:
             "inference_latency_ms_p50": h.percentile_ms(latencies, 50),
             "inference_latency_ms_p95": h.percentile_ms(latencies, 95),
             "inference_backlog": node.frames.qsize(), "last_frame_age_s": age,
-            "spool_messages": spool.count, "spool_mb": round(spool.bytes / 1e6, 3)}
+            "spool_messages": spool.count, "spool_mb": round(spool.bytes / 1e6, 3),
+            "camera_error": st.camera_error}
 
 
 def node_problems(f: dict, queue_frames: int, spool_max_mb: float) -> dict[str, str]:
     out = {}
+    if f["camera_error"]:
+        out["camera_failed"] = f["camera_error"]
     if f["train_running"] and (f["last_frame_age_s"] is None or f["last_frame_age_s"] > CAMERA_LOST_S):
         out["camera_lost"] = (f"no frame for {f['last_frame_age_s']} s while the trigger train runs"
                               if f["last_frame_age_s"] is not None else "no frame since start while a train runs")
