@@ -106,6 +106,8 @@ class NodeEnd(Payload):
     captured: int = Field(ge=0, description="camera frames captured")
     missed_triggers: int = Field(ge=0)
     dropped: int = Field(ge=0, description="frames captured but not published")
+    backlog_at_train_end: int = Field(0, ge=0, description="frames still waiting for inference when the "
+                                      "train stopped; all finished before this report")
     simulated: bool = False
 
 

@@ -62,6 +62,7 @@ class Train:
     ended_at: float | None = None
     dropped: int = 0
     published: int = 0
+    backlog_at_end: int = 0
 
     def same_train(self, trig: TriggerState) -> bool:
         """Reports of one train differ only by clock-sync refinements, far below a period."""
@@ -106,6 +107,7 @@ class NodeDaemon:
                     self._start_train(self.recording_session, trig)
             elif not trig.armed and t is not None and t.pulses_sent is None:
                 t.pulses_sent, t.ended_at = trig.pulses_sent, time.monotonic()
+                t.backlog_at_end = self.frames.qsize()
 
     def _start_train(self, session_id: int, trig: TriggerState) -> None:
         log.info("session %d: train armed at %.1f Hz", session_id, trig.rate_hz)
@@ -233,4 +235,5 @@ class NodeDaemon:
         self.publisher.end(NodeEnd(
             session_id=t.session_id, view=self.config.view,
             frames=t.published,
-            captured=t.indexer.captured, missed_triggers=missed, dropped=t.dropped, simulated=self.simulated))
+            captured=t.indexer.captured, missed_triggers=missed, dropped=t.dropped,
+            backlog_at_train_end=t.backlog_at_end, simulated=self.simulated))

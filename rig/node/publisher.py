@@ -30,8 +30,9 @@ class KeypointPublisher:
 
     def end(self, end: NodeEnd) -> None:
         self._send(topics.NODE_END, end.encode())
-        log.info("session %d: %d frames published, %d captured, %d missed triggers, %d dropped",
-                 end.session_id, end.frames, end.captured, end.missed_triggers, end.dropped)
+        log.info("session %d: %d frames published, %d captured, %d missed triggers, %d dropped, "
+                 "%d waited for inference after the train stopped", end.session_id, end.frames, end.captured,
+                 end.missed_triggers, end.dropped, end.backlog_at_train_end)
 
     def _send(self, topic: topics.Topic, payload: bytes) -> bool:
         path = topic.path(self.bus.rig_id, view=self.view)
