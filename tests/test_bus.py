@@ -1,7 +1,6 @@
 """The MQTT backbone against a real Mosquitto: presence, reconnects, payload rejection."""
 from __future__ import annotations
 
-import json
 import queue
 import subprocess
 import sys

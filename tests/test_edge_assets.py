@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assets_or_skip
 
 from edge_models import fetch as fetching
 from edge_models.interpreter import (DelegateLoadError, InterpreterConfig,
@@ -18,14 +18,7 @@ from edge_models.registry import ASSETS, MODELS, POSE_DETECTION, SAMPLES
 
 
 def cached_or_skip(names=MODELS) -> Path:
-    """The real cache; skip without it unless under CI, where set-up must have fetched it."""
-    bad = [s for s in fetching.status(names) if s.state != "ok"]
-    if bad:
-        msg = f"assets not cached ({', '.join(s.asset.name for s in bad)}): run `gaitrig models fetch`"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return fetching.cache_dir()
+    return assets_or_skip(names)
 
 
 def test_registry_pins_sources_and_hashes():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 import cv2
 import numpy as np
 import pytest
+from conftest import assets_or_skip
 
 from edge_models import cli as edge_cli
 from edge_models import fetch as fetching
@@ -21,13 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:User
 
 @pytest.fixture(scope="module")
 def cache():
-    bad = [s for s in fetching.status(MODELS + SAMPLES) if s.state != "ok"]
-    if bad:
-        msg = f"assets not cached ({', '.join(s.asset.name for s in bad)}): run `gaitrig models fetch`"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return fetching.cache_dir()
+    return assets_or_skip(MODELS + SAMPLES)
 
 
 def run_cli(argv: list[str]) -> int:

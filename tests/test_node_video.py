@@ -4,14 +4,14 @@ backlog waits in the bounded buffer and is finished after the belt stops — and
 coordinator still gets every frame, each with the person found."""
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
 
 import pytest
 
-from edge_models.fetch import ModelMissingError, sample_path
+from conftest import assets_or_skip
+from edge_models.fetch import sample_path
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.simulator import TreadmillSimulator
 from rig.bus import topics
@@ -28,12 +28,8 @@ from rig.node.daemon import NodeDaemon
 
 @pytest.fixture
 def video():
-    try:
-        return sample_path("cam01.mp4")
-    except ModelMissingError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("samples not fetched: run `gaitrig models fetch`")
+    assets_or_skip(["pose_detection.tflite", "pose_landmark_full.tflite", "cam01.mp4"])
+    return sample_path("cam01.mp4")
 
 
 def test_inference_behind_the_camera_finishes_the_backlog_and_loses_nothing(broker, tmp_path, video):
