@@ -22,7 +22,7 @@ from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import NodeEnd, NodeInfo, SessionState, TriggerState, decode
 from rig.config import NodeConfig
-from rig.node.camera import Camera, CameraError, CapturedFrame
+from rig.node.camera import CameraError, CapturedFrame
 from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
 from rig.node.trigger import TriggerIndexer
