@@ -182,14 +182,26 @@ def test_a_session_exports_as_keypoint_files_matching_the_walker(rig, tmp_path):
         assert np.nanmax(np.abs(track.lm[:, :, :2] - truth[:, :, :2])) <= 1 / 16 + 0.01
 
 
-def test_demo_stops_every_process_cleanly_on_ctrl_c(tmp_path):
+def test_demo_runs_diag_status_lists_every_daemon_and_ctrl_c_stops_everything(tmp_path):
+    """As a technician would: while `gaitrig demo` runs, the command it suggests lists every
+    daemon up with its figures; Ctrl-C then stops every process of the rig."""
+    import re
     import signal
     proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "demo", "--workdir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    diag_cmd = None
     for line in proc.stderr:
+        if m := re.search(r"gaitrig (diag status .*)$", line):
+            diag_cmd = m.group(1).split()
         if "all daemons up" in line:
             break
+    status = subprocess.run([sys.executable, "-m", "rig.cli", *diag_cmd], capture_output=True, text=True,
+                            timeout=60)
     proc.send_signal(signal.SIGINT)
+    assert status.returncode == 0, status.stderr
+    rows = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:] if line.strip()}
+    assert {d: rows.get(d) for d in ("bridge", "coordinator", *(f"node-{v}" for v in ALL_VIEWS))} == {
+        d: "up" for d in ("bridge", "coordinator", *(f"node-{v}" for v in ALL_VIEWS))}, status.stdout
     assert proc.wait(30) == 0
     left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
     assert left == [], "processes of the demo still running after Ctrl-C"
