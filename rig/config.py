@@ -145,7 +145,8 @@ class NodeConfig(Section):
     camera: CameraSettings = CameraSettings()
     model: ModelSettings = ModelSettings()
     walker: WalkerSettings = WalkerSettings()
-    queue_frames: int = Field(1200, ge=1, description="frames that may wait for inference")
+    backlog_max_mb: float = Field(1000.0, gt=0, description="memory for frames waiting for inference (a "
+                                  "1456x1088 frame is 4.75 MB); beyond it frames are dropped and counted")
     end_grace_s: float = Field(1.0, gt=0, description="wait this long for the last frames after the train stops")
     spool_dir: Path = Field(Path("/var/lib/gaitrig"), description="on-disk spool while the broker is unreachable")
     spool_max_mb: float = Field(200.0, gt=0, description="spool bound; beyond it frames are counted as lost")

@@ -45,12 +45,14 @@ def test_problems_raise_and_clear_once_each():
 
 
 def test_node_and_bridge_problem_rules():
-    idle = {"train_running": False, "last_frame_age_s": None, "inference_backlog": 0, "spool_mb": 0.0,
+    idle = {"train_running": False, "last_frame_age_s": None, "inference_backlog": 0, "inference_backlog_mb": 0.0,
+            "spool_mb": 0.0,
             "frames_lost": 0, "camera_error": None}
-    assert node_problems(idle, 1200, 200.0) == {}
-    bad = {**idle, "train_running": True, "last_frame_age_s": 3.5, "inference_backlog": 400, "spool_mb": 150.0,
+    assert node_problems(idle, 1000.0, 200.0) == {}
+    bad = {**idle, "train_running": True, "last_frame_age_s": 3.5, "inference_backlog": 200,
+           "inference_backlog_mb": 950.0, "spool_mb": 150.0,
            "frames_lost": 2, "camera_error": "picamera2: camera 0 failed to open"}
-    assert set(node_problems(bad, 1200, 200.0)) == {"camera_lost", "inference_backlog", "spool_filling",
+    assert set(node_problems(bad, 1000.0, 200.0)) == {"camera_lost", "inference_backlog", "spool_filling",
                                                     "frames_lost", "camera_failed"}
     assert set(bridge_problems({"serial_connected": True, "controller_silent": True, "serial_port": "p"})) == {
         "controller_silent"}

@@ -144,7 +144,7 @@ def test_a_camera_that_fails_to_open_is_reported_and_retried_while_the_node_keep
     thread.start()
     time.sleep(1.0)
     assert thread.is_alive() and node.bus.connected
-    problems = node_problems(node_figures(node), cfg.queue_frames, cfg.spool_max_mb)
+    problems = node_problems(node_figures(node), cfg.backlog_max_mb, cfg.spool_max_mb)
     assert "external trigger mode is off" in problems["camera_failed"]
     trigger_mode.write_text("1\n")
     deadline = time.monotonic() + 5

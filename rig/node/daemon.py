@@ -70,6 +70,11 @@ class Train:
         return trig.rate_hz == i.rate_hz and abs(trig.first_pulse_t - i.first_pulse_t) < 0.5 / i.rate_hz
 
 
+def frame_bytes(frame: CapturedFrame) -> int:
+    """What a waiting frame holds in memory (the simulated camera's landmarks: ~1 kB)."""
+    return frame.image.nbytes if frame.image is not None else 1024
+
+
 class NodeDaemon:
     def __init__(self, config: NodeConfig, parts: "NodeParts"):
         self.config, self.camera, self.estimator = config, parts.camera, parts.estimator
@@ -78,7 +83,8 @@ class NodeDaemon:
         self.bus = BusClient(config.mqtt, f"node-{config.view}", simulated=simulated)
         spool = Spool(config.spool_dir / f"spool-{config.view}.sqlite", int(config.spool_max_mb * 1e6))
         self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool)
-        self.frames: queue.Queue = queue.Queue(maxsize=config.queue_frames)
+        self.frames: queue.Queue = queue.Queue()  # bounded in bytes, below: frames are big
+        self.backlog_bytes = 0
         self.live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
         self._camera_open = False
         self.lock = threading.Lock()
@@ -195,11 +201,13 @@ class NodeDaemon:
         index = t.indexer.index(frame.t)
         if index is None or (t.pulses_sent is not None and index >= t.pulses_sent):
             return
-        try:
-            self.frames.put_nowait((t.session_id, index, frame))
-        except queue.Full:
+        size = frame_bytes(frame)
+        if self.backlog_bytes + size > self.config.backlog_max_mb * 1e6:
             t.dropped += 1
             self.stats.dropped += 1
+            return
+        self.backlog_bytes += size
+        self.frames.put_nowait((t.session_id, index, frame))
 
     def _infer_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -208,6 +216,8 @@ class NodeDaemon:
             except queue.Empty:
                 self._maybe_end()
                 continue
+            with self.lock:
+                self.backlog_bytes -= frame_bytes(frame)
             t0 = time.perf_counter()
             with self.infer_lock:
                 lm = self.estimator(frame, index)

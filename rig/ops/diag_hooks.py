@@ -43,7 +43,7 @@ def node_hooks(node: "NodeDaemon") -> DiagHooks:
         node.publisher.spool.max_bytes = int(mb * 1e6)
 
     return DiagHooks(figures=lambda: node_figures(node),
-                     problems=lambda f: node_problems(f, cfg.queue_frames, cfg.spool_max_mb),
+                     problems=lambda f: node_problems(f, cfg.backlog_max_mb, cfg.spool_max_mb),
                      selftest=lambda: node_selftest(node), still=lambda: node_still(node),
                      live={"end_grace_s": None, "spool_max_mb": set_spool_max},
                      state_dir=h.state_dir(cfg.spool_dir))
@@ -60,20 +60,22 @@ def node_figures(node: "NodeDaemon") -> dict[str, Any]:
             "frames_lost": node.publisher.refused,
             "inference_latency_ms_p50": h.percentile_ms(latencies, 50),
             "inference_latency_ms_p95": h.percentile_ms(latencies, 95),
-            "inference_backlog": node.frames.qsize(), "last_frame_age_s": age,
+            "inference_backlog": node.frames.qsize(), "inference_backlog_mb": round(node.backlog_bytes / 1e6, 1),
+            "last_frame_age_s": age,
             "spool_messages": spool.count, "spool_mb": round(spool.bytes / 1e6, 3),
             "camera_error": st.camera_error}
 
 
-def node_problems(f: dict, queue_frames: int, spool_max_mb: float) -> dict[str, str]:
+def node_problems(f: dict, backlog_max_mb: float, spool_max_mb: float) -> dict[str, str]:
     out = {}
     if f["camera_error"]:
         out["camera_failed"] = f["camera_error"]
     if f["train_running"] and (f["last_frame_age_s"] is None or f["last_frame_age_s"] > CAMERA_LOST_S):
         out["camera_lost"] = (f"no frame for {f['last_frame_age_s']} s while the trigger train runs"
                               if f["last_frame_age_s"] is not None else "no frame since start while a train runs")
-    if f["inference_backlog"] > max(10, BACKLOG_SHARE * queue_frames):
-        out["inference_backlog"] = f"{f['inference_backlog']} frames wait for inference (queue {queue_frames})"
+    if f["inference_backlog_mb"] > BACKLOG_SHARE * backlog_max_mb:
+        out["inference_backlog"] = (f"{f['inference_backlog']} frames ({f['inference_backlog_mb']:.0f} MB) wait "
+                                    f"for inference; frames are dropped beyond {backlog_max_mb:.0f} MB")
     if f["spool_mb"] > SPOOL_SHARE * spool_max_mb:
         out["spool_filling"] = f"{f['spool_mb']:.1f} of {spool_max_mb:.0f} MB spooled: broker unreachable?"
     if f["frames_lost"]:
@@ -108,7 +110,7 @@ def node_selftest(node: "NodeDaemon") -> list[Check]:
 
 def _camera_check(node: "NodeDaemon") -> Check:
     f = node_figures(node)
-    if "camera_lost" in node_problems(f, node.config.queue_frames, node.config.spool_max_mb):
+    if "camera_lost" in node_problems(f, node.config.backlog_max_mb, node.config.spool_max_mb):
         return Check("camera", False, f"{node.camera.name}: no frame for {f['last_frame_age_s']} s during a train")
     seen = "no frame yet (frames come only with trigger pulses)" if f["last_frame_age_s"] is None \
         else f"last frame {f['last_frame_age_s']} s ago, {f['frames_in']} since start"
