@@ -122,8 +122,18 @@ def moving_average(x: np.ndarray, n: int) -> np.ndarray:
     return np.convolve(xp, k, mode="valid")
 
 
-def stride_period_s(t: np.ndarray, x: np.ndarray, lo_s: float = 0.6, hi_s: float = 2.5) -> float:
-    """Dominant period of a gait signal (autocorrelation peak in [lo_s, hi_s]); NaN if none."""
+def stride_period_s(t: np.ndarray, x: np.ndarray, lo_s: float = 0.6, hi_s: float = 2.5,
+                    harmonic_tol: float = 0.85) -> float:
+    """Dominant period of a gait signal from its autocorrelation in [lo_s, hi_s]; NaN if none.
+
+    A periodic signal's autocorrelation peaks at every multiple of its period, and the
+    peaks at one and two strides are nearly equal (the overlap-normalised estimate is
+    unbiased, so nothing favours the shorter lag). On long captures stride variability
+    makes the one-stride peak win; on a 10 s capture the estimate's noise decides, and a
+    global maximum picks two strides about half the time. The period is therefore the
+    *shortest* lag whose local maximum reaches ``harmonic_tol`` of the highest one (the
+    first dominant peak, as in Moe-Nilssen & Helbostad 2004, J Biomech 37:121-126).
+    """
     ok = np.isfinite(x)
     if ok.sum() < 10 or len(t) < 10:
         return float("nan")
@@ -143,9 +153,14 @@ def stride_period_s(t: np.ndarray, x: np.ndarray, lo_s: float = 0.6, hi_s: float
     if i1 <= i0 + 2:
         return float("nan")
     seg = ac[i0:i1]
-    k = int(np.argmax(seg))
-    if seg[k] < 0.3 or k == 0 or k == len(seg) - 1:
+    # interior local maxima only (a range end is not a peak)
+    loc = np.flatnonzero((seg[1:-1] >= seg[:-2]) & (seg[1:-1] > seg[2:])) + 1
+    if len(loc) == 0:
         return float("nan")
+    top = float(seg[loc].max())
+    if top < 0.3:
+        return float("nan")
+    k = int(loc[seg[loc] >= harmonic_tol * top][0])
     # parabolic refinement
     a, b, c = seg[k - 1], seg[k], seg[k + 1]
     den = a - 2 * b + c

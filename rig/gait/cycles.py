@@ -43,6 +43,11 @@ class StrideSegmentation:
     ``max_rel_dev`` (a missed or spurious heel strike), when it holds no toe-off or more
     than one of its foot, or when its stance is outside [``min_stance_pct``,
     ``max_stance_pct``]. Strides crossing a data gap longer than ``max_gap_s`` are rejected.
+    Heel strikes of the two feet alternate, so a stride holding two or more heel strikes
+    of the other foot has missed a heel strike of its own and is rejected rather than
+    reported wrong (on a short capture every stride of a foot can be such a double one,
+    and then the median check alone cannot see it). A stride with none keeps its own
+    measures (the other foot's heel strike may be the one missed) but no double support.
 
     Attributes (after ``fit``)
     --------------------------
@@ -79,6 +84,9 @@ class StrideSegmentation:
                     continue
                 if any(g0 < b and g1 > a and g1 - g0 > self.max_gap_s for g0, g1 in gaps):
                     rej["crosses a gap with nobody in view"] += 1
+                    continue
+                if np.sum((ho > a) & (ho < b)) >= 2:
+                    rej["heel strikes of the two feet do not alternate (missed heel strike)"] += 1
                     continue
                 tos = o[(o > a) & (o < b)]
                 if len(tos) != 1:

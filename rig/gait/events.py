@@ -89,7 +89,10 @@ class CoordinateEventDetector:
         xx = np.where(ok, x, np.nanmin(x))  # gaps never make a peak
         pk, _ = find_peaks(xx, distance=max(1, int(0.6 * per / dt)),
                            prominence=self.min_prominence_frac * (hi - lo))
-        pk = pk[ok[pk]]
+        # an extremum needs real data on both sides: the first sample after a gap that
+        # could not be bridged (or the capture's start) is not a peak of the foot
+        pk = pk[(pk > 0) & (pk < len(x) - 1)]
+        pk = pk[ok[pk] & ok[pk - 1] & ok[pk + 1]]
         # parabolic sub-frame refinement where the neighbours exist
         out = t[pk].astype(float)
         inner = (pk > 0) & (pk < len(x) - 1)
@@ -121,6 +124,11 @@ class ContactOnsetRefiner:
     window_s : (before, after) fit window relative to the candidate.
     betas : onset shapes tried.
     min_points : fewer valid frames in the window → the event is dropped.
+    min_side_points : the event is dropped unless the window holds at least this many
+        valid frames on each side of ``t0``. With the belt slope and the onset template
+        fixed the hinge bridges a few missing frames, but with the frames on one side of
+        the contact missing ``t0`` is unconstrained: it slides to the first frame after
+        the gap, and an event reported from it would be a guess.
 
     Attributes (after ``refine``)
     -----------------------------
@@ -129,7 +137,8 @@ class ContactOnsetRefiner:
     """
 
     def __init__(self, kind: str, search_s=(-0.02, 0.08), window_s=(0.04, 0.16),
-                 betas=None, grid_per_frame: int | None = None, min_points: int = 5) -> None:
+                 betas=None, grid_per_frame: int | None = None, min_points: int = 5,
+                 min_side_points: int = 2) -> None:
         if kind not in ("on", "off"):
             raise ValueError("kind must be 'on' or 'off'")
         self.kind = kind
@@ -139,6 +148,7 @@ class ContactOnsetRefiner:
         self.betas = tuple(betas) if betas else ((2.0,) if kind == "on" else (1.85,))
         self.grid_per_frame = grid_per_frame
         self.min_points = min_points
+        self.min_side_points = min_side_points
 
     def refine(self, t: np.ndarray, xy: np.ndarray, candidates_s: np.ndarray,
                slope: np.ndarray | None = None, amp: np.ndarray | None = None) -> "ContactOnsetRefiner":
@@ -180,7 +190,6 @@ class ContactOnsetRefiner:
                 tau = tw - t0[:, None]  # (n_c, nw)
                 g = np.maximum(-tau if self.kind == "on" else tau, 0.0) ** beta
                 rss_all[:, j] = _rss_hinge(tau, g, xyw, w, slope, amp)[0]
-            # require points on both sides of t0 (else the hinge is unconstrained)
             j = np.argmin(rss_all, axis=1)
             r = rss_all[np.arange(n_c), j]
             # parabolic refinement of the grid minimum
@@ -195,6 +204,11 @@ class ContactOnsetRefiner:
             best_t = np.where(better, tt, best_t)
         npts = w.sum(axis=(1, 2))
         okc = (npts >= self.min_points * xy.shape[1]) & np.isfinite(best)
+        # the hinge needs valid frames on both sides of t0
+        seen = valid.all(axis=2)
+        n_before = np.sum(seen & (tw < best_t[:, None]), axis=1)
+        n_after = np.sum(seen & (tw > best_t[:, None]), axis=1)
+        okc &= (n_before >= self.min_side_points) & (n_after >= self.min_side_points)
         self.time_s_ = np.where(okc, best_t, np.nan)
         if slope is None:
             self.slope_ = self._slopes(t, xy, self.time_s_)

@@ -4,6 +4,11 @@ A finding is reported as ``"present"`` only when the whole 95 % confidence inter
 beyond the threshold, as ``"possible"`` when the point estimate is beyond it but the
 interval reaches back across it (the spread does not allow more), and not at all
 otherwise. Thresholds are conventions, named with their source; clinics may change them.
+
+Asymmetry compares the two sides' means over strides (steps), so it is only judged with
+at least ``min_strides`` of them per side and a defined confidence interval: two or three
+strides of a short capture say nothing about a side difference of a few per cent, and no
+finding (not even ``"possible"``) is made from them; the report says why instead.
 """
 from __future__ import annotations
 
@@ -45,14 +50,31 @@ class ClinicalFindings:
     Attributes (after ``compute``): ``findings_`` list of dicts.
     """
 
-    def __init__(self, thresholds: dict | None = None) -> None:
+    def __init__(self, thresholds: dict | None = None, min_strides: int = 4) -> None:
         self.thresholds = {**THRESHOLDS, **(thresholds or {})}
+        self.min_strides = min_strides
 
-    def compute(self, si: dict, si_ci: dict, frontal: dict) -> "ClinicalFindings":
+    def compute(self, si: dict, si_ci: dict, frontal: dict, si_n: dict | None = None) -> "ClinicalFindings":
+        """``si_n``: measure -> {"left": n, "right": n}, the strides (steps) behind each
+        symmetry index; measures with fewer than ``min_strides`` on a side, or without a
+        confidence interval, give no asymmetry finding and a reason in ``unavailable_``."""
         out = []
+        self.unavailable_ = {}
         thr, ref = self.thresholds["symmetry_index_pct"]
         for m, v in si.items():
-            lvl = _level(v, si_ci.get(m), thr)
+            if v is None or not math.isfinite(v):
+                continue
+            n = (si_n or {}).get(m)
+            ci = si_ci.get(m)
+            if n is not None and min(n.values()) < self.min_strides:
+                self.unavailable_[f"findings.asymmetry.{m}"] = (
+                    f"too few strides to judge asymmetry (left {n['left']}, right {n['right']}; needs at least "
+                    f"{self.min_strides} per side)")
+                continue
+            if not ci or not all(c is not None and math.isfinite(c) for c in ci):
+                self.unavailable_[f"findings.asymmetry.{m}"] = "no confidence interval for the symmetry index"
+                continue
+            lvl = _level(v, ci, thr)
             if lvl:
                 longer = "right" if v > 0 else "left"
                 out.append(dict(code="asymmetry", measure=m, level=lvl, value=v, ci95=si_ci.get(m),

@@ -196,7 +196,10 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> G
 
     si = st.symmetry_index_pct_ if walking else {}
     si_ci = st.symmetry_index_ci95_pct_ if walking else {}
-    fnd = ClinicalFindings().compute(si, si_ci, frontal_summary if walking else (static_for_findings if static else {}))
+    fnd = ClinicalFindings().compute(si, si_ci, frontal_summary if walking else (static_for_findings if static else {}),
+                                     si_n=st.symmetry_index_n_ if walking else None)
+    if walking:
+        unavailable.update(fnd.unavailable_)
 
     ps = st.per_side_
     spatio = {

@@ -46,16 +46,22 @@ def symmetry_index_pct(right: float, left: float) -> float:
 
 def symmetry_index_ci(r: dict, lft: dict, level: float = 0.95) -> list[float]:
     """Confidence interval of the symmetry index from the per-side means and their
-    standard errors (delta method)."""
+    standard errors (delta method), with Student's t on the Welch-Satterthwaite degrees
+    of freedom: with two or three strides per side the SDs are barely known and the
+    interval must say so (a normal quantile would make it far too narrow)."""
     R, L = r["mean"], lft["mean"]
     if r["n"] < 2 or lft["n"] < 2 or not np.isfinite(R + L) or R + L == 0:
         return [math.nan, math.nan]
     se_r, se_l = r["sd"] / math.sqrt(r["n"]), lft["sd"] / math.sqrt(lft["n"])
     dr, dl = 400.0 * L / (R + L) ** 2, -400.0 * R / (R + L) ** 2
-    se = math.hypot(dr * se_r, dl * se_l)
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    ur, ul = (dr * se_r) ** 2, (dl * se_l) ** 2
+    se = math.sqrt(ur + ul)
     si = symmetry_index_pct(R, L)
-    return [si - z * se, si + z * se]
+    if se == 0:
+        return [si, si]
+    dof = (ur + ul) ** 2 / (ur ** 2 / (r["n"] - 1) + ul ** 2 / (lft["n"] - 1))
+    q = float(stats.t.ppf(0.5 + level / 2, dof))
+    return [si - q * se, si + q * se]
 
 
 def step_times(hs: dict[str, np.ndarray], max_step_s: float) -> dict[str, np.ndarray]:
@@ -90,7 +96,8 @@ class SpatiotemporalParameters:
     per_side_ : dict measure -> dict side -> summary (mean, sd, n, ci).
     per_stride_ : dict side -> dict measure -> list of per-stride values.
     cadence_steps_per_min_, double_support_pct_ (summary), symmetry_index_pct_,
-    symmetry_index_ci95_pct_, cv_pct_, unavailable_ (key -> reason).
+    symmetry_index_ci95_pct_, symmetry_index_n_ (measure -> side -> strides or steps behind
+    it), cv_pct_, unavailable_ (key -> reason).
     """
 
     def __init__(self, belt_speed_m_s: float) -> None:
@@ -133,9 +140,10 @@ class SpatiotemporalParameters:
         self.double_support_pct_ = mean_ci(per["left"]["double_support_pct"] + per["right"]["double_support_pct"])
         if self.double_support_pct_["n"] == 0:
             self.unavailable_["spatiotemporal.double_support_pct"] = "no stride with both feet's events"
-        self.symmetry_index_pct_, self.symmetry_index_ci95_pct_ = {}, {}
+        self.symmetry_index_pct_, self.symmetry_index_ci95_pct_, self.symmetry_index_n_ = {}, {}, {}
         for m in SI_MEASURES:
             r, lft = self.per_side_[m]["right"], self.per_side_[m]["left"]
+            self.symmetry_index_n_[m] = {"left": lft["n"], "right": r["n"]}
             self.symmetry_index_pct_[m] = symmetry_index_pct(r["mean"], lft["mean"])
             self.symmetry_index_ci95_pct_[m] = symmetry_index_ci(r, lft)
         for side in SIDES:
