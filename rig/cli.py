@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "rig.ops.cli",
     "rig.ops.diag_cli",
     "rig.gait.cli",
+    "rig.web.cli",
 ]
 
 

@@ -17,7 +17,8 @@ SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 INSTALLED_EXE = "/opt/gaitrig/bin/gaitrig"
 DAEMON_UNITS = {"coordinator": "gaitrig-coordinator.service", "bridge": "gaitrig-bridge.service",
                 "node": "gaitrig-node@.service"}
-ALL_UNITS = list(DAEMON_UNITS.values()) + ["gaitrig-camera-trigger.service"]
+WEB_UNIT = "gaitrig-web.service"  # serves the coordinator's database: its config, not a role of its own
+ALL_UNITS = list(DAEMON_UNITS.values()) + ["gaitrig-camera-trigger.service", WEB_UNIT]
 MAX_EXPOSURE = 3.0  # systemd-analyze security: 0 locked down .. 10 exposed; ours are ~1.4-2.1
 
 
@@ -113,6 +114,17 @@ def test_devices_each_daemon_needs():
     trigger = _unit("gaitrig-camera-trigger.service")
     assert trigger["Type"] == ["oneshot"] and "User" not in trigger  # root: writes /sys/module
     assert "/sys/module/imx296/parameters/trigger_mode" in trigger["ExecStart"][0]
+
+
+def test_web_unit_is_watched_restarted_unprivileged_and_reads_the_coordinators_database():
+    u = _unit(WEB_UNIT)
+    assert u["Type"] == ["notify"] and u["NotifyAccess"] == ["main"] and u["Restart"] == ["on-failure"]
+    assert u["WatchdogSec"] and u["User"] == ["gaitrig"] and u["StateDirectory"] == ["gaitrig"]
+    assert u["ExecStart"][0].startswith(f"{INSTALLED_EXE} web --config /etc/gaitrig/coordinator.toml")
+    assert "gaitrig-coordinator.service" in " ".join(u["After"]) and "Requires" not in u  # reports outlive a restart
+    for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices"):
+        assert u[key] == ["yes"], key
+    assert u["ProtectSystem"] == ["strict"] and u["CapabilityBoundingSet"] == [""]
 
 
 @pytest.mark.parametrize("model,name", [(CoordinatorConfig, "coordinator"), (BridgeConfig, "bridge"),

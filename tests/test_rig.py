@@ -152,14 +152,18 @@ def test_manual_start_and_stop_without_the_belt(rig):
 
 
 def test_demo_once_json_runs_the_whole_rig_as_processes(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "rig.cli", "demo", "--once", "--json", "--walk-s", "4",
+    from rig.sim.walker import SimulatedWalker, WalkerParams
+    r = subprocess.run([sys.executable, "-m", "rig.cli", "demo", "--once", "--json", "--walk-s", "8",
                         "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
     assert out["session_id"] == 1
     assert set(out["frames"]) == set(ALL_VIEWS)
-    assert set(out["frames"].values()) == {out["pulses_sent"]} and out["pulses_sent"] > 120
+    assert set(out["frames"].values()) == {out["pulses_sent"]} and out["pulses_sent"] > 300
     assert out["dropped"] == {v: 0 for v in ALL_VIEWS}
+    truth = SimulatedWalker(WalkerParams(), fps=60.0, seed=0).truth(0.0, out["pulses_sent"] / 60.0)
+    assert out["cadence_steps_per_min"] == pytest.approx(truth.cadence_steps_per_min, rel=0.01)
+    assert out["findings"] == [], "a symmetric simulated walker has no findings"
 
 
 def test_a_session_exports_as_keypoint_files_matching_the_walker(rig, tmp_path):

@@ -25,7 +25,8 @@ DEFAULT_SOURCE = REPO_ROOT / "systemd"
 OPERATIONS_DOC = REPO_ROOT / "docs" / "operations.md"
 MODELS = {"node": NodeConfig, "coordinator": CoordinatorConfig, "bridge": BridgeConfig}
 UNITS = {"node": ["gaitrig-node@.service", "gaitrig-camera-trigger.service"],
-         "coordinator": ["gaitrig-coordinator.service"], "bridge": ["gaitrig-bridge.service"]}
+         "coordinator": ["gaitrig-coordinator.service", "gaitrig-web.service"],
+         "bridge": ["gaitrig-bridge.service"]}
 PASSWORD_NAME = "mqtt.password"
 
 
