@@ -76,80 +76,86 @@ def test_trigger_indexer_counts_missed_triggers_exactly():
     assert idx.index(100.0 + 10.5 / RATE_HZ) is None and idx.off_grid == 1
 
 
-def test_node_reports_frames_against_pulses_with_exact_missed_count(broker, trigger_mode, tmp_path):
-    n, skip = 90, {3, 4, 40, 88}
-    first_mono, schedule = train(n, skip, lead_s=1.5)
-    Picamera2.schedule_ns = schedule
-    cfg = NodeConfig(mqtt=broker.settings(), view="rear", spool_dir=tmp_path,
-                     camera=CameraSettings(backend="picamera2", trigger_mode_file=trigger_mode))
-    node = NodeDaemon(cfg, NodeParts(camera(trigger_mode), lambda frame, index: None, "none", None))
+class RunningNode:
+    """A node daemon on the picamera2 stand-in, and a stand-in coordinator/bridge on MQTT."""
 
-    stop = threading.Event()
-    thread = threading.Thread(target=node.run, args=(stop,), daemon=True)
-    thread.start()
-    ctl = BusClient(broker.settings(), "test-coordinator").start()
-    ends: queue.Queue = queue.Queue()
-    ctl.on(topics.NODE_END, lambda m: ends.put(decode(NodeEnd, m.payload)))
-    time.sleep(0.5)
-    first_unix = first_mono + (time.time() - time.monotonic())
-    ctl.send(topics.SESSION_STATE, SessionState(t=time.time(), state="recording", session_id=5, views=["rear"]))
-    ctl.send(topics.TREADMILL_TRIGGER, TriggerState(t=time.time(), armed=True, rate_hz=RATE_HZ,
-                                                    first_pulse_t=first_unix, pulses_sent=0))
+    def __init__(self, broker, trigger_mode, tmp_path, view: str):
+        self.view = view
+        self.cfg = NodeConfig(mqtt=broker.settings(), view=view, spool_dir=tmp_path,
+                              camera=CameraSettings(backend="picamera2", trigger_mode_file=trigger_mode))
+        self.node = NodeDaemon(self.cfg, NodeParts(camera(trigger_mode), lambda frame, index: None, "none", None))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.node.run, args=(self.stop,), daemon=True)
+        self.thread.start()
+        self.ctl = BusClient(broker.settings(), "test-coordinator").start()
+        self.ends: queue.Queue = queue.Queue()
+        self.ctl.on(topics.NODE_END, lambda m: self.ends.put(decode(NodeEnd, m.payload)))
+        time.sleep(0.5)
+
+    def train(self, session_id: int, first_mono: float, pulses_sent: int | None = None) -> None:
+        """Session recording and the train armed at ``first_mono``; disarmed if pulses given."""
+        first_unix = first_mono + (time.time() - time.monotonic())
+        if pulses_sent is None:
+            self.ctl.send(topics.SESSION_STATE, SessionState(t=time.time(), state="recording",
+                                                             session_id=session_id, views=[self.view]))
+        self.ctl.send(topics.TREADMILL_TRIGGER, TriggerState(
+            t=time.time(), armed=pulses_sent is None, rate_hz=RATE_HZ, first_pulse_t=first_unix,
+            pulses_sent=pulses_sent or 0))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.ctl.close()
+
+
+@pytest.fixture
+def running_node(broker, trigger_mode, tmp_path):
+    nodes = []
+
+    def start(view: str) -> RunningNode:
+        nodes.append(RunningNode(broker, trigger_mode, tmp_path, view))
+        return nodes[-1]
+    yield start
+    for n in nodes:
+        n.close()
+
+
+def test_node_reports_frames_against_pulses_with_exact_missed_count(running_node):
+    n, skip = 90, {3, 4, 40, 88}
+    first_mono, Picamera2.schedule_ns = train(n, skip, lead_s=1.5)
+    rn = running_node("rear")
+    rn.train(5, first_mono)
     time.sleep(first_mono + n / RATE_HZ - time.monotonic() + 0.2)
-    ctl.send(topics.TREADMILL_TRIGGER, TriggerState(t=time.time(), armed=False, rate_hz=RATE_HZ,
-                                                    first_pulse_t=first_unix, pulses_sent=n))
-    end = ends.get(timeout=10)
+    rn.train(5, first_mono, pulses_sent=n)
+    end = rn.ends.get(timeout=10)
     assert (end.session_id, end.view) == (5, "rear")
     assert end.missed_triggers == len(skip)
     assert end.captured == end.frames == n - len(skip)
-    stop.set()
-    thread.join(5)
-    ctl.close()
 
 
-def test_a_camera_that_stops_delivering_stops_the_watchdog(broker, trigger_mode, tmp_path):
-    first_mono, schedule = train(200, set(range(30, 200)), lead_s=0.8)  # frames stop after pulse 30
-    Picamera2.schedule_ns = schedule
-    cfg = NodeConfig(mqtt=broker.settings(), view="left", spool_dir=tmp_path,
-                     camera=CameraSettings(backend="picamera2", trigger_mode_file=trigger_mode))
-    node = NodeDaemon(cfg, NodeParts(camera(trigger_mode), lambda frame, index: None, "none", None))
-    node.live.stall_after_s = 1.0
-
-    stop = threading.Event()
-    threading.Thread(target=node.run, args=(stop,), daemon=True).start()
-    ctl = BusClient(broker.settings(), "test-coordinator").start()
-    time.sleep(0.3)
-    first_unix = first_mono + (time.time() - time.monotonic())
-    ctl.send(topics.SESSION_STATE, SessionState(t=time.time(), state="recording", session_id=1, views=["left"]))
-    ctl.send(topics.TREADMILL_TRIGGER, TriggerState(t=time.time(), armed=True, rate_hz=RATE_HZ,
-                                                    first_pulse_t=first_unix, pulses_sent=0))
+def test_a_camera_that_stops_delivering_stops_the_watchdog(running_node):
+    first_mono, Picamera2.schedule_ns = train(200, set(range(30, 200)), lead_s=1.0)  # no frame after pulse 30
+    rn = running_node("left")
+    rn.node.live.stall_after_s = 1.0
+    rn.train(1, first_mono)
     time.sleep(first_mono + 30 / RATE_HZ - time.monotonic() + 0.2)
-    assert node.live(), "frames were arriving"
+    assert rn.node.live(), "frames were arriving"
     time.sleep(1.5)
-    assert not node.live(), "the camera went silent mid-session but the watchdog would still be fed"
-    stop.set()
-    ctl.close()
+    assert not rn.node.live(), "the camera went silent mid-session but the watchdog would still be fed"
 
 
 def test_a_camera_that_fails_to_open_is_reported_and_retried_while_the_node_keeps_running(
-        broker, trigger_mode, tmp_path):
+        running_node, trigger_mode):
     from rig.ops.diag_hooks import node_figures, node_problems
     trigger_mode.write_text("0\n")  # the privileged trigger-mode unit has not run yet
     Picamera2.schedule_ns = []
-    cfg = NodeConfig(mqtt=broker.settings(), view="front", spool_dir=tmp_path,
-                     camera=CameraSettings(backend="picamera2", trigger_mode_file=trigger_mode))
-    node = NodeDaemon(cfg, NodeParts(camera(trigger_mode), lambda frame, index: None, "none", None))
-    stop = threading.Event()
-    thread = threading.Thread(target=node.run, args=(stop,), daemon=True)
-    thread.start()
-    time.sleep(1.0)
-    assert thread.is_alive() and node.bus.connected
-    problems = node_problems(node_figures(node), cfg.backlog_max_mb, cfg.spool_max_mb)
+    rn = running_node("front")
+    time.sleep(0.5)
+    assert rn.thread.is_alive() and rn.node.bus.connected
+    problems = node_problems(node_figures(rn.node), rn.cfg.backlog_max_mb, rn.cfg.spool_max_mb)
     assert "external trigger mode is off" in problems["camera_failed"]
     trigger_mode.write_text("1\n")
     deadline = time.monotonic() + 5
-    while node.stats.camera_error and time.monotonic() < deadline:
+    while rn.node.stats.camera_error and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert node.stats.camera_error is None and node._camera_open
-    stop.set()
-    thread.join(5)
+    assert rn.node.stats.camera_error is None and rn.node._camera_open
