@@ -135,6 +135,7 @@ class ModelSettings(Section):
 class WalkerSettings(Section):
     """The simulated patient (simulated backend only); see docs/walker.md."""
     cadence_steps_per_min: float = Field(110.0, ge=40, le=200)
+    belt_speed_m_s: float = Field(1.2, gt=0, le=3, description="the speed the patient walks at (set the belt to it)")
     seed: int = 0
 
 

@@ -50,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 class Rig:
     """The daemons of one simulated rig, started as child processes and stopped together."""
 
-    def __init__(self, workdir: Path, fps: float, port: int | None = None):
-        self.workdir, self.fps = workdir, fps
+    def __init__(self, workdir: Path, fps: float, speed_m_s: float, port: int | None = None):
+        self.workdir, self.fps, self.speed_m_s = workdir, fps, speed_m_s
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.broker = LocalBroker(workdir, port=port)
         self.link = workdir / "ttyTREADMILL"
@@ -84,7 +84,8 @@ class Rig:
             f'[session]\nfps = {self.fps}\nstart_after_s = 2.0\nend_timeout_s = 15.0\n'
             f'[storage]\ndatabase = "{self.database}"\n')
         (self.workdir / "node.toml").write_text(
-            f'view = "left"\nspool_dir = "{self.workdir}"\n[camera]\nbackend = "simulated"\n')
+            f'view = "left"\nspool_dir = "{self.workdir}"\n[camera]\nbackend = "simulated"\n'
+            f'[walker]\nbelt_speed_m_s = {self.speed_m_s}\n')
 
     def _wait_for(self, path: Path, what: str, timeout_s: float = 20.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -180,7 +181,7 @@ def run(args) -> int:
         signal.signal(sig, _interrupt)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gaitrig-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    rig = Rig(workdir, args.fps, args.port)
+    rig = Rig(workdir, args.fps, args.speed, args.port)
     watch = None
     log.info("simulated rig in %s (logs, database)", workdir)
     try:

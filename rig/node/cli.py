@@ -41,7 +41,9 @@ def build(config: NodeConfig) -> NodeParts:
         from rig.node.camera import SimulatedCamera
         from rig.sim.scene import WalkerScene
         from rig.sim.walker import WalkerParams
-        scene = WalkerScene(config.view, WalkerParams(cadence_steps_per_min=config.walker.cadence_steps_per_min),
+        w = config.walker
+        scene = WalkerScene(config.view, WalkerParams(cadence_steps_per_min=w.cadence_steps_per_min,
+                                                      belt_speed_m_s=w.belt_speed_m_s),
                             seed=config.walker.seed)
         camera = SimulatedCamera(config.camera.trigger_line, scene, config.camera.width, config.camera.height,
                                  config.camera.miss_fraction, seed=config.walker.seed)
