@@ -15,6 +15,16 @@ from firmware_bridge.simulator import Script, TreadmillSimulator
 from rig.config import SerialSettings
 
 
+def quiet_counts(link, sim, quiet_s: float = 0.05) -> tuple[int, int]:
+    """(frames decoded, frames sent) at a moment when nothing is on the line: heartbeats
+    come every 0.25 s, so a frame in flight would make the two counts disagree."""
+    while True:
+        before = (link.decoder.frames, sim.frames_sent)
+        time.sleep(quiet_s)
+        if (link.decoder.frames, sim.frames_sent) == before:
+            return before
+
+
 def wait_for(cond, timeout_s: float = 5.0, step: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -102,13 +112,13 @@ def test_noise_storm_on_the_pty_every_frame_still_decoded(sim):
     try:
         assert link.wait_connected(2)
         assert link.command(m.Ping()).ok
-        frames0, sent0 = link.decoder.frames, sim.frames_sent
+        frames0, sent0 = quiet_counts(link, sim)
         sim.inject_noise(120_000)
         assert wait_for(lambda: link.decoder.rejected_total > 50 and sim._noise == b"", 5)
         assert link.command(m.Ping()).ok
-        time.sleep(0.3)
+        frames1, sent1 = quiet_counts(link, sim)
         assert link.lost == 0 and sim.bytes_dropped == 0
-        assert link.decoder.frames - frames0 == sim.frames_sent - sent0
+        assert frames1 - frames0 == sent1 - sent0
     finally:
         link.stop()
 
