@@ -121,7 +121,8 @@ class ContactOnsetRefiner:
     ----------
     kind : "on" (heel strike) or "off" (toe-off).
     search_s : (lo, hi) range of t0 relative to the candidate.
-    window_s : (before, after) fit window relative to the candidate.
+    window_s : (before, after) fit window relative to the candidate (floored in frames:
+        :meth:`window_at`).
     betas : onset shapes tried.
     min_points : fewer valid frames in the window → the event is dropped.
     min_side_points : the event is dropped unless the window holds at least this many
@@ -144,8 +145,9 @@ class ContactOnsetRefiner:
         self.kind = kind
         self.search_s = search_s
         self.window_s = window_s
-        # onset shapes calibrated on the walker (docs/gait-analysis.md): quadratic-like joins
-        self.betas = tuple(betas) if betas else ((2.0,) if kind == "on" else (1.85,))
+        # onset shapes calibrated on the walker over 30-120 fps and 80-140 steps/min
+        # (docs/gait-analysis.md); beta = 2.0 for heel strike made them 4-7 ms late
+        self.betas = tuple(betas) if betas else ((1.7,) if kind == "on" else (1.85,))
         self.grid_per_frame = grid_per_frame
         self.min_points = min_points
         self.min_side_points = min_side_points
@@ -165,7 +167,7 @@ class ContactOnsetRefiner:
         if n_c == 0 or len(t) < 3:
             return self
         dt = float(np.median(np.diff(t)))
-        before, after = self.window_s
+        before, after = self.window_at(dt)
         nw = int(np.ceil((before + after) / dt)) + 2
         # window sample indices per candidate: (n_c, nw)
         start = np.searchsorted(t, candidates_s - before)
@@ -221,8 +223,34 @@ class ContactOnsetRefiner:
             self.rms_px_ = np.where(okc, np.sqrt(best / np.maximum(npts - 4 * xy.shape[1], 1)), np.nan)
         return self
 
+    def window_at(self, dt: float) -> tuple[float, float]:
+        """The fit window (before, after the candidate) in seconds at frame interval ``dt``.
+
+        ``window_s`` is physical (it follows the onset's duration, scaled with the stride
+        period); at a low frame rate and a fast pace it can hold fewer frames than the fit
+        is required to have (at 30 fps and 140 steps/min ``(0.031, 0.125)`` s is 4.7 frame
+        intervals, so about a third of all heel strikes got only 4 valid frames and were
+        dropped by ``min_points`` in every view alike). So the window has a floor in
+        frames: ``min_side_points`` frame intervals on each side of the candidate, and
+        ``min_points + 1`` in all (one spare for a missing frame), the extra going to the
+        stance side (after a heel strike, before a toe-off), where the hinge model is exact
+        (the contact point moves with the belt) and a longer window adds no shape bias.
+        At 60 fps and above the physical window is the larger except at the fastest
+        paces."""
+        before, after = self.window_s
+        side = self.min_side_points * dt
+        before, after = max(before, side), max(after, side)
+        short = (self.min_points + 1) * dt - (before + after)
+        if short > 0:
+            if self.kind == "on":
+                after += short
+            else:
+                before += short
+        return before, after
+
     def _slopes(self, t, xy, events_s):
-        return _stance_slopes(t, xy, events_s, self.kind, self.window_s[1] if self.kind == "on" else self.window_s[0])
+        before, after = self.window_at(float(np.median(np.diff(t))))
+        return _stance_slopes(t, xy, events_s, self.kind, after if self.kind == "on" else before)
 
 
 def _stance_slopes(t, xy, events_s, kind, span_s):
