@@ -115,7 +115,12 @@ def test_belt_start_records_a_session_and_belt_stop_closes_it(rig):
 
 
 def test_serial_device_vanishing_mid_session_reconnects_and_the_session_closes(rig):
-    summary = rig.walk(4.0, during=lambda: rig.sim.vanish(1.5))
+    def vanish_once_armed():
+        deadline = time.monotonic() + 5
+        while not rig.sim.armed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        rig.sim.vanish(1.5)  # the controller keeps triggering; only the host's line is gone
+    summary = rig.walk(4.0, during=vanish_once_armed)
     assert rig.bridge.link.reconnects == 1
     assert_every_pulse_from_every_view(rig, summary)
 
