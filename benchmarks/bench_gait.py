@@ -82,7 +82,8 @@ def evaluate(fps: float, params: dict, duration_s: float = 60.0, seed: int = 1) 
                              - full.rearfoot_eversion_deg[s]) for s in ("left", "right")),
         obliquity_err=abs(rep["kinematics"]["frontal_summary"]["pelvic_obliquity_2d_deg"]["mean"]
                           - full.pelvic_obliquity_deg),
-        findings=[f["code"] + (f".{f.get('side') or f.get('measure')}") + f"({f['level']})" for f in rep["findings"]],
+        findings=[".".join(filter(None, (f["code"], f.get("side") or f.get("measure")))) + f"({f['level']})"
+                  for f in rep["findings"]],
         rejected=sum(rep["cycles_rejected"].values()),
     )
 
