@@ -124,7 +124,7 @@ class TreadmillSimulator:
     def _init_faults(self) -> None:
         self._noise = bytearray()
         self._noise_credit = 0.0
-        self._corrupt: list[str] = []
+        self._corrupt: list[tuple[str, tuple[type, ...] | None]] = []  # (how, only these messages)
         self._paused_until = 0.0
         self._was_paused = False
         self._vanished_until: float | None = None
@@ -268,11 +268,12 @@ class TreadmillSimulator:
         with self._lock:
             self._noise += self._rng.randbytes(n_bytes)
 
-    def corrupt_next(self, n: int = 1, how: str = "bitflip") -> None:
+    def corrupt_next(self, n: int = 1, how: str = "bitflip", only: tuple[type, ...] | None = None) -> None:
+        """Corrupt the next ``n`` frames sent (of the ``only`` message types, if given)."""
         if how not in ("bitflip", "truncate"):
             raise ValueError(f"how must be 'bitflip' or 'truncate', not {how!r}")
         with self._lock:
-            self._corrupt += [how] * n
+            self._corrupt += [(how, only)] * n
 
     def pause(self, seconds: float) -> None:
         """The controller hangs: it neither sends nor reads (its trigger hardware runs on)."""
@@ -449,13 +450,15 @@ class TreadmillSimulator:
         type_id, body = m.encode(msg)
         with self._lock:
             seq, self._seq = self._seq, (self._seq + 1) & 0xFF
-            frame = self._maybe_corrupt(encode_frame(seq, type_id, body))
+            frame = self._maybe_corrupt(msg, encode_frame(seq, type_id, body))
         data = DELIMITER + frame
         self.frames_sent += 1
         self._write(data)
 
-    def _maybe_corrupt(self, frame: bytes) -> bytes:
-        how = self._corrupt.pop(0) if self._corrupt else None
+    def _maybe_corrupt(self, msg: m.Message, frame: bytes) -> bytes:
+        how = None
+        if self._corrupt and (self._corrupt[0][1] is None or isinstance(msg, self._corrupt[0][1])):
+            how = self._corrupt.pop(0)[0]
         if how is None and self._rng.random() < self.bitflip_rate:
             how = "bitflip"
         if how is None and self._rng.random() < self.truncate_rate:
