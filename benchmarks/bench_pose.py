@@ -31,22 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_models.fetch import sample_path  # noqa: E402
 from edge_models.registry import SAMPLES  # noqa: E402
+from edge_models.video import read_frames  # noqa: E402
 
 GOAL_SPEEDUP = 1.5
 GOAL_MEDIAN_TORSO_PCT = 2.0
 GOAL_RSS_MB = 300.0
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def run_interleaved(frames: list[np.ndarray], threads: int, block: int = 10,
@@ -100,7 +89,7 @@ def peak_rss_mb() -> float:
 
 def child(kind: str, threads: int) -> None:
     """Stream all four videos through one pipeline; print frames, seconds and peak RSS."""
-    from edge_models.cli import decoded_frames
+    from edge_models.video import decoded_frames
     n = found = 0
     t0 = time.perf_counter()
     if kind == "ours":
@@ -145,7 +134,7 @@ def main() -> int:
     all_d = []
     tot = {"n": 0, "ours_s": 0.0, "ref_s": 0.0, "ours_found": 0, "ref_found": 0}
     for k, name in enumerate(SAMPLES):
-        frames = decode(sample_path(name))
+        frames = read_frames(sample_path(name))
         ours_t, ref_t = [], []
         for rep in range(args.repeats):
             t_o, ours, t_r, ref = run_interleaved(frames, args.threads,

@@ -6,17 +6,15 @@ command with one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import queue
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from edge_models import fetch as fetching
 from edge_models.registry import ASSETS, MODELS, SAMPLES
+from edge_models.video import decoded_frames
 from rig.keypoints import FACINGS, SIDE_VIEWS, VIEWS, KeypointHeader, write_track
 
 EXIT_USAGE = 2
@@ -92,37 +90,6 @@ def _open_video(path: Path):
         cap.release()
         raise InferError(f"{path}: the video has no frame rate")
     return cap, float(fps), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-
-
-def decoded_frames(cap, maxsize: int = 2) -> Iterator[np.ndarray]:
-    """Frames from a capture, decoded on a thread ahead of inference (OpenCV releases the
-    GIL while decoding, so decode overlaps the TFLite invoke)."""
-    q: queue.Queue = queue.Queue(maxsize=maxsize)
-    stop = threading.Event()
-
-    def reader() -> None:
-        try:
-            while not stop.is_set():
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                q.put(frame)
-        finally:
-            q.put(None)
-
-    thread = threading.Thread(target=reader, name="video-decode", daemon=True)
-    thread.start()
-    try:
-        while (frame := q.get()) is not None:
-            yield frame
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a reader waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                time.sleep(0.001)
-        thread.join()
 
 
 class _Progress:

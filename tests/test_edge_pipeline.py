@@ -13,6 +13,7 @@ from edge_models import cli as edge_cli
 from edge_models import fetch as fetching
 from edge_models.pose import BeltRoi, PosePipeline
 from edge_models.registry import MODELS, POSE_LANDMARK_FULL, SAMPLES
+from edge_models.video import read_frames
 from rig.keypoints import FORMAT, read_track
 
 MAX_MEDIAN_TORSO_FRACTION = 0.02
@@ -29,18 +30,6 @@ def run_cli(argv: list[str]) -> int:
     edge_cli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)
-
-
-def read_frames(path, limit: int | None = None) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def reference_landmarks(frames: list[np.ndarray]) -> list[np.ndarray | None]:
