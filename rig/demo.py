@@ -1,6 +1,6 @@
 """``gaitrig demo``: the whole rig, simulated on one machine, as real processes — a real
-Mosquitto, the simulated treadmill controller on a pty, the bridge, the coordinator and
-four simulated camera nodes — each the same daemon that runs on the rig.
+Mosquitto, the simulated treadmill controller on a pty, the bridge, the coordinator, four
+simulated camera nodes and the tablet pages — each the same daemon that runs on the rig.
 
 The simulated patient walks in a loop (belt start, walk, belt stop, rest); the rig records
 by itself. ``--once --json`` runs one walk and prints its session as JSON.
@@ -22,7 +22,7 @@ from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import Presence, SessionState, SessionSummary, decode
 from rig.config import ALL_VIEWS
-from rig.sim.broker import LocalBroker
+from rig.sim.broker import LocalBroker, free_port
 
 log = logging.getLogger("gaitrig.demo")
 RIG_ID = "demo"
@@ -34,7 +34,8 @@ REST_S = 4.0
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole rig simulated on this machine",
                        description="Starts a real Mosquitto broker, the simulated treadmill controller on a pty, "
-                       "the bridge, the coordinator and four simulated camera nodes. The simulated patient "
+                       "the bridge, the coordinator, four simulated camera nodes and the tablet pages "
+                       "(the address is logged). The simulated patient "
                        "walks (belt start, walk, belt stop) and the rig records each walk by itself. "
                        "Ctrl-C stops everything cleanly.")
     p.add_argument("--once", action="store_true", help="one walk, then stop")
@@ -78,6 +79,9 @@ class Rig:
             self._spawn(f"node-{view}", "node", *mqtt, "--config", str(self.workdir / "node.toml"), "--view", view,
                         "--trigger-line", str(self.trigger_line))
         self._spawn("bridge", "bridge", *mqtt, "--serial", str(self.link))
+        self.web_port = free_port()
+        self._spawn("web", "web", "--database", str(self.database), "--host", "127.0.0.1",
+                    "--port", str(self.web_port))
 
     def _write_configs(self) -> None:
         (self.workdir / "coordinator.toml").write_text(
@@ -188,6 +192,7 @@ def run(args) -> int:
         rig.start()
         log.info("diagnostics, from another terminal: gaitrig diag status --mqtt 127.0.0.1:%d --rig-id %s",
                  rig.broker.port, RIG_ID)
+        log.info("the clinician's tablet pages: http://127.0.0.1:%d/", rig.web_port)
         watch = Watch(rig)
         watch.wait_up(rig)
         while True:

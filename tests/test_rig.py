@@ -4,12 +4,13 @@ camera nodes. Each test walks the patient and checks what the clinic would: one 
 closed, with one frame per trigger pulse from every view."""
 from __future__ import annotations
 
+import json
 import queue
 import subprocess
 import sys
-import json
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -198,19 +199,23 @@ def test_demo_runs_diag_status_lists_every_daemon_and_ctrl_c_stops_everything(tm
     import signal
     proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "demo", "--workdir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    diag_cmd = None
+    diag_cmd = tablet = None
     for line in proc.stderr:
         if m := re.search(r"gaitrig (diag status .*)$", line):
             diag_cmd = m.group(1).split()
+        if m := re.search(r"tablet pages: (http\S+)", line):
+            tablet = m.group(1)
         if "all daemons up" in line:
             break
     status = subprocess.run([sys.executable, "-m", "rig.cli", *diag_cmd], capture_output=True, text=True,
                             timeout=60)
+    page = urllib.request.urlopen(tablet, timeout=10).read().decode()
     proc.send_signal(signal.SIGINT)
     assert status.returncode == 0, status.stderr
     rows = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:] if line.strip()}
     assert {d: rows.get(d) for d in ("bridge", "coordinator", *(f"node-{v}" for v in ALL_VIEWS))} == {
         d: "up" for d in ("bridge", "coordinator", *(f"node-{v}" for v in ALL_VIEWS))}, status.stdout
+    assert "<title>Sessions · gaitrig</title>" in page
     assert proc.wait(30) == 0
     left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
     assert left == [], "processes of the demo still running after Ctrl-C"
