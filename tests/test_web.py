@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from test_ops_notify import Listener
 from rig.bus.payloads import KeypointFrame, NodeInfo, encode_keypoints
 from rig.coordinator.analysis import analyze_session
 from rig.coordinator.storage import Storage
+from rig.sim.broker import free_port
 from rig.sim.walker import SimulatedWalker, WalkerParams
 from rig.web import create_app
 from rig.web.database import ReadOnlyDatabase
@@ -81,12 +81,6 @@ class Rig:
     reports: dict[int, dict] = field(default_factory=dict)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
     db_path = tmp_path_factory.mktemp("coordinator") / "gaitrig.sqlite"
@@ -103,7 +97,7 @@ def rig(tmp_path_factory):
     for sid in (normal, pronated):
         r.reports[sid] = json.loads(storage.report(sid)[0])
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(db_path), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -348,7 +342,7 @@ def test_tablet_sized_screenshot(rig, tmp_path):
 def test_gaitrig_web_notifies_ready_once_listening_pings_and_stops(rig, tmp_path):
     sock = str(tmp_path / "notify.sock")
     listener = Listener(sock)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NOTIFY_SOCKET": sock, "WATCHDOG_USEC": "1000000"}
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "web", "--database", str(rig.db_path),
