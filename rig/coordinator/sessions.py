@@ -4,10 +4,13 @@ A session starts by itself once the belt has run at walking speed for ``start_af
 (or by a manual start) and stops when the belt stops, the emergency stop fires, or by a
 manual stop. Stopping goes through *closing*: the trigger train is disarmed, its final
 pulse count is awaited, then every node's end-of-session count, or a timeout.
+A session is complete only if every view sent a frame for every pulse, no second frame
+contradicted one already stored, and no frame was lost to a failed database write.
 The daemon feeds events in and carries out the returned actions.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -67,6 +70,8 @@ class SessionMachine:
     _pulses_sent: int | None = None
     _ends: dict[str, int] = field(default_factory=dict)
     _received: dict[str, int] = field(default_factory=dict)
+    conflicts: Counter[str] = field(default_factory=Counter)  # per view, this session
+    lost: Counter[str] = field(default_factory=Counter)  # per view: received, then lost to the database
 
     # -- inputs -------------------------------------------------------------------------------
     def belt(self, now: float, running: bool, speed_m_s: float, estop: bool) -> list[Action]:
@@ -101,6 +106,16 @@ class SessionMachine:
     def frame_received(self, view: str) -> None:
         self._received[view] = self._received.get(view, 0) + 1
 
+    def frame_conflict(self, view: str) -> None:
+        """A second, different frame for an index already stored (the first was kept)."""
+        self.conflicts[view] += 1
+
+    def frames_lost(self, view: str, n: int) -> None:
+        """Frames received, then lost when their database transaction failed: they will not
+        come again, so they count towards the view's end count, but not as received."""
+        self._received[view] = self._received.get(view, 0) - n
+        self.lost[view] += n
+
     def node_end(self, now: float, view: str, frames: int) -> list[Action]:
         self._ends[view] = frames
         return self._maybe_finish(now) if self.phase is Phase.CLOSING else []
@@ -122,6 +137,7 @@ class SessionMachine:
     def _start(self, reason: str, manual: bool) -> list[Action]:
         self.phase, self.manual, self.stop_reason = Phase.RECORDING, manual, None
         self._pulses_sent, self._closing_since, self._ends, self._received = None, None, {}, {}
+        self.conflicts, self.lost = Counter(), Counter()
         return [OpenSession(reason), Arm(self.settings.fps)]
 
     def _stop(self, now: float, reason: str) -> list[Action]:
@@ -137,16 +153,27 @@ class SessionMachine:
             self.phase = Phase.IDLE  # the controller never confirmed the disarm: report, don't wait
             return [FinishSession(False, tuple(self.settings.views), "no final pulse count from the controller")]
         views = self.settings.views
-        done = [v for v in views if v in self._ends and self._received.get(v, 0) >= self._ends[v]]
+        done = [v for v in views if v in self._ends and self._received.get(v, 0) + self.lost[v] >= self._ends[v]]
         timed_out = now - (self._closing_since or now) >= self.settings.end_timeout_s
         if len(done) < len(views) and not timed_out:
             return []
-        short = [v for v in views if self._received.get(v, 0) < self._pulses_sent]
         missing = tuple(v for v in views if v not in done)
-        problem = None
-        if missing:
-            problem = f"no end-of-session count from {', '.join(missing)}"
-        elif short:
-            problem = f"fewer frames than pulses from {', '.join(short)}"
+        problem = self._problem(missing)
         self.phase = Phase.IDLE
         return [FinishSession(problem is None, missing, problem)]
+
+    def _problem(self, missing: tuple[str, ...]) -> str | None:
+        """Why the closing session is incomplete, every reason that applies; None if it is not."""
+        short = [v for v in self.settings.views if self._received.get(v, 0) < (self._pulses_sent or 0)]
+        problems = []
+        if missing:
+            problems.append(f"no end-of-session count from {', '.join(missing)}")
+        elif short:
+            problems.append(f"fewer frames than pulses from {', '.join(short)}")
+        if self.lost:
+            problems.append("frames lost to a failed database write (disk full?): "
+                            + ", ".join(f"{v} {n}" for v, n in sorted(self.lost.items())))
+        if self.conflicts:
+            problems.append("conflicting frames for an index already stored (first kept): "
+                            + ", ".join(f"{v} {n}" for v, n in sorted(self.conflicts.items())))
+        return "; ".join(problems) or None

@@ -6,10 +6,15 @@ how many have been applied.
 """
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
+
+log = logging.getLogger(__name__)
+FrameStatus = Literal["stored", "duplicate", "conflict"]
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -105,7 +110,9 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 class Storage:
-    """One connection, used from one thread (the coordinator's worker)."""
+    """One connection, used from one thread (the coordinator's worker). Writes accumulate
+    in one open transaction, committed every half second; ``pending`` counts the frames it
+    holds, which is exactly what a failed commit (a full disk) loses."""
 
     def __init__(self, path: Path | str):
         if str(path) != ":memory:":
@@ -115,15 +122,34 @@ class Storage:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         migrate(self.conn)
+        self.pending: Counter[tuple[int, str]] = Counter()  # frames in the open transaction
         self.conn.execute("BEGIN")
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
+        self.pending.clear()
         self.conn.execute("BEGIN")
 
+    def abandon(self) -> Counter[tuple[int, str]]:
+        """After a failed write: roll back the open transaction (SQLite may have done so
+        already) and start a new one. Returns the frames lost, per (session, view); the
+        database keeps only what was committed, so it stays consistent."""
+        lost, self.pending = self.pending, Counter()
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        self.conn.execute("BEGIN")
+        return lost
+
     def close(self) -> None:
-        self.conn.execute("COMMIT")
-        self.conn.close()
+        """Commit what is pending and close; if the commit fails (disk full) the pending
+        writes are rolled back and the database keeps its last committed state."""
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            log.error("closing the database: the last %d frames were not committed (%s)", sum(self.pending.values()), e)
+        finally:
+            self.conn.close()  # rolls back whatever did not commit
 
     # -- sessions -------------------------------------------------------------------------
     def open_session(self, start_reason: str, started_t: float, fps: float, views: list[str]) -> int:
@@ -163,14 +189,25 @@ class Storage:
         rows = self.conn.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE state != 'closed'")
         return [_session_row(r) for r in rows]
 
+    def unanalysed_sessions(self) -> list[int]:
+        """Closed sessions without a gait report (nor a recorded reason why not)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM sessions WHERE state = 'closed' AND id NOT IN (SELECT session_id FROM session_reports) "
+            "ORDER BY id")]
+
     # -- nodes and frames -------------------------------------------------------------------
-    def add_frame(self, sid: int, view: str, idx: int, payload: bytes) -> bool:
-        """Store a frame once; returns False for a duplicate (QoS 1 redelivery)."""
+    def add_frame(self, sid: int, view: str, idx: int, payload: bytes) -> FrameStatus:
+        """Store a frame once. The first frame for an index stays: the same bytes again are a
+        QoS 1 redelivery ("duplicate"), different bytes a "conflict" the caller reports."""
         cur = self.conn.execute("INSERT OR IGNORE INTO keypoints VALUES (?, ?, ?, ?)", (sid, view, idx, payload))
-        if cur.rowcount:
-            self.conn.execute("UPDATE session_nodes SET frames_received = frames_received + 1 "
-                              "WHERE session_id = ? AND view = ?", (sid, view))
-        return bool(cur.rowcount)
+        if not cur.rowcount:
+            (stored,) = self.conn.execute("SELECT payload FROM keypoints WHERE session_id = ? AND view = ? AND idx = ?",
+                                          (sid, view, idx)).fetchone()
+            return "duplicate" if stored == payload else "conflict"
+        self.conn.execute("UPDATE session_nodes SET frames_received = frames_received + 1 "
+                          "WHERE session_id = ? AND view = ?", (sid, view))
+        self.pending[sid, view] += 1
+        return "stored"
 
     def node_end(self, sid: int, view: str, frames: int, captured: int, missed: int, dropped: int,
                  simulated: bool) -> None:

@@ -200,13 +200,25 @@ def coordinator_figures(coord: "Coordinator") -> dict[str, Any]:
                            "db_mb": round(size / 1e6, 3)}
     frames = dict(coord.session_frames)
     out.update({f"frames_received_{v}": frames.get(v, 0) for v in coord.config.session.views})
+    out.update({"frame_conflicts": sum(coord.machine.conflicts.values()), "frames_lost_db": coord.frames_lost_db,
+                "db_write_failures": coord.db_failures, "db_problem": coord.db_problem,
+                "internal_errors": coord.internal_errors})
+    out.update({f"rejected_{kind}": n for kind, n in sorted(coord.bus.rejected.items())})
     return out
 
 
 def coordinator_problems(f: dict) -> dict[str, str]:
+    out = {}
     if f["inbox_backlog"] > INBOX_BACKLOG:
-        return {"inbox_backlog": f"{f['inbox_backlog']} messages wait for the database"}
-    return {}
+        out["inbox_backlog"] = f"{f['inbox_backlog']} messages wait for the database"
+    if f["db_problem"]:
+        kind = "disk_full" if f["db_problem"].startswith("disk full") else "database_error"
+        out[kind] = f"{f['db_problem']}; {f['frames_lost_db']} frames lost"
+    if f["frame_conflicts"]:
+        out["frame_conflicts"] = (f"{f['frame_conflicts']} frames of session {f['last_session_id']} differ from the "
+                                  "one already stored for their index (first kept): a node misbehaves or a "
+                                  "forged frame")
+    return out
 
 
 def database_check(coord: "Coordinator", timeout_s: float = 3.0) -> Check:
