@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -114,16 +117,16 @@ class FakeRig:
             session_id=sid or self.session_id, view=view, frames=frames, captured=frames if captured is None
             else captured, missed_triggers=0, dropped=0, simulated=True).encode())
 
-    def walk(self, between=None) -> SessionSummary:
-        """A whole clean session: every pulse from every view; ``between`` runs mid-walk."""
-        self.start()
-        self.frames(range(N // 2))
+    def walk(self, between=None, n: int = N) -> SessionSummary:
+        """A whole session, every pulse from every view; ``between`` runs mid-walk."""
+        self.start(n)
+        self.frames(range(n // 2))
         if between:
             between()
-        self.frames(range(N // 2, N))
-        self.stop()
+        self.frames(range(n // 2, n))
+        self.stop(n)
         for v in VIEWS:
-            self.end(v)
+            self.end(v, n)
         return self.summary()
 
     def summary(self, timeout_s: float = 30.0) -> SessionSummary:
@@ -363,3 +366,50 @@ def test_a_20_mb_by_field_is_rejected_and_never_logged(coord, caplog):
     assert max(len(r.getMessage()) for r in caplog.records) < 1000
     assert any("by tech\\nERROR forged line" in r.getMessage() for r in caplog.records)
     assert not any("\n" in r.getMessage() for r in caplog.records)
+
+
+# -- 4. a full disk: a bounded, announced loss; the daemon, the database and the session survive ------
+FILE_LIMIT_BYTES = 1_500_000  # the database's WAL reaches it about 4000 frames into the second walk
+LIMITED = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+           f"resource.setrlimit(resource.RLIMIT_FSIZE, ({FILE_LIMIT_BYTES}, {FILE_LIMIT_BYTES})); "
+           "from rig.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def test_a_full_disk_mid_session_loses_a_counted_announced_share_of_frames_and_nothing_else(broker, tmp_path):
+    db, cfg = tmp_path / "gaitrig.sqlite", tmp_path / "coordinator.toml"
+    cfg.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nrig_id = "test"\n'
+                   f'[session]\nstart_after_s = 0.2\nend_timeout_s = 20\nfps = {FPS}\n'
+                   f'[storage]\ndatabase = "{db}"\n')
+    proc = subprocess.Popen([sys.executable, "-c", LIMITED, "coordinator", "--config", str(cfg)],
+                            stderr=subprocess.PIPE, text=True)
+    rig = FakeRig(broker.settings())
+    try:
+        rig.wait_state("idle")
+        first = rig.walk(n=120)
+        assert_whole(first, 120)
+        n = 1500  # 6000 frames: more than the file limit holds
+        second = rig.walk(n=n)
+        alive = proc.poll() is None
+        lost = sum(second.frames_lost.values())
+        wait_for(lambda: any(h.figures.get("frames_lost_db") == lost for h in rig.health), timeout_s=15,
+                 what="the loss on diagnostics")
+        health = next(h for h in rig.health if h.figures.get("frames_lost_db") == lost)
+    finally:
+        rig.close()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert alive and proc.returncode == 0, err[-3000:]
+    assert 0 < lost < 4 * n
+    assert {v: second.frames[v] + second.frames_lost.get(v, 0) for v in VIEWS} == {v: n for v in VIEWS}
+    assert not second.complete and "frames lost to a failed database write" in second.problem
+    assert health.problems["disk_full"] == f"disk full: disk I/O error; {lost} frames lost"
+    errors = [line for line in err.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "database write failed (disk full" in errors[0], errors
+    assert "Traceback" not in err
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        sessions = conn.execute("SELECT id, state, complete FROM sessions ORDER BY id").fetchall()
+    assert sessions == [(first.session_id, "closed", 1), (second.session_id, "closed", 0)]
+    assert stored(db, first.session_id) == {v: (120, 120) for v in VIEWS}
+    assert Storage(db).report(first.session_id)[1] is None
+    assert stored(db, second.session_id) == {v: (second.frames[v], second.frames[v]) for v in VIEWS}

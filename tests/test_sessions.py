@@ -103,3 +103,13 @@ def test_frames_short_of_pulses_make_the_session_incomplete():
     m.belt(10.0, False, 0.0, False)
     out = close(m, 10.1, 100, {"left": 100, "right": 98})
     assert out[-1] == FinishSession(False, (), "fewer frames than pulses from right")
+
+
+def test_a_belt_that_stops_in_one_report_can_start_the_next_session():
+    """The bridge publishes on change: 1.2 m/s, then stopped, then 1.2 m/s again."""
+    m = machine()
+    walk(m)
+    m.belt(10.0, False, 0.0, False)
+    close(m, 10.1, 5, {"left": 5, "right": 5})
+    assert m.phase is Phase.IDLE
+    assert walk(m, 20.0)[0] == OpenSession("belt running")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from rig.bus.payloads import KeypointFrame, NodeEnd, NodeInfo, PayloadError, TriggerState
 
-INDEX_TOLERANCE_S = 0.25  # clock offset between the bridge's and the coordinator's host, and jitter
+INDEX_TOLERANCE_S = 0.5  # clock offset between the bridge's and the coordinator's host, and jitter
 
 
 @dataclass

@@ -65,6 +65,7 @@ class SessionMachine:
     stop_reason: str | None = None
     _walking_since: float | None = None
     _needs_belt_rest: bool = False  # after an auto stop, the belt must stop before the next start
+    _belt_moving: bool = False  # at walking speed, whether or not the e-stop is engaged
     _stopped_at: float | None = None
     _closing_since: float | None = None
     _pulses_sent: int | None = None
@@ -75,7 +76,8 @@ class SessionMachine:
 
     # -- inputs -------------------------------------------------------------------------------
     def belt(self, now: float, running: bool, speed_m_s: float, estop: bool) -> list[Action]:
-        walking = running and not estop and speed_m_s >= self.settings.walking_speed_min_m_s
+        self._belt_moving = running and speed_m_s >= self.settings.walking_speed_min_m_s
+        walking = self._belt_moving and not estop
         if not walking:
             self._walking_since = None
             self._needs_belt_rest = False
@@ -142,7 +144,7 @@ class SessionMachine:
 
     def _stop(self, now: float, reason: str) -> list[Action]:
         self.phase, self.stop_reason, self._stopped_at = Phase.CLOSING, reason, now
-        self._needs_belt_rest = not self.manual
+        self._needs_belt_rest = not self.manual and self._belt_moving  # a belt already at rest has rested
         return [Disarm()]
 
     def _maybe_finish(self, now: float) -> list[Action]:
