@@ -4,7 +4,9 @@ real coordinator with SQLite, and this test playing the bridge and the four came
 session and checks what was stored against what was sent, frame for frame."""
 from __future__ import annotations
 
+import json
 import logging
+import math
 import queue
 import signal
 import sqlite3
@@ -16,11 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rig.bus import topics
 from rig.bus.client import BusClient
-from rig.bus.payloads import (BeltState, DiagHealth, KeypointFrame, NodeEnd, NodeInfo, SessionState, SessionSummary,
-                              TriggerState, decode, encode_keypoints)
+from rig.bus.payloads import (JSON_PAYLOADS, BeltState, CommandReply, DiagCommand, DiagEvent, DiagHealth, DiagReply,
+                              KeypointFrame, LinkState, NodeEnd, NodeInfo, PayloadError, Presence, SessionCommand,
+                              SessionState, SessionSummary, TreadmillCommand, TreadmillEvent, TriggerState, decode,
+                              decode_keypoints, encode_keypoints)
 from rig.config import ALL_VIEWS, CoordinatorConfig, SessionSettings, StorageSettings
 from rig.coordinator.analysis import analyze_session
 from rig.coordinator.daemon import Coordinator
@@ -413,3 +419,203 @@ def test_a_full_disk_mid_session_loses_a_counted_announced_share_of_frames_and_n
     assert stored(db, first.session_id) == {v: (120, 120) for v in VIEWS}
     assert Storage(db).report(first.session_id)[1] is None
     assert stored(db, second.session_id) == {v: (second.frames[v], second.frames[v]) for v in VIEWS}
+
+
+# -- 7. fuzz: every decoder answers a model or a PayloadError, nothing else ---------------------------
+T = 1_750_000_000.0
+VALID: dict[type, dict] = {
+    BeltState: dict(t=T, running=True, speed_m_s=1.2, incline_pct=2.0, estop=False),
+    TriggerState: dict(t=T, armed=True, rate_hz=60.0, first_pulse_t=T, pulses_sent=10),
+    TreadmillEvent: dict(t=T, kind="fault", detail="belt motor", code=3),
+    TreadmillCommand: dict(id="arm-1", cmd="arm", rate_hz=60.0),
+    CommandReply: dict(id="arm-1", ok=False, error="NOT_ARMED", t=T),
+    LinkState: dict(t=T, connected=True, port="/dev/ttyACM0", firmware="1.0", protocol=1, clock_hz=1_000_000,
+                    rejected_frames=1, lost_frames=0, reconnects=2, clock_drift_ppm=-12.5, controller_silent=False),
+    SessionState: dict(t=T, state="recording", session_id=3, reason="belt running", views=["left"], pulses_sent=None),
+    SessionCommand: dict(action="start", by="tablet"),
+    NodeEnd: dict(session_id=3, view="left", frames=10, captured=10, missed_triggers=0, dropped=0),
+    NodeInfo: dict(view="left", width=1456, height=1088, facing="left", camera="simulated", model="walker"),
+    SessionSummary: dict(session_id=3, started_t=T, ended_t=T + 9, reason="belt stopped", pulses_sent=10,
+                         frames={"left": 10}, dropped={"left": 0}, complete=True, cadence_steps_per_min=110.0),
+    Presence: dict(daemon="coordinator", online=True, seq=5, t=T),
+    DiagCommand: dict(cmd="set", args=["session.fps", "60"]),
+    DiagReply: dict(daemon="coordinator", cmd="ping", ok=True, result={"pong": True}, t=T),
+    DiagHealth: dict(daemon="coordinator", t=T, period_s=5.0, uptime_s=1.0, cpu_load_1m=0.5, cpu_temp_c=None,
+                     mem_rss_mb=50.0, mem_available_mb=900.0, disk_free_mb=9000.0, broker_reconnects=0,
+                     rejected_payloads=0, commands_refused=0, figures={"frames": 3}, problems={}),
+    DiagEvent: dict(daemon="coordinator", t=T, kind="disk_full", level="error", active=True),
+}
+HOSTILE_VALUES = [float("nan"), float("inf"), float("-inf"), 1e308, -1e308, -1, 0, 2**64, -(2**63), "x" * 70_000,
+                  "", None, True, [], {}, [float("nan")], {"left": float("nan")}, "left", "2001-01-01", 1e9, 5e9,
+                  65.535, 1001]
+HOSTILE = st.sampled_from(HOSTILE_VALUES)
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                           lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids,
+                                                                                     max_size=4), max_leaves=12)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_every_json_payload_has_a_valid_example():
+    assert set(VALID) == set(JSON_PAYLOADS)
+    for model, example in VALID.items():
+        assert decode(model, json.dumps(example).encode()) == model(**example)
+
+
+def only_finite(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(only_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(only_finite(v) for v in value)
+    return True
+
+
+def decoded_or_rejected(model, payload: bytes):
+    """The property: a model with finite numbers only, or a PayloadError of the model's kind."""
+    try:
+        result = decode(model, payload)
+    except PayloadError as e:
+        assert e.kind == model.__name__ and len(str(e)) < 400
+        return None
+    assert isinstance(result, model) and only_finite(result.model_dump())
+    return result
+
+
+@FUZZ
+@given(model=st.sampled_from(JSON_PAYLOADS), payload=st.binary(max_size=300))
+def test_random_bytes_decode_or_are_rejected(model, payload):
+    decoded_or_rejected(model, payload)
+
+
+@FUZZ
+@given(model=st.sampled_from(JSON_PAYLOADS), value=JSON_VALUES)
+def test_random_json_decodes_or_is_rejected(model, value):
+    decoded_or_rejected(model, json.dumps(value).encode())
+
+
+@FUZZ
+@given(model=st.sampled_from(JSON_PAYLOADS), data=st.data(), hostile=HOSTILE)
+def test_a_valid_payload_with_one_hostile_field_decodes_or_is_rejected(model, data, hostile):
+    example = dict(VALID[model], v=1)
+    action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+    key = data.draw(st.sampled_from(sorted(example)))
+    if action == "replace":
+        example[key] = hostile
+    elif action == "delete":
+        del example[key]
+    else:
+        example[data.draw(st.text(min_size=1, max_size=30))] = hostile
+    result = decoded_or_rejected(model, json.dumps(example).encode())
+    if result is not None and action == "replace" and isinstance(hostile, float) and not math.isfinite(hostile):
+        pytest.fail(f"{model.__name__}.{key} accepted {hostile}")
+
+
+def valid_frame(found: bool) -> bytes:
+    lm = LANDMARKS["left"][7] if found else None
+    return encode_keypoints(KeypointFrame(3, 7, T, lm, simulated=True))
+
+
+def frame_or_rejected(payload: bytes) -> None:
+    try:
+        frame = decode_keypoints(payload)
+    except PayloadError as e:
+        assert e.kind == "KeypointFrame"
+        return
+    assert math.isfinite(frame.t) and frame.session_id >= 1
+    assert frame.lm is None or (frame.lm.shape == (33, 4) and np.isfinite(frame.lm).all())
+
+
+@FUZZ
+@given(payload=st.binary(max_size=400))
+def test_random_bytes_as_a_keypoint_frame_decode_or_are_rejected(payload):
+    frame_or_rejected(payload)
+
+
+@FUZZ
+@given(found=st.booleans(), data=st.data())
+def test_a_mutated_keypoint_frame_decodes_or_is_rejected(found, data):
+    payload = bytearray(valid_frame(found))
+    for _ in range(data.draw(st.integers(1, 8))):
+        pos = data.draw(st.integers(0, len(payload) - 1))
+        payload[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(payload) + 40))
+    frame_or_rejected(bytes(payload[:cut]) + bytes(max(cut - len(payload), 0)))
+
+
+def test_keypoint_frames_with_a_nan_or_infinite_time_or_unknown_flags_are_rejected():
+    import struct
+    good = valid_frame(True)
+    for t in (float("nan"), float("inf"), float("-inf"), -1.0, 5e9):
+        with pytest.raises(PayloadError, match="is not a Unix time"):
+            decode_keypoints(good[:10] + struct.pack("<d", t) + good[18:])
+    with pytest.raises(PayloadError, match="unknown flags 0x83"):
+        decode_keypoints(good[:1] + b"\x83" + good[2:])
+    with pytest.raises(PayloadError, match="session id 0"):
+        decode_keypoints(good[:2] + bytes(4) + good[6:])
+    lm = LANDMARKS["left"][7].copy()
+    lm[25] = np.nan  # one landmark the model could not place: sent as not seen, not as garbage
+    back = decode_keypoints(encode_keypoints(KeypointFrame(3, 7, T, lm)))
+    assert back.lm[25].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert np.abs(back.lm[24, :2] - lm[24, :2]).max() <= 1 / 16
+
+
+def refused(model, payload: bytes) -> bool:
+    try:
+        decode_keypoints(payload) if model is KeypointFrame else decode(model, payload)
+    except PayloadError:
+        return True
+    return False
+
+
+def hostile_payloads(rng, model, n: int) -> list[bytes]:
+    """Mutations of a valid payload (one field hostile, or random bytes, or a cut) that its
+    decoder refuses: each must be rejected once, and change nothing."""
+    out: list[bytes] = []
+    while len(out) < n:
+        if model is KeypointFrame:
+            payload = bytearray(valid_frame(rng.random() < 0.5))
+            payload[rng.randrange(len(payload))] = rng.randrange(256)
+            payload = bytes(payload[:rng.randrange(len(payload) + 1)])
+        elif rng.random() < 0.8:
+            example = dict(VALID[model], v=1)
+            example[rng.choice(sorted(example))] = rng.choice(HOSTILE_VALUES)
+            payload = json.dumps(example).encode()
+        else:
+            payload = rng.randbytes(rng.randrange(80))
+        if refused(model, payload):
+            out.append(payload)
+    return out
+
+
+def test_mutated_payloads_on_every_coordinator_topic_are_counted_and_change_nothing(coord):
+    import random
+    rng, rig = random.Random(9), coord.rig
+    targets = {rig.path(topics.TREADMILL_STATE): BeltState, rig.path(topics.TREADMILL_TRIGGER): TriggerState,
+               rig.path(topics.TREADMILL_CMD_REPLY): CommandReply, rig.path(topics.SESSION_CMD): SessionCommand,
+               rig.path(topics.NODE_END, view="left"): NodeEnd, rig.path(topics.NODE_INFO, view="rear"): NodeInfo,
+               rig.path(topics.NODE_KEYPOINTS, view="front"): KeypointFrame}
+    per_topic = 40
+
+    def fuzz():
+        for topic, model in targets.items():
+            for payload in hostile_payloads(rng, model, per_topic):
+                rig.send(topic, payload)
+    summary = rig.walk(between=fuzz)
+    assert coord.rejected == {model.__name__: per_topic for model in targets.values()}
+    assert_whole(summary)
+    assert stored(coord.db, summary.session_id) == {v: (N, N) for v in VIEWS}
+    assert coord.thread.is_alive() and coord.coordinator.internal_errors == 0
+
+
+# -- the intake rules, pure ------------------------------------------------------------------------
+def test_the_index_bound_follows_the_train_from_session_start_to_final_count():
+    from rig.coordinator.intake import Train
+    train = Train(session_id=1, opened_t=T, fps=60.0)
+    assert train.max_index(T + 1.0) == 90  # (1 s + 0.5 s tolerance) × 60 Hz: not armed yet, from the start
+    train.report(TriggerState(t=T + 2, armed=True, rate_hz=100.0, first_pulse_t=T + 2.0, pulses_sent=0))
+    assert train.max_index(T + 3.0) == 150  # from the first pulse, at the train's own rate
+    train.report(TriggerState(t=T + 9, armed=False, rate_hz=100.0, first_pulse_t=T + 2.0, pulses_sent=700))
+    assert train.first_pulse_t == T + 2.0, "a disarmed report does not move the train"
+    train.final_pulses = 700
+    assert train.max_index(T + 60.0) == 699

@@ -59,6 +59,7 @@ class Coordinator:
         self.db_failures = 0
         self.frames_lost_db = 0  # frames received but lost to failed writes, since start
         self.internal_errors = 0
+        self._deferred: list[tuple] = []  # durable writes the database refused: (fn, *args), retried in order
         self._subscribe()
         self.diag = DiagAgent(self.bus, config, coordinator_hooks(self))
 
@@ -107,6 +108,7 @@ class Coordinator:
             self._retry_commands()
             if time.monotonic() - last_commit >= COMMIT_EVERY_S:
                 self._guarded("commit", self.storage.commit)
+                self._retry_deferred()
                 last_commit = time.monotonic()
             live.beat()  # a hung database or state machine stops the watchdog pings
 
@@ -151,11 +153,11 @@ class Coordinator:
                 "the session goes on and says what it lost", self.db_problem, sum(lost.values()),
                 self.frames_lost_db)
 
-    def _durable(self, fn, *args):
+    def _durable(self, fn, *args, defer: bool = True):
         """A small write that must not be lost with the frames of a failed transaction (a
         session's state, counts, train): committed at once, and tried once more after a
-        failure, when the rollback has made room. Returns fn's result; None if both failed
-        (announced by _db_failed; start-up recovery closes what stayed open)."""
+        failure, when the rollback and a checkpoint have made room. Returns fn's result; if
+        both fail, None, and the write is retried every commit until the disk has room."""
         for _ in range(2):
             try:
                 result = fn(*args)
@@ -163,7 +165,20 @@ class Coordinator:
                 return result
             except sqlite3.Error as e:
                 self._db_failed(e)
+        if defer:
+            self._deferred.append((fn, *args))
         return None
+
+    def _retry_deferred(self) -> None:
+        while self._deferred:
+            fn, *args = self._deferred[0]
+            try:
+                fn(*args)
+                self.storage.commit()
+            except sqlite3.Error as e:
+                self._db_failed(e)
+                return
+            self._deferred.pop(0)
 
     # -- events ---------------------------------------------------------------------------------
     def _handle(self, kind: str, payload) -> None:
@@ -235,7 +250,7 @@ class Coordinator:
             match action:
                 case sm.OpenSession(reason):
                     self.session_id = self._durable(self.storage.open_session, reason, time.time(),
-                                                    self.config.session.fps, self.config.session.views)
+                                                    self.config.session.fps, self.config.session.views, defer=False)
                     if self.session_id is None:
                         log.error("no session recorded: the database refuses writes (%s)", self.db_problem)
                         continue

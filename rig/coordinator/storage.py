@@ -137,6 +137,10 @@ class Storage:
         lost, self.pending = self.pending, Counter()
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+        try:  # move the log into the database file so the log can start over: room for small writes
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            pass  # no room for that either; the next commit tries again
         self.conn.execute("BEGIN")
         return lost
 

@@ -226,21 +226,26 @@ def database_check(coord: "Coordinator", timeout_s: float = 3.0) -> Check:
     wait behind the worker's open transaction while recording): commit what is pending — a
     real write — and take the write lock. An answer at all proves the worker is not hung."""
     done: queue.Queue[Check] = queue.Queue(1)
-    coord.inbox.put(("diag", lambda storage: done.put(_commit_check(storage, coord.config.storage.database))))
+    coord.inbox.put(("diag", lambda storage: _commit_check(storage, coord.config.storage.database, done)))
     try:
         return done.get(timeout=timeout_s)
     except queue.Empty:
         return Check("database", False, f"the coordinator's worker did not answer within {timeout_s} s (hung?)")
 
 
-def _commit_check(storage, path: Path) -> Check:
+def _commit_check(storage, path: Path, done: "queue.Queue[Check]") -> None:
     t0 = time.perf_counter()
     try:
         storage.commit()
         storage.conn.execute("COMMIT")
         storage.conn.execute("BEGIN IMMEDIATE")  # the next regular commit ends it
     except sqlite3.Error as e:
-        return Check("database", False, f"{path}: commit failed: {e}", _ms_since(t0))
+        done.put(Check("database", False, f"{path}: commit failed: {e}", _ms_since(t0)))
+        raise  # the worker rolls back, counts the frames lost and announces it
+    done.put(_writable_check(path, t0))
+
+
+def _writable_check(path: Path, t0: float) -> Check:
     if not os.access(Path(path).parent, os.W_OK):
         return Check("database", False, f"{Path(path).parent} is not writable (journal files)", _ms_since(t0))
     return Check("database", True, f"{path}: committed and took the write lock", _ms_since(t0))
