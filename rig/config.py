@@ -69,6 +69,9 @@ class SessionSettings(Section):
 
 class StorageSettings(Section):
     database: Path = Path("/var/lib/gaitrig/gaitrig.sqlite")
+    reserve_mb: float = Field(16.0, ge=0, description="with less room than this left for the database (disk "
+                              "space or file size limit), frames are counted as lost instead of stored, so "
+                              "sessions can still be closed and analysed")
 
 
 class CoordinatorConfig(Section):

@@ -375,17 +375,20 @@ def test_a_20_mb_by_field_is_rejected_and_never_logged(coord, caplog):
 
 
 # -- 4. a full disk: a bounded, announced loss; the daemon, the database and the session survive ------
-FILE_LIMIT_BYTES = 1_500_000  # the database's WAL reaches it about 4000 frames into the second walk
+FILE_LIMIT_BYTES = 1_500_000  # the database's log reaches it about 4000 frames into the second walk
+RESERVE_MB = 0.3
 LIMITED = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({FILE_LIMIT_BYTES}, {FILE_LIMIT_BYTES})); "
            "from rig.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def test_a_full_disk_mid_session_loses_a_counted_announced_share_of_frames_and_nothing_else(broker, tmp_path):
+    """The coordinator's file size limit (RLIMIT_FSIZE, as a full disk) is reached in the
+    second walk: frames beyond the reserve are counted as lost, the session still closes."""
     db, cfg = tmp_path / "gaitrig.sqlite", tmp_path / "coordinator.toml"
     cfg.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nrig_id = "test"\n'
                    f'[session]\nstart_after_s = 0.2\nend_timeout_s = 20\nfps = {FPS}\n'
-                   f'[storage]\ndatabase = "{db}"\n')
+                   f'[storage]\ndatabase = "{db}"\nreserve_mb = {RESERVE_MB}\n')
     proc = subprocess.Popen([sys.executable, "-c", LIMITED, "coordinator", "--config", str(cfg)],
                             stderr=subprocess.PIPE, text=True)
     rig = FakeRig(broker.settings())
@@ -408,9 +411,10 @@ def test_a_full_disk_mid_session_loses_a_counted_announced_share_of_frames_and_n
     assert 0 < lost < 4 * n
     assert {v: second.frames[v] + second.frames_lost.get(v, 0) for v in VIEWS} == {v: n for v in VIEWS}
     assert not second.complete and "frames lost to a failed database write" in second.problem
-    assert health.problems["disk_full"] == f"disk full: disk I/O error; {lost} frames lost"
+    problem = health.problems["disk_full"]
+    assert problem.startswith("disk full: ") and problem.endswith(f"; {lost} frames lost"), problem
     errors = [line for line in err.splitlines() if " ERROR " in line]
-    assert len(errors) == 1 and "database write failed (disk full" in errors[0], errors
+    assert len(errors) == 1 and "database write failed (disk full: " in errors[0], errors
     assert "Traceback" not in err
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -419,6 +423,55 @@ def test_a_full_disk_mid_session_loses_a_counted_announced_share_of_frames_and_n
     assert stored(db, first.session_id) == {v: (120, 120) for v in VIEWS}
     assert Storage(db).report(first.session_id)[1] is None
     assert stored(db, second.session_id) == {v: (second.frames[v], second.frames[v]) for v in VIEWS}
+
+
+@pytest.fixture
+def file_limit():
+    """This process's file size limit lowered for one test (as a full disk), then restored."""
+    import resource
+    saved, handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def limit(n_bytes: int) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, saved[1]))
+    yield limit
+    resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+    signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_write_that_hits_the_wall_rolls_back_exactly_the_frames_it_held(tmp_path, file_limit):
+    from rig.coordinator.diskguard import DiskGuard
+    db = tmp_path / "g.sqlite"
+    storage, lost = Storage(db), []
+    guard = DiskGuard(lambda: storage, 0.0, lambda sid, view, n: lost.append((sid, view, n)))
+    earlier = storage.open_session("belt running", T, FPS, ["left"])
+    for i in range(50):
+        storage.add_frame(earlier, "left", i, rig_frame(earlier, i))
+    storage.close_session(earlier, T + 1, True)
+    sid = storage.open_session("belt running", T + 10, FPS, ["left"])
+    file_limit(300_000)
+    added = committed = 0
+    with pytest.raises(sqlite3.OperationalError) as failure:
+        while True:
+            storage.add_frame(sid, "left", added, rig_frame(sid, added))
+            added += 1
+            if added % 30 == 0:
+                storage.commit()
+                committed = added
+    guard.failed(failure.value)
+    assert lost == [(sid, "left", added - committed)] and guard.frames_lost == added - committed
+    assert guard.problem.startswith("disk full: ")
+    guard.durable(storage.close_session, sid, T + 20, False)
+    assert storage.session(sid).state == "closed", "the session's closing did not go in after the rollback"
+    file_limit(2**40)
+    storage.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert stored(db, sid) == {"left": (committed, committed)}
+    assert stored(db, earlier) == {"left": (50, 50)}
+
+
+def rig_frame(sid: int, i: int) -> bytes:
+    return encode_keypoints(KeypointFrame(sid, i, T + i / FPS, LANDMARKS["left"][i % 2000], True))
 
 
 # -- 7. fuzz: every decoder answers a model or a PayloadError, nothing else ---------------------------

@@ -18,7 +18,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import Counter
 
 from rig.bus import topics
 from rig.bus.client import BusClient
@@ -29,6 +28,7 @@ from rig.config import CoordinatorConfig
 from rig.coordinator import intake
 from rig.coordinator import sessions as sm
 from rig.coordinator.analysis import analyze_pending, analyze_session
+from rig.coordinator.diskguard import DiskGuard
 from rig.coordinator.storage import Storage
 from rig.ops import notify
 from rig.ops.diag import DiagAgent
@@ -55,11 +55,8 @@ class Coordinator:
         self.session_frames: dict[str, int] = {}  # frames stored per view, current or last session
         self.last_session_id: int | None = None
         self.train: intake.Train | None = None  # the open session's trigger train, to bound frame indices
-        self.db_problem: str | None = None  # set by a failed write until a session opens cleanly
-        self.db_failures = 0
-        self.frames_lost_db = 0  # frames received but lost to failed writes, since start
+        self.disk = DiskGuard(lambda: self.storage, config.storage.reserve_mb * 1e6, self._frames_lost)
         self.internal_errors = 0
-        self._deferred: list[tuple] = []  # durable writes the database refused: (fn, *args), retried in order
         self._subscribe()
         self.diag = DiagAgent(self.bus, config, coordinator_hooks(self))
 
@@ -108,7 +105,7 @@ class Coordinator:
             self._retry_commands()
             if time.monotonic() - last_commit >= COMMIT_EVERY_S:
                 self._guarded("commit", self.storage.commit)
-                self._retry_deferred()
+                self.disk.retry()
                 last_commit = time.monotonic()
             live.beat()  # a hung database or state machine stops the watchdog pings
 
@@ -126,59 +123,17 @@ class Coordinator:
         except PayloadError as e:
             self.bus.count_rejection(e, source)
         except sqlite3.Error as e:
-            self._db_failed(e)
+            self.disk.failed(e)
         except Exception:  # a bug must cost one message, not the daemon
             self.internal_errors += 1
             if self.internal_errors <= 10:
                 log.exception("internal error handling %s (%d so far)", source, self.internal_errors)
 
-    def _db_failed(self, error: sqlite3.Error) -> None:
-        """Roll back to the last commit; the frames that held are lost, counted and announced.
-        One error line per episode (until a session opens cleanly), not one per commit."""
-        self.db_failures += 1
-        try:
-            lost = self.storage.abandon()
-        except sqlite3.Error as e:
-            lost, error = Counter(), e
-        for (sid, view), n in lost.items():
-            self.frames_lost_db += n
-            if sid == self.session_id:
-                self.machine.frames_lost(view, n)
-                self.session_frames[view] = self.session_frames.get(view, 0) - n
-        kind = "disk full" if _disk_full(error) else "database error"
-        first = self.db_problem is None
-        self.db_problem = f"{kind}: {clip(str(error), 200)}"
-        log.log(logging.ERROR if first else logging.DEBUG,
-                "database write failed (%s): rolled back to the last commit, %d frames lost (%d in all); "
-                "the session goes on and says what it lost", self.db_problem, sum(lost.values()),
-                self.frames_lost_db)
-
-    def _durable(self, fn, *args, defer: bool = True):
-        """A small write that must not be lost with the frames of a failed transaction (a
-        session's state, counts, train): committed at once, and tried once more after a
-        failure, when the rollback and a checkpoint have made room. Returns fn's result; if
-        both fail, None, and the write is retried every commit until the disk has room."""
-        for _ in range(2):
-            try:
-                result = fn(*args)
-                self.storage.commit()
-                return result
-            except sqlite3.Error as e:
-                self._db_failed(e)
-        if defer:
-            self._deferred.append((fn, *args))
-        return None
-
-    def _retry_deferred(self) -> None:
-        while self._deferred:
-            fn, *args = self._deferred[0]
-            try:
-                fn(*args)
-                self.storage.commit()
-            except sqlite3.Error as e:
-                self._db_failed(e)
-                return
-            self._deferred.pop(0)
+    def _frames_lost(self, sid: int, view: str, n: int) -> None:
+        """Frames received but lost to the disk: the session counts them as gone for good."""
+        if sid == self.session_id:
+            self.machine.frames_lost(view, n)
+            self.session_frames[view] = self.session_frames.get(view, 0) - n
 
     # -- events ---------------------------------------------------------------------------------
     def _handle(self, kind: str, payload) -> None:
@@ -192,7 +147,7 @@ class Coordinator:
         elif kind == "trigger":
             if self.session_id is not None and payload.armed:
                 self._current_train().report(payload)
-                self._durable(self.storage.set_train, self.session_id, payload.first_pulse_t, None)
+                self.disk.durable(self.storage.set_train, self.session_id, payload.first_pulse_t, None)
             self._do(self.machine.trigger(now, payload.armed, payload.pulses_sent))
         elif kind == "end":
             self._node_end(now, *payload)
@@ -207,7 +162,7 @@ class Coordinator:
             topic, info = payload
             view = topics.NODE_INFO.fields(self.bus.rig_id, topic)["view"]
             intake.check_info(view, info)
-            self._durable(self.storage.set_node_info, view, info.model_dump_json())
+            self.disk.durable(self.storage.set_node_info, view, info.model_dump_json())
 
     def _belt_sample(self) -> None:
         b = self.belt
@@ -228,10 +183,15 @@ class Coordinator:
     def _frame(self, now: float, topic: str, raw: bytes, frame) -> None:
         view = topics.NODE_KEYPOINTS.fields(self.bus.rig_id, topic)["view"]
         intake.check_frame(view, frame, self.config.session.views, self.session_id, self._current_train(), now)
+        if self.disk.paused:
+            if not self.storage.has_frame(frame.session_id, view, frame.index):
+                self.disk.refuse_frame(frame.session_id, view)
+            return
         status = self.storage.add_frame(frame.session_id, view, frame.index, raw)
         if status == "stored":
             self.machine.frame_received(view)
             self.session_frames[view] = self.session_frames.get(view, 0) + 1
+            self.disk.frame_stored()
         elif status == "conflict":
             self.machine.frame_conflict(view)
             raise PayloadError("frame_conflict", f"frame {frame.index} from {view} differs from the one stored "
@@ -240,8 +200,8 @@ class Coordinator:
     def _node_end(self, now: float, topic: str, end: NodeEnd) -> None:
         view = topics.NODE_END.fields(self.bus.rig_id, topic)["view"]
         intake.check_end(view, end, self.config.session.views, self.session_id)
-        self._durable(self.storage.node_end, end.session_id, view, end.frames, end.captured, end.missed_triggers,
-                      end.dropped, end.simulated)
+        self.disk.durable(self.storage.node_end, end.session_id, view, end.frames, end.captured,
+                          end.missed_triggers, end.dropped, end.simulated)
         self._do(self.machine.node_end(now, view, end.frames))
 
     # -- actions ----------------------------------------------------------------------------------
@@ -249,12 +209,13 @@ class Coordinator:
         for action in actions:
             match action:
                 case sm.OpenSession(reason):
-                    self.session_id = self._durable(self.storage.open_session, reason, time.time(),
-                                                    self.config.session.fps, self.config.session.views, defer=False)
+                    self.session_id = self.disk.durable(self.storage.open_session, reason, time.time(),
+                                                        self.config.session.fps, self.config.session.views,
+                                                        defer=False)
                     if self.session_id is None:
-                        log.error("no session recorded: the database refuses writes (%s)", self.db_problem)
+                        log.error("no session recorded: the database refuses writes (%s)", self.disk.problem)
                         continue
-                    self.db_problem = None  # it committed: writes work again
+                    self.disk.session_opened()
                     log.info("session %d started (%s)", self.session_id, reason)
                     self.session_frames, self.last_session_id = {}, self.session_id
                     self._belt_sample()
@@ -265,8 +226,8 @@ class Coordinator:
                     self._command("disarm")
                 case sm.BeginClosing(reason, pulses):
                     self._current_train().final_pulses = pulses
-                    self._durable(self.storage.set_train, self.session_id, None, pulses)
-                    self._durable(self.storage.mark_closing, self.session_id, reason)
+                    self.disk.durable(self.storage.set_train, self.session_id, None, pulses)
+                    self.disk.durable(self.storage.mark_closing, self.session_id, reason)
                     log.info("session %d closing (%s): %d pulses sent", self.session_id, reason, pulses)
                     self._publish_state("closing", reason=reason, pulses_sent=pulses)
                 case sm.FinishSession():
@@ -280,7 +241,7 @@ class Coordinator:
             self._publish_state("idle", reason=self.machine.stop_reason)
             return
         try:
-            self._durable(self.storage.close_session, sid, time.time(), action.complete)
+            self.disk.durable(self.storage.close_session, sid, time.time(), action.complete)
             self._guarded("analysis", analyze_session, self.storage, sid, self.config.session.walking_speed_min_m_s)
             self._guarded("analysis", analyze_pending, self.storage, self.config.session.walking_speed_min_m_s)
             self._guarded("commit", self.storage.commit)
@@ -360,11 +321,6 @@ class Coordinator:
 def _source(kind: str, payload) -> str:
     """Where an inbox message came from, for the rejection log: its topic when it has one."""
     return payload[0] if kind in ("frame", "end", "info") else kind
-
-
-def _disk_full(error: sqlite3.Error) -> bool:
-    text = str(error).lower()
-    return "full" in text or "disk i/o" in text or isinstance(error, sqlite3.OperationalError) and "write" in text
 
 
 def _finite(x: float | None) -> float | None:

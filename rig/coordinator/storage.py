@@ -7,6 +7,9 @@ how many have been applied.
 from __future__ import annotations
 
 import logging
+import math
+import os
+import resource
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
@@ -115,8 +118,9 @@ class Storage:
     holds, which is exactly what a failed commit (a full disk) loses."""
 
     def __init__(self, path: Path | str):
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = None if str(path) == ":memory:" else Path(path)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -129,6 +133,19 @@ class Storage:
         self.conn.execute("COMMIT")
         self.pending.clear()
         self.conn.execute("BEGIN")
+
+    def headroom_bytes(self) -> float:
+        """How much more the database may write: the free space of its file system, and
+        what this process's file size limit (RLIMIT_FSIZE) still allows its largest file."""
+        if self.path is None:
+            return math.inf
+        fs = os.statvfs(self.path.parent)
+        room = float(fs.f_bavail * fs.f_frsize)
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            files = (self.path, self.path.with_name(self.path.name + "-wal"))
+            room = min(room, limit - max(f.stat().st_size if f.exists() else 0 for f in files))
+        return room
 
     def abandon(self) -> Counter[tuple[int, str]]:
         """After a failed write: roll back the open transaction (SQLite may have done so
@@ -225,6 +242,10 @@ class Storage:
             "SELECT view, frames_received, frames_reported, captured, missed_triggers, dropped, simulated "
             "FROM session_nodes WHERE session_id = ? ORDER BY view", (sid,))
         return [NodeRow(r[0], r[1], r[2], r[3], r[4], r[5], None if r[6] is None else bool(r[6])) for r in rows]
+
+    def has_frame(self, sid: int, view: str, idx: int) -> bool:
+        return self.conn.execute("SELECT 1 FROM keypoints WHERE session_id = ? AND view = ? AND idx = ?",
+                                 (sid, view, idx)).fetchone() is not None
 
     def frames(self, sid: int, view: str) -> Iterator[bytes]:
         for (payload,) in self.conn.execute(

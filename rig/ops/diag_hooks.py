@@ -200,8 +200,9 @@ def coordinator_figures(coord: "Coordinator") -> dict[str, Any]:
                            "db_mb": round(size / 1e6, 3)}
     frames = dict(coord.session_frames)
     out.update({f"frames_received_{v}": frames.get(v, 0) for v in coord.config.session.views})
-    out.update({"frame_conflicts": sum(coord.machine.conflicts.values()), "frames_lost_db": coord.frames_lost_db,
-                "db_write_failures": coord.db_failures, "db_problem": coord.db_problem,
+    disk = coord.disk
+    out.update({"frame_conflicts": sum(coord.machine.conflicts.values()), "frames_lost_db": disk.frames_lost,
+                "db_write_failures": disk.failures, "db_frames_paused": disk.paused, "db_problem": disk.problem,
                 "internal_errors": coord.internal_errors})
     out.update({f"rejected_{kind}": n for kind, n in sorted(coord.bus.rejected.items())})
     return out
