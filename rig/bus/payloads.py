@@ -280,8 +280,8 @@ def encode_keypoints(frame: KeypointFrame) -> bytes:
     if not found:
         return head
     body = np.empty(N_LANDMARKS, dtype=_LANDMARKS)
-    unseen = ~np.isfinite(frame.lm).all(axis=1)
-    lm = np.where(unseen[:, None], 0.0, frame.lm)
+    seen = np.isfinite(frame.lm).all(axis=1)
+    lm = frame.lm if seen.all() else np.where(seen[:, None], frame.lm, 0.0)
     scaled = np.clip(np.round(lm[:, :3] * KEYPOINT_SCALE), -32768, 32767)
     body["x"], body["y"], body["z"] = scaled[:, 0], scaled[:, 1], scaled[:, 2]
     body["vis"] = np.clip(np.round(lm[:, 3] * 255), 0, 255)
