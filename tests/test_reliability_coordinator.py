@@ -393,7 +393,7 @@ def test_a_full_disk_mid_session_loses_a_counted_announced_share_of_frames_and_n
                             stderr=subprocess.PIPE, text=True)
     rig = FakeRig(broker.settings())
     try:
-        rig.wait_state("idle")
+        rig.wait_state("idle", timeout_s=60)  # a new interpreter importing numpy and scipy on a loaded machine
         first = rig.walk(n=120)
         assert_whole(first, 120)
         n = 1500  # 6000 frames: more than the file limit holds
@@ -407,6 +407,7 @@ def test_a_full_disk_mid_session_loses_a_counted_announced_share_of_frames_and_n
         rig.close()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
+        print(err[-3000:])  # shown if the test fails
     assert alive and proc.returncode == 0, err[-3000:]
     assert 0 < lost < 4 * n
     assert {v: second.frames[v] + second.frames_lost.get(v, 0) for v in VIEWS} == {v: n for v in VIEWS}
