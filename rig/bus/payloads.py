@@ -53,7 +53,7 @@ class TriggerState(Payload):
 class TreadmillEvent(Payload):
     t: float
     kind: Literal["estop", "estop_released", "fault", "link_lost", "link_restored",
-                  "controller_silent", "controller_back"]
+                  "controller_silent", "controller_back", "controller_reset"]
     detail: str = ""
     code: int | None = None
 
