@@ -122,7 +122,7 @@ class Bridge:
     def _repeat_reply(self, cmd_id: str) -> None:
         """A redelivered command: answer again if done, never execute twice."""
         reply = self._replies[cmd_id]
-        log.info("command %s received again; not resent to the controller", cmd_id)
+        log.info("command %r received again; not resent to the controller", cmd_id)
         if reply is not None:
             self.bus.send(topics.TREADMILL_CMD_REPLY, reply)
 
@@ -131,7 +131,7 @@ class Bridge:
             try:
                 self._execute(job)
             except Exception:
-                log.exception("command %s failed", job.id)
+                log.exception("command %r failed", job.id)
 
     def _execute(self, job: _Job) -> None:
         if job.id is None and isinstance(job.msg, m.StatusRequest):
@@ -141,7 +141,7 @@ class Bridge:
         if result.ok and isinstance(job.msg, (m.Arm, m.Disarm)):
             self._ensure_trigger_state(before, armed=isinstance(job.msg, m.Arm))
         if job.id is not None:
-            log.info("command %s (%s): %s", job.id, job.msg.NAME, "ok" if result.ok else result.error)
+            log.info("command %r (%s): %s", job.id, job.msg.NAME, "ok" if result.ok else result.error)
             self._reply(job.id, result.ok, result.error)
 
     def _ensure_trigger_state(self, before: int, armed: bool) -> None:

@@ -34,10 +34,16 @@ DEFAULT_CLOCK_HZ = 1_000_000
 RESYNC_MIN_S = 1.0  # a sequence gap asks for the full status at most this often
 MAX_AHEAD_S = 10.0  # a clock this far ahead of the fitted heartbeat clock is implausible
 RESET_BEHIND_S = 1.0  # a clock this far behind the latest one: the controller restarted
+MISBEHAVING_RUN = 20  # this many impossible messages in a row, nothing sane between: reopen
 
 
 class LinkLost(Exception):
     """The open device stopped working (EIO, unplugged, path re-pointed)."""
+
+
+class ControllerMisbehaving(Exception):
+    """The controller sends only impossible values: reopening the line is our one remedy
+    (a USB CDC device that lost its state, a host that joined mid-garbage)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,7 @@ class SerialLink:
         self.retransmits = 0
         self.silent = False
         self._last_clock: int | None = None  # latest controller clock seen, across reconnects
+        self._invalid_run = 0  # impossible messages since the last sane one
         self._next_resync = 0.0
         self._ever_connected = False
         self._serial: serial.Serial | None = None
@@ -240,6 +247,11 @@ class SerialLink:
                 self.last_error = str(e)
                 log.warning("serial link to %s lost: %s", self.port, e)
             return True
+        except ControllerMisbehaving as e:
+            self.errors += 1
+            self.last_error = str(e)
+            log.error("%s; closing %s", e, self.port)
+            return False
         except Exception as e:
             self.errors += 1
             self.last_error = f"{type(e).__name__}: {e}"
@@ -251,6 +263,7 @@ class SerialLink:
 
     def _connected(self, ser: serial.Serial) -> None:
         self.decoder.reset()
+        self._invalid_run = 0
         self._serial = ser
         self._last_heartbeat = time.monotonic()
         self.silent = False
@@ -308,7 +321,12 @@ class SerialLink:
             log.log(logging.ERROR if first else logging.DEBUG,
                     "controller sent an impossible value, message rejected: %s%s", e,
                     " (further ones are counted in rejected_frames, not logged)" if first else "")
+            self._invalid_run += 1
+            if self._invalid_run >= MISBEHAVING_RUN:
+                raise ControllerMisbehaving(f"controller misbehaves: {self._invalid_run} impossible "
+                                            f"messages in a row, the last {e}") from None
             return None
+        self._invalid_run = 0
         return msg
 
     def _check_clock(self, msg: m.Message, now: float) -> None:

@@ -14,7 +14,7 @@ from test_bridge import Watcher
 from test_serial_link import Recorder, quiet_counts, wait_for
 
 from firmware_bridge.bridge import Bridge
-from firmware_bridge.link import SerialLink
+from firmware_bridge.link import MISBEHAVING_RUN, SerialLink
 from firmware_bridge.protocol import framing, messages as m
 from firmware_bridge.protocol.framing import FrameDecoder, encode_frame
 from firmware_bridge.simulator import TreadmillSimulator
@@ -102,6 +102,21 @@ def test_an_unexpected_failure_closes_and_reopens_the_line_after_backoff(sim):
         assert link.command(m.Ping()).ok
     finally:
         link.stop()
+
+
+def test_a_controller_sending_only_impossible_values_gets_a_reopened_line(linked):
+    sim, link, rec = linked
+    sim.pause(5.0)  # its heartbeats stop: nothing sane between the bad ones
+    time.sleep(0.1)
+    data = b"".join(frame_bytes(k, m.BeltStateMsg(sim.clock(), True, 9000 + k, 0, False)) for k in range(20))
+    sim.inject_bytes(data)
+    assert wait_for(lambda: not link.connected, 2)
+    assert link.errors == 1 and link.invalid == {"BELT_STATE.speed_mm_s": 20}
+    assert link.last_error == ("controller misbehaves: 20 impossible messages in a row, the last "
+                               "BELT_STATE.speed_mm_s: 9019 mm/s is outside 0..8000")
+    assert wait_for(lambda: link.connected, 3) and link.alive and link.reconnects == 1
+    sim.pause(0)
+    assert link.command(m.Ping()).ok
 
 
 # --- a controller that reboots ---------------------------------------------------------------
@@ -223,7 +238,8 @@ def test_any_body_of_the_right_size_is_valid_or_an_invalid_message(msg_type, dat
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frames=st.lists(st.tuples(st.sampled_from(sorted(m.CONTROLLER_MESSAGES)), st.integers(0, 255),
-                                 st.randoms(use_true_random=False)), min_size=20, max_size=60))
+                                 st.randoms(use_true_random=False)),
+                       min_size=5, max_size=MISBEHAVING_RUN - 1))  # fewer than would reopen the line
 def test_forged_frames_on_the_pty_are_delivered_or_counted_never_fatal(linked, frames):
     sim, link, rec = linked
     data = b"".join(framing.DELIMITER + encode_frame(seq, t, r.randbytes(m.MESSAGES[t].STRUCT.size))
