@@ -31,9 +31,9 @@ BY_ID = Path("/dev/serial/by-id")
 READ_TIMEOUT_S = 0.05
 PATH_CHECK_S = 0.5
 DEFAULT_CLOCK_HZ = 1_000_000
-RESYNC_MIN_S = 1.0  # a sequence gap asks for the full status at most this often
+RESYNC_MIN_S = 0.25  # a sequence gap asks for the full status at most this often (4 frames, ~1 % of the line)
 MAX_AHEAD_S = 10.0  # a clock this far ahead of the fitted heartbeat clock is implausible
-RESET_BEHIND_S = 1.0  # a clock this far behind the latest one: the controller restarted
+RESET_BEHIND_S = 0.1  # a clock this far behind the latest one: the controller restarted
 MISBEHAVING_RUN = 20  # this many impossible messages in a row, nothing sane between: reopen
 
 
@@ -125,6 +125,7 @@ class SerialLink:
         self._last_clock: int | None = None  # latest controller clock seen, across reconnects
         self._invalid_run = 0  # impossible messages since the last sane one
         self._next_resync = 0.0
+        self._resync_due = False  # a gap seen inside the rate limit: resync when it ends
         self._ever_connected = False
         self._serial: serial.Serial | None = None
         self._stop = threading.Event()
@@ -294,6 +295,7 @@ class SerialLink:
             now = time.monotonic()
             if data:
                 self._feed(data, now)
+            self._maybe_resync(now)
             self._check_silence(now)
             if now >= next_check:
                 next_check = now + PATH_CHECK_S
@@ -306,7 +308,14 @@ class SerialLink:
             msg = self._checked(m.decode(frame.type, frame.body), now)  # sizes checked by the decoder
             if msg is not None:
                 self._handle(msg, now)
-        if self.decoder.lost > lost and now >= self._next_resync:
+        if self.decoder.lost > lost:
+            self._resync_due = True
+
+    def _maybe_resync(self, now: float) -> None:
+        """Ask for the full status after a gap; a gap inside the rate limit is deferred to its
+        end, never dropped (the lost frame may have been the emergency stop)."""
+        if self._resync_due and now >= self._next_resync:
+            self._resync_due = False
             self._next_resync = now + RESYNC_MIN_S
             self._call(self.on_gap)
 

@@ -77,7 +77,8 @@ RULES = """## Sequence numbers, acknowledgement and retransmission
 - Unknown command types are answered by ERROR `UNKNOWN_COMMAND`.
 - A gap in the controller's sequence numbers means a state change may have been lost
   (an emergency stop in a burst of line noise): the host then sends STATUS_REQUEST at once
-  (at most once a second) instead of waiting for the next periodic report.
+  (at most every 0.25 s; a gap inside that time is answered when it ends) instead of
+  waiting for the next periodic report.
 
 ## Values the host accepts
 
@@ -91,7 +92,7 @@ commands (ARM's rate) are checked by the controller, which answers ERROR `BAD_AR
 ## Controller reset
 
 The controller clock never runs backwards while it runs. A state or heartbeat clock more
-than one second *behind* the latest one seen means the controller restarted (watchdog,
+than 0.1 s *behind* the latest one seen means the controller restarted (watchdog,
 brown-out, reflash): the host reports the event `controller_reset`, forgets its clock fit
 and asks STATUS_REQUEST. A controller numbers its frames from seq 0 at boot; the gap before
 a HELLO with seq 0 is not counted as lost frames. A clock more than 10 s *ahead* of the
