@@ -33,7 +33,7 @@ PATH_CHECK_S = 0.5
 DEFAULT_CLOCK_HZ = 1_000_000
 RESYNC_MIN_S = 0.25  # a sequence gap asks for the full status at most this often (4 frames, ~1 % of the line)
 MAX_AHEAD_S = 10.0  # a clock this far ahead of the fitted heartbeat clock is implausible
-RESET_BEHIND_S = 0.1  # a clock this far behind the latest one: the controller restarted
+RESET_BEHIND_S = 0.5  # a clock this far behind the latest one: the controller restarted
 MISBEHAVING_RUN = 20  # this many impossible messages in a row, nothing sane between: reopen
 
 

@@ -92,7 +92,7 @@ commands (ARM's rate) are checked by the controller, which answers ERROR `BAD_AR
 ## Controller reset
 
 The controller clock never runs backwards while it runs. A state or heartbeat clock more
-than 0.1 s *behind* the latest one seen means the controller restarted (watchdog,
+than 0.5 s *behind* the latest one seen means the controller restarted (watchdog,
 brown-out, reflash): the host reports the event `controller_reset`, forgets its clock fit
 and asks STATUS_REQUEST. A controller numbers its frames from seq 0 at boot; the gap before
 a HELLO with seq 0 is not counted as lost frames. A clock more than 10 s *ahead* of the

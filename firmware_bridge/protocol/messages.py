@@ -98,6 +98,7 @@ class Message:
     DOC: ClassVar[str]
     STRUCT: ClassVar[struct.Struct]
     RULES: ClassVar[tuple[str, ...]] = ()  # cross-field rules, for the doc
+    RANGES: ClassVar[tuple[tuple[str, int, int, str], ...]]  # (field, low, high, unit)
 
     def problems(self, clock_hz: int | None) -> list[tuple[str, str]]:
         """(field, why) for each cross-field rule broken; ``clock_hz`` from the HELLO if known."""
@@ -114,6 +115,8 @@ def message(type_id: int, name: str, direction: str, doc: str):
         fmt = "<" + "".join(fl.metadata["fmt"] for fl in dataclasses.fields(cls))
         cls.TYPE, cls.NAME, cls.DIRECTION, cls.DOC = type_id, name, direction, doc
         cls.STRUCT = struct.Struct(fmt)
+        cls.RANGES = tuple((fl.name, *fl.metadata["valid"], fl.metadata["unit"])
+                           for fl in dataclasses.fields(cls) if fl.metadata["valid"])
         assert type_id not in MESSAGES, f"duplicate message type {type_id:#x}"
         MESSAGES[type_id] = cls
         return cls
@@ -250,13 +253,10 @@ def decode(msg_type: int, body: bytes) -> Message:
 def validate(msg: Message, clock_hz: int | None = None) -> None:
     """Raise InvalidMessage for the first field out of its range or rule broken; the codec
     itself accepts any value that fits the wire type, as the receiver must judge them."""
-    for fl in dataclasses.fields(msg):
-        valid = fl.metadata["valid"]
-        value = getattr(msg, fl.name)
-        if valid is not None and not valid[0] <= value <= valid[1]:
-            unit = f" {fl.metadata['unit']}" if fl.metadata["unit"] else ""
-            raise InvalidMessage(f"{msg.NAME}.{fl.name}",
-                                 f"{value}{unit} is outside {valid[0]}..{valid[1]}")
+    for name, low, high, unit in msg.RANGES:
+        value = getattr(msg, name)
+        if not low <= value <= high:
+            raise InvalidMessage(f"{msg.NAME}.{name}", f"{value}{' ' + unit if unit else ''} is outside {low}..{high}")
     for field, why in msg.problems(clock_hz):
         raise InvalidMessage(f"{msg.NAME}.{field}", why)
 
