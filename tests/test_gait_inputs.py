@@ -181,6 +181,12 @@ def test_binary_and_deeply_nested_reports_are_one_line(report, tmp_path):
     assert code == 2 and err.startswith(f"gaitrig: error: {deep}: not JSON (") and err.count("\n") == 1
 
 
+def test_unwritable_out_is_one_line(walk, tmp_path):
+    p = write(tmp_path, walk)
+    out = tmp_path / "missing" / "r.json"
+    one_line_error(run("analyze", p, "--belt-speed", "1.2", "--out", out), f"--out {out}: No such file or directory")
+
+
 def test_as_a_process_no_traceback(tmp_path):
     p = tmp_path / "b.jsonl"
     p.write_bytes(bytes(range(256)))

@@ -52,7 +52,10 @@ def run_analyze(args) -> int:
     d = report.to_dict()
     text = json.dumps(d, indent=None if args.json else 2, separators=(",", ":") if args.json else None)
     if args.out:
-        Path(args.out).write_text(json.dumps(d) + "\n")
+        try:
+            Path(args.out).write_text(json.dumps(d) + "\n")
+        except OSError as e:
+            return _fail(f"--out {args.out}: {e.strerror}")
     if args.json:
         print(text)
     else:
