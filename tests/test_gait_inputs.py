@@ -150,6 +150,7 @@ def test_infinite_landmark_and_frame_rate_are_rejected(walk, tmp_path):
     ({"left": {"stance_pct": [60, True]}}, "per_stride.left.stance_pct[1] must be a finite number or null, not True"),
     ({"left": {"stance_pct": [60, math.nan]}}, "per_stride.left.stance_pct[1] must be a finite number or null, not nan"),
     ({"left": 3}, "per_stride.left must be an object, not int"),
+    ({"right": None}, "per_stride.right must be an object, not NoneType"),
 ])
 def test_reports_with_wrong_types_are_one_line(report, tmp_path, per_stride, message):
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"

@@ -95,8 +95,8 @@ def _numbers(value, where: str) -> list:
     return value
 
 
-def _mapping(value, where: str) -> dict:
-    if value is None:
+def _mapping(value, where: str, null_ok: bool = False) -> dict:
+    if value is None and null_ok:
         return {}
     if not isinstance(value, dict):
         raise GaitInputError(f"{where} must be an object, not {type(value).__name__}")
@@ -108,9 +108,9 @@ def validate_report(report, source: str) -> None:
     finite numbers (or null) wherever a compared measure is."""
     if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
         raise GaitInputError(f"{source}: not a {REPORT_FORMAT} report (from `gaitrig analyze --json`)")
-    per_stride = _mapping(report.get("per_stride"), f"{source}: per_stride")
+    per_stride = _mapping(report.get("per_stride"), f"{source}: per_stride", null_ok=True)
     for side in SIDES:
-        measures = _mapping(per_stride.get(side), f"{source}: per_stride.{side}")
+        measures = _mapping(per_stride.get(side, {}), f"{source}: per_stride.{side}")
         for m in COMPARE_MEASURES:
             _numbers(measures.get(m), f"{source}: per_stride.{side}.{m}")
     _numbers(per_stride.get("pelvic_obliquity_2d_deg"), f"{source}: per_stride.pelvic_obliquity_2d_deg")
