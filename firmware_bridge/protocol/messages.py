@@ -160,7 +160,7 @@ class TriggerStateMsg(Message):
     RULES = ("armed, or pulses_sent > 0: rate_mhz ≥ 1 and first_pulse_clock > 0",
              "first_pulse_clock ≤ clock + clock_hz (pulse 0 follows ARM within a second)",
              "pulses_sent ≤ floor((clock − first_pulse_clock) · rate / clock_hz) + 2 "
-             "(no more pulses than the train can have emitted by `clock`; one of slack)")
+             "(no more pulses than the train can have emitted by `clock`; one pulse of slack)")
 
     def problems(self, clock_hz: int | None) -> list[tuple[str, str]]:
         out = []
