@@ -23,10 +23,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+RIG_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"  # a topic level: no '/', '+', '#', nothing empty
+
+
 class MqttSettings(Section):
     host: str = Field("localhost", description="broker host")
     port: int = Field(1883, ge=1, le=65535, description="broker port (8883 with TLS)")
-    rig_id: str = Field("rig1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="second level of every topic")
+    rig_id: str = Field("rig1", pattern=RIG_ID_PATTERN, description="second level of every topic")
     username: str | None = Field(None, description="broker account of this daemon")
     password_file: Path | None = Field(None, description="file holding the account's password")
     tls_ca_file: Path | None = Field(None, description="CA certificate: enables TLS")

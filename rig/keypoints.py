@@ -170,7 +170,7 @@ def _read_frames_bulk(text: str):
         return None
     null = np.fromiter((ln.endswith(',"lm":null}') for ln in lines), bool, len(lines))
     ok = all(ln.startswith('{"i":') and ln.endswith("]]}") for ln, nl in zip(lines, null) if not nl)
-    if not ok or not all(ln.startswith('{"i":') for ln in lines):
+    if not ok or not all(ln.startswith('{"i":') and ',"lm":' in ln for ln in lines):
         return None
     n = len(lines)
     found = ~null
@@ -182,8 +182,10 @@ def _read_frames_bulk(text: str):
     if found.any():
         body = " ".join(ln[ln.index(',"lm":') + 8:-3] for ln, f in zip(lines, found) if f)
         nf = int(found.sum())
-        # every frame must hold exactly 33 rows of 4 (counted by the rows' separators)
-        if body.count("],[") != nf * (N_LANDMARKS - 1) or any(c in body for c in "naNIe"):
+        # every frame must hold exactly 33 rows of 4 (counted by the rows' separators, per
+        # line: a frame of 32 rows and one of 34 must not pass as two of 33)
+        rows_ok = all(ln.count("],[") == N_LANDMARKS - 1 for ln, f in zip(lines, found) if f)
+        if not rows_ok or any(c in body for c in "naNIe"):
             return None  # odd shapes, NaN/Infinity/null or exponents: the line parser judges
         try:
             vals = np.fromstring(body.translate(_SEPARATORS), sep=" ")

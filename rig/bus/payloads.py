@@ -76,7 +76,7 @@ class TriggerState(Payload):
 class TreadmillEvent(Payload):
     t: UnixTime
     kind: Literal["estop", "estop_released", "fault", "link_lost", "link_restored",
-                  "controller_silent", "controller_back"]
+                  "controller_silent", "controller_back", "controller_reset"]
     detail: Sentence = ""
     code: int | None = Field(None, ge=0, le=65535)
 

@@ -8,8 +8,9 @@ import math
 import sys
 from pathlib import Path
 
-from rig.keypoints import KeypointFileError, read_track
+from rig.keypoints import KeypointFileError
 
+from .inputs import read_checked, validate_report
 from .report import GaitInputError, analyze_tracks, compare_reports
 
 
@@ -26,9 +27,9 @@ def load_tracks(paths: list[str]) -> dict:
     if len(paths) > 1 and sum(sizes) > 50e6 and (os.cpu_count() or 1) > 1:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as ex:
-            read = list(ex.map(read_track, paths))
+            read = list(ex.map(read_checked, paths))
     else:
-        read = [read_track(p) for p in paths]
+        read = [read_checked(p) for p in paths]
     tracks = {}
     for p, tr in zip(paths, read):
         v = tr.header.view
@@ -51,7 +52,10 @@ def run_analyze(args) -> int:
     d = report.to_dict()
     text = json.dumps(d, indent=None if args.json else 2, separators=(",", ":") if args.json else None)
     if args.out:
-        Path(args.out).write_text(json.dumps(d) + "\n")
+        try:
+            Path(args.out).write_text(json.dumps(d) + "\n")
+        except OSError as e:
+            return _fail(f"--out {args.out}: {e.strerror}")
     if args.json:
         print(text)
     else:
@@ -103,13 +107,9 @@ def format_report(d: dict) -> str:
 
 def run_compare(args) -> int:
     try:
-        a = json.loads(Path(args.a).read_text())
-        b = json.loads(Path(args.b).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        return _fail(f"cannot read a gait report: {e}")
-    for name, r in ((args.a, a), (args.b, b)):
-        if not isinstance(r, dict) or r.get("format") != "gaitrig-gait/1":
-            return _fail(f"{name}: not a gaitrig-gait/1 report (from `gaitrig analyze --json`)")
+        a, b = _read_report(args.a), _read_report(args.b)
+    except GaitInputError as e:
+        return _fail(str(e))
     out = compare_reports(a, b, names=(args.a, args.b))
     if args.json:
         print(json.dumps(out))
@@ -122,6 +122,20 @@ def run_compare(args) -> int:
         else:
             print(f"  {name:<34} {r['difference']:+8.3f}  [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]{' *' if r['changed'] else ''}")
     return 0
+
+
+def _read_report(path: str) -> dict:
+    """A checked gait report; GaitInputError (one line, naming the file) for anything else."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise GaitInputError(f"{path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise GaitInputError(f"{path}: not a text file (byte {e.start} is not UTF-8); expected a gait report") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, or nesting too deep to parse
+        raise GaitInputError(f"{path}: not JSON ({str(e).splitlines()[0][:80]}); expected a gait report") from None
+    validate_report(report, path)
+    return report
 
 
 def register(sub) -> None:

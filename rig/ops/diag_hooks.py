@@ -157,6 +157,9 @@ def bridge_figures(bridge: "Bridge") -> dict[str, Any]:
     return {"serial_port": link.port, "serial_connected": link.connected,
             "serial_rejected_frames": link.rejected, "serial_lost_frames": link.lost,
             "serial_reconnects": link.reconnects, "serial_retransmits": link.retransmits,
+            "serial_invalid_messages": sum(link.invalid.values()), "serial_handler_errors": link.errors,
+            "serial_reader_alive": link.alive, "controller_resets": link.resets,
+            "rejected_commands": sum(bridge.bus.rejected.values()),
             "controller_clock_drift_ppm": None if drift is None else round(drift, 2),
             "controller_silent": link.silent, "belt_running": belt.running if belt else None,
             "belt_speed_m_s": belt.speed_m_s if belt else None, "trigger_armed": trig.armed if trig else None,
@@ -165,7 +168,9 @@ def bridge_figures(bridge: "Bridge") -> dict[str, Any]:
 
 def bridge_problems(f: dict) -> dict[str, str]:
     out = {}
-    if not f["serial_connected"]:
+    if not f.get("serial_reader_alive", True):
+        out["serial_reader_dead"] = "the serial reading thread has ended; restart the bridge"
+    elif not f["serial_connected"]:
         out["serial_down"] = f"{f['serial_port']} is not open; reopening with backoff"
     elif f["controller_silent"]:
         out["controller_silent"] = "no heartbeat from the treadmill controller"

@@ -29,6 +29,7 @@ from .report_view import report_view
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 LIST_PAGE_SIZE = 50
+MAX_SESSION_ID = 2**63 - 1  # SQLite's largest INTEGER: a larger id cannot name a session
 REFRESH_WHILE_RECORDING_S = 5
 
 
@@ -48,7 +49,34 @@ def _int_param(request: Request, name: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise HTTPException(400, f"{name.upper()} must be a session number, not {raw!r}") from None
+        raise HTTPException(400, f"{name.upper()} must be a session number, not {raw[:40]!r}") from None
+
+
+def _path_session_id(request: Request) -> int:
+    """The {session_id} of a route: decimal digits that fit SQLite's INTEGER, else 404 (the
+    route takes any text, so a 5000-digit id never reaches int() inside the router)."""
+    raw = request.path_params["session_id"]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) <= MAX_SESSION_ID):
+        raise HTTPException(404, f"there is no session {raw[:40]!r} in this rig's database")
+    return int(raw)
+
+
+class _StaticFiles(StaticFiles):
+    """404, not 500, for names the OS cannot even look up (a NUL byte, a name too long)."""
+
+    def lookup_path(self, path: str):
+        try:
+            return super().lookup_path(path)
+        except (ValueError, OSError):
+            return "", None
+
+
+def _page_anchor(raw: str | None) -> int | None:
+    """``?before=ID`` of the sessions list: a session number, else the first page."""
+    if not raw or not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if value <= MAX_SESSION_ID else None
 
 
 def create_app(database: Path | str) -> Starlette:
@@ -61,14 +89,13 @@ def create_app(database: Path | str) -> Starlette:
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def record_or_404(session_id: int) -> SessionRecord:
-        record = db.session(session_id)
+        record = db.session(session_id) if 0 < session_id <= MAX_SESSION_ID else None
         if record is None:
             raise HTTPException(404, f"there is no session {session_id} in this rig's database")
         return record
 
     def sessions_page(request: Request) -> Response:
-        before = request.query_params.get("before")
-        before_id = int(before) if before and before.isdigit() else None
+        before_id = _page_anchor(request.query_params.get("before"))
         listings = db.sessions(LIST_PAGE_SIZE, before_id)
         recording = db.open_session()
         older = listings[-1].session.id if len(listings) == LIST_PAGE_SIZE else None
@@ -77,7 +104,7 @@ def create_app(database: Path | str) -> Starlette:
                     refresh_s=REFRESH_WHILE_RECORDING_S if recording else None)
 
     def session_page(request: Request) -> Response:
-        record = record_or_404(request.path_params["session_id"])
+        record = record_or_404(_path_session_id(request))
         report = record.stored.report if record.stored else None
         others = [s for s in db.sessions(100) if s.session.id != record.session.id and s.analysed and not s.analysis_error]
         still_open = record.session.state != "closed"
@@ -99,7 +126,7 @@ def create_app(database: Path | str) -> Starlette:
                              "recording_session_id": recording.id if recording else None})
 
     def api_session(request: Request) -> Response:
-        return JSONResponse(record_json(record_or_404(request.path_params["session_id"])))
+        return JSONResponse(record_json(record_or_404(_path_session_id(request))))
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if request.url.path.startswith("/api/"):
@@ -116,11 +143,11 @@ def create_app(database: Path | str) -> Starlette:
 
     routes = [
         Route("/", sessions_page),
-        Route("/sessions/{session_id:int}", session_page),
+        Route("/sessions/{session_id}", session_page),
         Route("/compare", compare_page),
         Route("/api/sessions", api_sessions),
-        Route("/api/sessions/{session_id:int}", api_session),
-        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+        Route("/api/sessions/{session_id}", api_session),
+        Mount("/static", _StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error,
                                                         DatabaseUnavailable: database_unavailable})
