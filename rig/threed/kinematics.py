@@ -17,7 +17,8 @@ Flexion = rotation about e1 (hip flexion +, knee flexion +, ankle dorsiflexion +
 ab/adduction = the angle between e1 and e3 less 90° (hip adduction +, knee valgus =
 abduction +); rotation about e3 (ankle: foot internal rotation +). Hip and knee axial
 rotation are not observable from points on the segments' long axes (no marker or landmark
-off the axis), so they are not reported.
+off the axis), nor is the ankle's JCS ab/adduction (the foot's Y is built from the shank's),
+so they are not reported; the foot's frontal plane is the rearfoot angle below.
 
 Frontal-plane foot measures are defined in the plane across the foot's progression line
 (the heel→toe line on the belt): rearfoot eversion = the heel→ankle line against the
@@ -35,8 +36,8 @@ LANDMARKS = {"left": {"hip": 23, "knee": 25, "ankle": 27, "heel": 29, "toe": 31}
 SIDE_SIGN = {"left": 1.0, "right": -1.0}  # lateral = +y on the left, -y on the right
 UP = np.array([0.0, 0.0, 1.0])
 ANGLE_NAMES = ("hip_flexion_deg", "hip_adduction_deg", "knee_flexion_deg", "knee_valgus_deg",
-               "ankle_dorsiflexion_deg", "ankle_inversion_deg", "ankle_internal_rotation_deg",
-               "rearfoot_eversion_deg", "foot_progression_deg")
+               "ankle_dorsiflexion_deg", "ankle_internal_rotation_deg", "rearfoot_eversion_deg",
+               "foot_progression_deg")
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -89,14 +90,13 @@ def joint_angles(points_m: np.ndarray, side: str) -> dict[str, np.ndarray]:
     f = segment_frames(points_m, side)
     hip_flex, hip_tilt, _ = jcs_angles(f["pelvis"], f["thigh"])
     knee_flex, knee_tilt, _ = jcs_angles(f["thigh"], f["shank"])
-    ankle_flex, ankle_tilt, ankle_rot = jcs_angles(f["shank"], f["foot"])
+    ankle_flex, _, ankle_rot = jcs_angles(f["shank"], f["foot"])
     return {
         "hip_flexion_deg": hip_flex,
         "hip_adduction_deg": s * hip_tilt,
         "knee_flexion_deg": -knee_flex,
         "knee_valgus_deg": -s * knee_tilt,
         "ankle_dorsiflexion_deg": ankle_flex,
-        "ankle_inversion_deg": -s * ankle_tilt,
         "ankle_internal_rotation_deg": -s * ankle_rot,
         "rearfoot_eversion_deg": rearfoot_eversion(points_m, side),
         "foot_progression_deg": foot_progression(points_m, side),
