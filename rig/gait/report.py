@@ -88,9 +88,11 @@ def _gaps(t: np.ndarray, found: np.ndarray) -> list[tuple[float, float]]:
     return out
 
 
-def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> GaitReport:
+def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, cameras: dict | None = None) -> GaitReport:
     """Analyse one session: ``tracks`` maps view name -> track (any subset of left, right,
-    rear, front, all at one frame rate); ``belt_speed_m_s`` the treadmill belt speed.
+    rear, front, all at one frame rate); ``belt_speed_m_s`` the treadmill belt speed;
+    ``cameras`` the rig calibration (rig.threed.camera.load_cameras) for the 3D section —
+    without it the report's angles are the 2D projections and it says so.
 
     Raises :class:`GaitInputError` for input that cannot be analysed at all; anything that
     cannot be computed from usable input is null in the report with its reason under
@@ -200,6 +202,7 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> G
                                      si_n=st.symmetry_index_n_ if walking else None)
     if walking:
         unavailable.update(fnd.unavailable_)
+    k3d = _kinematics_3d(tracks, side_views, cameras, seg.strides_, hs_t, fps, unavailable) if walking else None
 
     ps = st.per_side_
     spatio = {
@@ -243,7 +246,11 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> G
         "cycles_rejected_reasons": {s: dict(seg.rejected_[s]) for s in SIDES},
         "spatiotemporal": spatio,
         "kinematics": {
-            "note": "All angles are 2D projections onto a camera's image plane, not 3D joint angles.",
+            "source": "3d" if k3d is not None else "2d",
+            "note": ("3D joint angles from the calibrated cameras under '3d'; the 2D projections are kept beside them."
+                     if k3d is not None else
+                     "All angles are 2D projections onto a camera's image plane, not 3D joint angles."),
+            "3d": k3d.to_dict() if k3d is not None else None,
             "cycle_pct": list(range(101)),
             "sagittal": sag.curves_ if walking else {},
             "frontal": fr.curves_ if walking else {},
@@ -257,6 +264,20 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> G
         "quality": quality,
     }
     return GaitReport(data)
+
+
+def _kinematics_3d(tracks, side_views, cameras, strides, hs_t, fps, unavailable):
+    """The 3D section (side views with their label swaps repaired), or None with the reason."""
+    if not cameras:
+        unavailable["kinematics.3d"] = "rig not calibrated (gaitrig calibrate): angles are 2D projections"
+        return None
+    from rig.threed.report3d import Kinematics3D
+    views = {v: (tr.index, tr.t_s, side_views[v][1] if v in side_views else tr.lm) for v, tr in tracks.items()}
+    k3d = Kinematics3D().compute(views, cameras, strides, hs_t, fps)
+    if k3d.unavailable_:
+        unavailable.update(k3d.unavailable_)
+        return None
+    return k3d
 
 
 def _standing_still(frontal_views, max_frac: float = 0.08) -> tuple[bool, str]:
