@@ -13,19 +13,12 @@ import time
 
 import numpy as np
 
-from rig.sim._camera import default_cameras
 from rig.sim.walker import SimulatedWalker, WalkerParams
-from rig.threed.camera import CameraModel
 from rig.threed.smoothing import SavitzkyGolaySmoother
 from rig.threed.triangulate import Triangulator
+from rig.threed.validation import rig_cameras
 
-DISTORTION = {"left": [-0.12, 0.05, 0.0005, -0.0003, 0.0], "right": [-0.10, 0.04, -0.0004, 0.0002, 0.0],
-              "rear": [-0.08, 0.02, 0.0, 0.0004, 0.0], "front": [-0.11, 0.06, 0.0003, 0.0, -0.01]}
 FPS = 120.0
-
-
-def rig_cameras() -> dict[str, CameraModel]:
-    return {k: CameraModel.from_sim(c, dist=DISTORTION[k]) for k, c in default_cameras().items()}
 
 
 def session(minutes: float, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:

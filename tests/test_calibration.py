@@ -141,3 +141,21 @@ def test_cli_end_to_end_on_simulated_footage(tmp_path):
     for v in truth:
         assert np.linalg.norm(est[v].position_m - truth[v].position_m) < 0.01
         assert est[v].reprojection_error_px < 0.3
+
+
+def test_node_self_test_reports_a_moved_camera(cams, tmp_path):
+    from rig.ops.diag_hooks import aim_check
+    rng = np.random.default_rng(2)
+    cam = cams["rear"]
+    wall = backdrop(cam, rng)
+    pose = belt_poses(SPEC, 4, rng)[0]
+    reference = render_scene(cam, [wall, board_plane(SPEC, cam, pose)], rng)
+    assert aim_check(reference, tmp_path).ok  # no still stored yet: says so, not a failure
+    assert "no calibration still" in aim_check(reference, tmp_path).detail
+    cv2.imwrite(str(tmp_path / "calibration_still.png"), reference)
+    same = aim_check(render_scene(cam, [wall, board_plane(SPEC, cam, pose)], rng), tmp_path)
+    assert same.ok and "calibration still valid" in same.detail
+    bumped = dataclasses.replace(cam, t=cam.t - cam.R @ np.array([0.0, 0.02, 0.0]), _table=None)
+    moved = aim_check(render_scene(bumped, [wall, board_plane(SPEC, bumped, pose)], rng), tmp_path)
+    assert not moved.ok and "recalibrate" in moved.detail
+    assert aim_check(None, tmp_path, simulated=True).ok

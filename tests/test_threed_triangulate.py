@@ -7,14 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from rig.calibration.simulate import EXAMPLE_DISTORTION as DIST
 from rig.sim._camera import default_cameras
 from rig.sim.walker import SimulatedWalker, WalkerParams
 from rig.threed.camera import CameraFileError, CameraModel, load_cameras, save_cameras
 from rig.threed.smoothing import SavitzkyGolaySmoother
 from rig.threed.triangulate import Triangulator
-
-DIST = {"left": [-0.12, 0.05, 0.0005, -0.0003, 0.0], "right": [-0.10, 0.04, -0.0004, 0.0002, 0.0],
-        "rear": [-0.08, 0.02, 0.0, 0.0004, 0.0], "front": [-0.11, 0.06, 0.0003, 0.0, -0.01]}
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+CALIBRATION_STILL = "calibration_still.png"  # in the node's state directory, read by its self-test
+
 
 @dataclass
 class MoveCheck:

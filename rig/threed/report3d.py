@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from rig.gait.cycles import N_POINTS, time_normalise
+from rig.gait.kinematics import _curve_summary
 from rig.gait.spatiotemporal import mean_ci
 
 from .camera import CameraModel
@@ -80,7 +81,7 @@ class Kinematics3D:
             for k, x in angles.items():
                 cur = [c for s in strides.get(side, []) if (c := time_normalise(t, x, s.heel_strike_s, s.next_heel_strike_s))
                        is not None]
-                self.curves_[k][side] = _summary(cur)
+                self.curves_[k][side] = _curve_summary(cur)
             for s in strides.get(side, []):
                 st = int(s.stance_pct / 100 * (N_POINTS - 1))
                 c = {k: time_normalise(t, angles[k], s.heel_strike_s, s.next_heel_strike_s)
@@ -110,13 +111,6 @@ def _index_clock(use) -> tuple[np.ndarray, np.ndarray]:
     """(trigger index, t_s) of the view with the most frames: the session clock."""
     idx, t, _ = max(use.values(), key=lambda x: len(x[0]))
     return idx.astype(float), t
-
-
-def _summary(curves: list[np.ndarray]) -> dict:
-    if not curves:
-        return {"mean": None, "sd": None, "n": 0}
-    a = np.vstack(curves)
-    return {"mean": a.mean(0), "sd": a.std(0, ddof=1) if len(a) > 1 else np.full(N_POINTS, np.nan), "n": len(a)}
 
 
 def _step_widths(t, pts, heel_strikes_s) -> list[float]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rig.calibration.simulate import EXAMPLE_DISTORTION
 from rig.sim._camera import default_cameras, visibility
 from rig.validation import RealTrial, world_landmarks
 
@@ -19,9 +20,6 @@ from .kinematics import LANDMARKS, joint_angles
 from .smoothing import SavitzkyGolaySmoother
 from .triangulate import Triangulator
 
-# The rig's lens distortion (k1, k2, p1, p2, k3), as in rig.calibration.simulate
-DISTORTION = {"left": [-0.12, 0.05, 0.0005, -0.0003, 0.0], "right": [-0.10, 0.04, -0.0004, 0.0002, 0.0],
-              "rear": [-0.08, 0.02, 0.0, 0.0004, 0.0], "front": [-0.11, 0.06, 0.0003, 0.0, -0.01]}
 JOINTS = ("hip", "knee", "ankle", "heel", "toe")
 LAB_ANGLE = {"hip_flexion_deg": "hip_angle", "knee_flexion_deg": "knee_angle", "ankle_dorsiflexion_deg": "ankle_angle"}
 _GAITKIT_FILES = {"healthy": "gaitkit_example_healthy.json", "parkinson": "gaitkit_example_parkinson.json",
@@ -29,7 +27,8 @@ _GAITKIT_FILES = {"healthy": "gaitkit_example_healthy.json", "parkinson": "gaitk
 
 
 def rig_cameras() -> dict[str, CameraModel]:
-    return {k: CameraModel.from_sim(c, dist=DISTORTION[k]) for k, c in default_cameras().items()}
+    """The simulated rig's four cameras with their lens distortion."""
+    return {k: CameraModel.from_sim(c, dist=EXAMPLE_DISTORTION[k]) for k, c in default_cameras().items()}
 
 
 def observe(world_m: np.ndarray, cams: dict[str, CameraModel], noise_px: float,
