@@ -125,11 +125,14 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
     hs_lists = {s: [] for s in SIDES}
     to_lists = {s: [] for s in SIDES}
     reasons = {s: [] for s in SIDES}
+    dropped = {s: {"ic": 0, "fo": 0} for s in SIDES}
     periods = []
     for v, (t, lm, facing) in side_views.items():
         det = SideViewEventDetector(facing).detect(v, t, lm)
         per_view[v] = det
         for s in SIDES:
+            for kind, n in det.dropped_.get(s, {}).items():
+                dropped[s][kind] += n
             if s in det.reasons_:
                 reasons[s].append(det.reasons_[s])
                 continue
@@ -240,7 +243,13 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
         "t_start_s": t0, "t_end_s": t1, "duration_s": t1 - t0,
         "belt_speed_m_s": belt_speed_m_s,
         "events": {s: {"heel_strike_s": hs[s].time_s, "toe_off_s": to[s].time_s,
-                       "heel_strike_views": hs[s].source, "toe_off_views": to[s].source} for s in SIDES},
+                       "heel_strike_views": hs[s].source, "toe_off_views": to[s].source,
+                       "heel_strike_confidence": hs[s].confidence, "toe_off_confidence": to[s].confidence,
+                       "initial_contact_type": hs[s].contact} for s in SIDES},
+        "events_note": ("heel_strike_s is the initial contact as a force plate defines it, whichever part "
+                        "of the foot lands first (initial_contact_type: heel or forefoot); toe_off_s is "
+                        "foot off. Events whose timing could not be trusted are dropped, never guessed, "
+                        "and counted under quality.events_dropped (per view that saw them)."),
         "cycles_used": {s: len(seg.strides_[s]) for s in SIDES},
         "cycles_rejected": {s: int(sum(seg.rejected_[s].values())) for s in SIDES},
         "cycles_rejected_reasons": {s: dict(seg.rejected_[s]) for s in SIDES},
@@ -261,7 +270,7 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
         "findings": fnd.findings_,
         "per_stride": per_stride,
         "unavailable": unavailable,
-        "quality": quality,
+        "quality": {**quality, "events_dropped": dropped},
     }
     return GaitReport(data)
 
