@@ -15,6 +15,7 @@ reads it. This module is the single definition of the format.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -145,6 +146,9 @@ def read_track(path: Path | str) -> KeypointTrack:
         header = parse_header(first, source)
         rest = f.read()
     fast = _read_frames_bulk(rest)
+    if fast is None:
+        canonical = _canonical_frames(rest)
+        fast = _read_frames_bulk(canonical) if canonical is not None else None
     if fast is not None:
         index, t_s, lm = fast
     else:
@@ -159,6 +163,37 @@ def read_track(path: Path | str) -> KeypointTrack:
 
 
 _SEPARATORS = str.maketrans("[],", "   ")
+_WHITESPACE = str.maketrans("", "", " \t\r")
+_FRAME_KEYS = re.compile(r'"(i|t|lm)":')
+
+
+def _canonical_frames(text: str) -> str | None:
+    """Frame lines rewritten in :func:`format_frame`'s compact form (no whitespace, keys
+    in the order i, t, lm), so that any spacing, key order or CRLF line ends reach the bulk
+    parser; None when a line is not made of exactly those three keys (the line parser then
+    judges it and names the defect). Frame lines hold no strings but their keys, so
+    dropping whitespace cannot change a value."""
+    text = text.translate(_WHITESPACE)
+    out = []
+    for ln in text.split("\n"):
+        if not ln:
+            continue
+        if ln.startswith('{"i":') and ',"t":' in ln and ',"lm":' in ln and ln.index(',"t":') < ln.index(',"lm":'):
+            out.append(ln)
+            continue
+        if not (ln.startswith("{") and ln.endswith("}")):
+            return None
+        keys = list(_FRAME_KEYS.finditer(ln))
+        if sorted(k.group(1) for k in keys) != ["i", "lm", "t"]:
+            return None
+        vals = {}
+        for k, nxt in zip(keys, keys[1:] + [None]):
+            end = (nxt.start() - 1) if nxt is not None else len(ln) - 1
+            if nxt is not None and ln[end] != ",":
+                return None
+            vals[k.group(1)] = ln[k.end():end]
+        out.append('{"i":' + vals["i"] + ',"t":' + vals["t"] + ',"lm":' + vals["lm"] + "}")
+    return "\n".join(out) + "\n"
 
 
 def _read_frames_bulk(text: str):
@@ -174,6 +209,8 @@ def _read_frames_bulk(text: str):
         return None
     n = len(lines)
     found = ~null
+    if not all(',"lm":' in ln and ',"t":' in ln for ln in lines):
+        return None
     head = [ln[5:ln.index(',"lm":')].replace(',"t":', " ") for ln in lines]
     try:
         it = np.array(" ".join(head).split(), dtype=np.float64).reshape(n, 2)

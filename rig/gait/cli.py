@@ -44,8 +44,12 @@ def run_analyze(args) -> int:
         return _fail("at most four keypoint files (left, right, rear, front)")
     try:
         tracks = load_tracks(args.files)
-        report = analyze_tracks(tracks, args.belt_speed)
-    except (KeypointFileError, GaitInputError) as e:
+        cameras = None
+        if args.cameras:
+            from rig.threed.camera import load_cameras
+            cameras = load_cameras(args.cameras)
+        report = analyze_tracks(tracks, args.belt_speed, cameras)
+    except (KeypointFileError, GaitInputError, ValueError) as e:
         return _fail(str(e).splitlines()[0])
     except OSError as e:
         return _fail(f"{e.filename}: {e.strerror}")
@@ -75,6 +79,16 @@ def format_report(d: dict) -> str:
         lines.append(f"  events: left {len(d['events']['left']['heel_strike_s'])} heel strikes, "
                      f"right {len(d['events']['right']['heel_strike_s'])}; cycles used L {d['cycles_used']['left']} "
                      f"/ R {d['cycles_used']['right']}, rejected L {d['cycles_rejected']['left']} / R {d['cycles_rejected']['right']}")
+        k3 = (d.get("kinematics") or {}).get("3d")
+        if k3:
+            sm = k3["summary"]
+            ev, fp = sm["rearfoot_eversion_3d_deg"], sm["foot_progression_3d_deg"]
+            lines.append(f"  angles: 3D from the calibrated cameras ({', '.join(k3['views'])}); rearfoot eversion "
+                         f"L {_f(ev['left']['mean'], '{:.1f}')} / R {_f(ev['right']['mean'], '{:.1f}')} deg, "
+                         f"foot progression L {_f(fp['left']['mean'], '{:.1f}')} / R {_f(fp['right']['mean'], '{:.1f}')} deg, "
+                         f"step width {_f(sm['step_width_3d_m']['mean'], '{:.3f}')} m")
+        else:
+            lines.append("  angles: 2D projections (" + d.get("unavailable", {}).get("kinematics.3d", "no 3D") + ")")
         lines.append(f"  cadence {_f(sp['cadence_steps_per_min'], '{:.1f}')} steps/min; double support "
                      f"{_f(sp['double_support_pct'], '{:.1f}')} % of the cycle")
         lines.append(f"  {'measure':<18}{'left':>10}{'right':>10}{'SI %':>9}")
@@ -144,6 +158,7 @@ def register(sub) -> None:
                        "from gaitrig-keypoints/1 files; the view comes from each file's header.")
     p.add_argument("files", nargs="+", help="keypoint files (.jsonl), up to one per view")
     p.add_argument("--belt-speed", type=float, required=True, help="treadmill belt speed, m/s")
+    p.add_argument("--cameras", help="rig calibration (gaitrig calibrate solve) for 3D angles; without it, 2D")
     p.add_argument("--json", action="store_true", help="print one JSON object (docs/gait-analysis.md)")
     p.add_argument("--out", help="also write the JSON report to this file")
     p.set_defaults(func=run_analyze)

@@ -105,7 +105,30 @@ def node_still(node: "NodeDaemon") -> tuple[bytes, int, int]:
 
 
 def node_selftest(node: "NodeDaemon") -> list[Check]:
-    return [_camera_check(node), _model_check(node)]
+    last = node.stats.last_frame
+    image = None if node.simulated or last is None else last.image
+    return [_camera_check(node), _model_check(node),
+            aim_check(image, h.state_dir(node.config.spool_dir), node.simulated)]
+
+
+def aim_check(image: np.ndarray | None, state_dir: Path, simulated: bool = False) -> Check:
+    """Has the camera moved since calibration? The last frame against the still stored at
+    calibration time (``<state dir>/calibration_still.png``; rig.calibration.moved)."""
+    from rig.calibration.moved import CALIBRATION_STILL, CameraMoveDetector
+    if simulated:
+        return Check("aim", True, "simulated camera: nothing can move")
+    ref_path = Path(state_dir) / CALIBRATION_STILL
+    if not ref_path.is_file():
+        return Check("aim", True, f"no calibration still at {ref_path}: cannot tell whether the camera moved")
+    if image is None:
+        return Check("aim", True, "no frame captured yet to compare with the calibration still")
+    import cv2
+    t0 = time.perf_counter()
+    ref = cv2.imread(str(ref_path), cv2.IMREAD_GRAYSCALE)
+    if ref is None:
+        return Check("aim", False, f"{ref_path}: not a readable image")
+    check = CameraMoveDetector().check(ref, image)
+    return Check("aim", check.status != "moved", check.message, _ms_since(t0))
 
 
 def _camera_check(node: "NodeDaemon") -> Check:
