@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "rig.ops.diag_cli",
     "rig.gait.cli",
     "rig.web.cli",
+    "rig.clinic.cli",
 ]
 
 

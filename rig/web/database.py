@@ -96,16 +96,25 @@ class ReadOnlyDatabase:
     # -- sessions ------------------------------------------------------------------------------
     def sessions(self, limit: int = 50, before_id: int | None = None) -> list[SessionListing]:
         """Newest first; ``before_id`` pages back through older sessions."""
+        return self._listings("s.id < ? ORDER BY s.id DESC LIMIT ?",
+                              (before_id if before_id is not None else 2 ** 62, limit))
+
+    def sessions_by_id(self, ids: list[int]) -> list[SessionListing]:
+        """The listed sessions that exist, newest first (e.g. one patient's)."""
+        if not ids:
+            return []
+        return self._listings(f"s.id IN ({','.join('?' * len(ids))}) ORDER BY s.id DESC", tuple(ids))
+
+    def _listings(self, where: str, args: tuple) -> list[SessionListing]:
         sql = (f"SELECT {_SESSION_COLS}, r.session_id IS NOT NULL, r.error, "
                "json_extract(r.report, '$.spatiotemporal.cadence_steps_per_min'), "
                "(SELECT count(*) FROM json_each(r.report, '$.findings') f "
                " WHERE json_extract(f.value, '$.level') = 'present'), "
                "(SELECT count(*) FROM json_each(r.report, '$.findings') f "
                " WHERE json_extract(f.value, '$.level') = 'possible') "
-               "FROM sessions s LEFT JOIN session_reports r ON r.session_id = s.id "
-               "WHERE s.id < ? ORDER BY s.id DESC LIMIT ?")
+               f"FROM sessions s LEFT JOIN session_reports r ON r.session_id = s.id WHERE {where}")
         with closing(self._connect()) as conn:
-            rows = conn.execute(sql, (before_id if before_id is not None else 2 ** 62, limit)).fetchall()
+            rows = conn.execute(sql, args).fetchall()
             frames = _frames_by_session(conn, [r[0] for r in rows])
         return [SessionListing(_session_row(r[:10]), bool(r[10]), r[11], r[12], r[13] or 0, r[14] or 0,
                                frames.get(r[0], {})) for r in rows]
