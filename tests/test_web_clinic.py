@@ -444,3 +444,28 @@ def test_users_add_refuses_weak_duplicate_or_missing_passwords(rig):
     assert "--password-stdin" in gaitrig("users", "add", "nopass", "--role", "admin", "--database", db).stderr
     assert gaitrig("users", "add", "x", "--role", "boss", "--database", db).returncode == 2
     assert "nopass" not in gaitrig("users", "list", "--database", db).stdout
+
+
+# --- a 10-inch tablet ----------------------------------------------------------------------------
+@pytest.mark.parametrize("width, height", [(800, 1280), (1280, 800)])
+def test_tablet_pages_fit_the_screen_and_are_written_as_screenshots(rig, browser, visit, screenshot_dir,
+                                                                    width, height):
+    """Portrait and landscape: no page scrolls sideways; the comparison's Result column is
+    inside the screen; buttons are finger-sized. Screenshots go to tests/output/screenshots."""
+    pid, walked = visit
+    t = Tablet(browser, rig.url, width, height).login("adam")
+    try:
+        for name, path in (("sessions", "/"), ("patient", f"/patients/{pid}"), ("report", f"/sessions/{walked}"),
+                           ("compare", f"/compare?a={rig.normal}&b={walked}"), ("patients", "/patients"),
+                           ("rig", "/rig")):
+            t.page.goto(rig.url + path)
+            assert t.page.evaluate("document.documentElement.scrollWidth") <= width, name
+            t.page.screenshot(path=str(screenshot_dir / f"{name}-{width}x{height}.png"), full_page=True)
+        right = t.page.evaluate("Math.max(...[...document.querySelectorAll('#comparison th, #comparison td')]"
+                                ".map(e => e.getBoundingClientRect().right))")
+        assert right <= width
+        heights = t.page.evaluate("[...document.querySelectorAll('button, .button, select')]"
+                                  ".map(e => e.getBoundingClientRect().height)")
+        assert heights and min(heights) >= 44
+    finally:
+        t.close()

@@ -18,12 +18,13 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from .formatting import MISSING, clock, duration, interval, is_number, number
-from .report_view import FRONTAL, SAGITTAL, SIDES, report_view
+from .report_view import FRONTAL, SAGITTAL, SIDES, STANCE_SCALED, report_view
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 SIDE_RGB = {"left": (0, 114, 178), "right": (213, 94, 0)}  # Okabe-Ito, as on the pages
 LATIN1 = {"−": "-", "–": "-", "—": "-", "≥": ">=", "≤": "<=", "“": '"', "”": '"', "’": "'", "≈": "~", "…": "..."}
-CHART_W_MM, CHART_H_MM = 85.0, 52.0
+CHART_W_MM, CHART_H_MM = 85.0, 56.0
+TITLE_H_MM = 8.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class _Pdf(FPDF):
 
     def para(self, text: str, size: float = 9.5, bold: bool = False) -> None:
         self.font(size, bold)
-        self.multi_cell(0, size * 0.5, self.t(text), new_x="LMARGIN", new_y="NEXT")
+        self.multi_cell(0, size * 0.5, self.t(text), new_x="LMARGIN", new_y="NEXT", align="L")
 
     def rows(self, header: Sequence[str], rows: list[Sequence[str]], widths: Sequence[float]) -> None:
         self.font(8.5)
@@ -182,18 +183,23 @@ def _curves(pdf: _Pdf, report: dict) -> None:
     top = pdf.get_y() + 2
     for i, (plane, key) in enumerate(charts):
         x = pdf.l_margin + (i % 2) * (CHART_W_MM + 10)
-        y = top + (i // 2) * (CHART_H_MM + 14)
-        _chart(pdf, x, y, labels.get(key, key), kin[plane][key], kin.get("cycle_pct") or list(range(101)))
+        y = top + (i // 2) * (CHART_H_MM + 8)
+        stance = [v for s in SIDES if is_number(v := ((report.get("spatiotemporal") or {}).get("stance_pct") or {}).get(s))]
+        x_max = max(stance) if key in STANCE_SCALED and stance else None
+        _chart(pdf, x, y, labels.get(key, key), kin[plane][key], kin.get("cycle_pct") or list(range(101)), x_max)
 
 
-def _chart(pdf: _Pdf, x0: float, y0: float, title: str, per_side: dict, x_pct: list) -> None:
-    pdf.font(8.5, True)
+def _chart(pdf: _Pdf, x0: float, y0: float, title: str, per_side: dict, x_pct: list,
+           x_max: float | None = None) -> None:
+    """One curve chart; with ``x_max`` (stance-only angles) the y axis fits 0..x_max % and the
+    rest is cut at the frame, as on the pages."""
+    pdf.font(7.5, True)
     pdf.set_xy(x0, y0)
-    pdf.cell(CHART_W_MM, 4.5, pdf.t(title))
-    px, py, pw, ph = x0 + 9, y0 + 6, CHART_W_MM - 10, CHART_H_MM - 10
+    pdf.multi_cell(CHART_W_MM, 3.6, pdf.t(title + (" (scaled to stance)" if x_max else "")), align="L")
+    px, py, pw, ph = x0 + 9, y0 + TITLE_H_MM + 1, CHART_W_MM - 10, CHART_H_MM - TITLE_H_MM - 6
     values = [m + k * (sd if is_number(sd) else 0) for s in SIDES if isinstance(per_side.get(s), dict)
-              for m, sd in zip(per_side[s].get("mean") or [], per_side[s].get("sd") or [None] * 101)
-              if is_number(m) for k in (-1, 1)]
+              for x, m, sd in zip(x_pct, per_side[s].get("mean") or [], per_side[s].get("sd") or [None] * 101)
+              if is_number(m) and (x_max is None or x <= x_max) for k in (-1, 1)]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     lo, hi = (lo - 1, hi + 1) if hi - lo < 1e-6 else (lo, hi)
 
@@ -213,6 +219,13 @@ def _chart(pdf: _Pdf, x0: float, y0: float, title: str, per_side: dict, x_pct: l
     for v in (0, 50, 100):
         pdf.set_xy(sx(v) - 5, py + ph + 0.5)
         pdf.cell(10, 3, f"{v} %", align="C")
+    with pdf.rect_clip(px, py, pw, ph):
+        _curve_lines(pdf, per_side, x_pct, sx, sy)
+    pdf.set_draw_color(0)
+    pdf.set_line_width(0.2)
+
+
+def _curve_lines(pdf: _Pdf, per_side: dict, x_pct: list, sx, sy) -> None:
     for side in SIDES:
         curve = per_side.get(side)
         if not isinstance(curve, dict):
@@ -229,8 +242,6 @@ def _chart(pdf: _Pdf, x0: float, y0: float, title: str, per_side: dict, x_pct: l
                     pdf.polygon(band, style="F")
             with pdf.local_context(dash_pattern=dict(dash=1.6, gap=1.0) if side == "right" else dict(dash=0, gap=0)):
                 pdf.polyline([(sx(x), sy(m)) for x, m, _ in run])
-    pdf.set_draw_color(0)
-    pdf.set_line_width(0.2)
 
 
 def _runs(x_pct: list, mean: list, sd: list) -> list[list[tuple[float, float, float | None]]]:
