@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import re
+import urllib.error
+import urllib.request
 import subprocess
 import sys
 
@@ -469,3 +471,56 @@ def test_tablet_pages_fit_the_screen_and_are_written_as_screenshots(rig, browser
         assert heights and min(heights) >= 44
     finally:
         t.close()
+
+
+def test_tls_from_the_config_serves_https_with_a_secure_cookie(rig, tmp_path):
+    """A certificate and key in the config: `gaitrig web` speaks HTTPS and marks the log-in
+    cookie Secure (a self-signed certificate made here with openssl)."""
+    import shutil
+    import ssl
+    import urllib.request
+    from rig.sim.broker import free_port
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    config = tmp_path / "coordinator.toml"
+    config.write_text(f'[storage]\ndatabase = "{rig.db_path}"\n[web]\ntls_certfile = "{cert}"\n'
+                      f'tls_keyfile = "{key}"\n')
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "web", "--config", str(config), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    try:
+        import time
+        deadline, response = time.monotonic() + 30, None
+        while response is None and time.monotonic() < deadline:
+            try:
+                response = urllib.request.urlopen(f"https://127.0.0.1:{port}/login", timeout=5, context=context)
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        assert response is not None and response.status == 200
+        csrf = Dom.parse(response.read().decode()).find("input", name="csrf").attrs["value"]
+        nonce = response.headers["Set-Cookie"]
+        assert "Secure" in nonce and "HttpOnly" in nonce and "SameSite=strict" in nonce
+        req = urllib.request.Request(f"https://127.0.0.1:{port}/login", headers={"Cookie": nonce.split(";")[0]},
+                                     data=f"csrf={csrf}&username=carol&password={PASSWORD.replace(' ', '+')}".encode())
+        with pytest.raises(urllib.error.HTTPError) as redirect:  # 303 not followed: the cookie is in it
+            urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirectHandler).open(req)
+        session = redirect.value.headers["Set-Cookie"]
+        assert redirect.value.code == 303 and "gaitrig_session=" in session
+        assert all(flag in session for flag in ("Secure", "HttpOnly", "SameSite=strict"))
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+class _NoRedirectHandler(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
