@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 import subprocess
 import sys
+import threading  # noqa: F401  (annotations)
+import time
 
 import pytest
 from pypdf import PdfReader
@@ -524,3 +526,72 @@ def test_tls_from_the_config_serves_https_with_a_secure_cookie(rig, tmp_path):
 class _NoRedirectHandler(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+# --- the live walk -------------------------------------------------------------------------------
+LIVE_WALK_S = 6.0
+
+
+def _coordinator_records_live(rig, started: "threading.Event", done: list) -> None:
+    """The coordinator's part, as it does it: frames at the trigger rate, belt samples,
+    a commit twice a second or more; then the close and the analysis."""
+    import numpy as np
+    from test_web import FPS, VIEWS
+
+    from rig.bus.payloads import KeypointFrame, encode_keypoints
+    from rig.coordinator.analysis import analyze_session
+    from rig.sim.walker import SimulatedWalker
+    walker = SimulatedWalker(WalkerParams(noise_px=2.0), fps=FPS, seed=9)
+    n = walker.n_frames(LIVE_WALK_S)
+    lm = walker.render(np.arange(n), VIEWS)
+    sid = rig.storage.open_session("belt at walking speed", time.time(), FPS, VIEWS)
+    first = time.time()
+    rig.storage.set_train(sid, first, None)
+    started.set()
+    sent = 0
+    while sent < n:
+        due = min(n, int((time.time() - first) * FPS))
+        for i in range(sent, due):
+            for view in VIEWS:
+                frame = KeypointFrame(sid, i, first + i / FPS, lm[view][i], simulated=True)
+                rig.storage.add_frame(sid, view, i, encode_keypoints(frame))
+        sent = due
+        rig.storage.add_belt_sample(sid, time.time(), True, 1.2, 0.0, False)
+        rig.storage.commit()
+        time.sleep(0.2)
+    rig.storage.set_train(sid, None, n)
+    rig.storage.mark_closing(sid, "belt stopped")
+    time.sleep(1.0)
+    rig.storage.close_session(sid, time.time(), True)
+    analyze_session(rig.storage, sid, WALKING_MIN_M_S)
+    rig.storage.commit()
+    done.append(sid)
+
+
+def test_the_live_page_follows_the_walk_without_reloading_then_opens_the_report(rig, carol, screenshot_dir):
+    import threading
+    page = carol.page
+    page.goto(rig.url + "/live")
+    assert "Waiting for the belt" in page.inner_text("#live-waiting")
+    page.evaluate("window.__samePage = true")
+    started, done = threading.Event(), []
+    coordinator = threading.Thread(target=_coordinator_records_live, args=(rig, started, done), daemon=True)
+    coordinator.start()
+    try:
+        assert started.wait(30)
+        page.wait_for_selector("#live-session", timeout=30_000)
+        page.wait_for_function("Number((document.querySelector('[data-cell=\"frames.rear\"]') || {}).textContent) > 60",
+                               timeout=30_000)
+        assert page.inner_text("[data-cell=belt]") == "1.20"
+        assert page.locator("figure.camera").count() == 4
+        assert page.locator("figure[data-view=rear] line.bone.left").count() >= 5  # a stick figure, left side drawn
+        page.wait_for_function("document.querySelectorAll('figure.camera[data-keeping-up=yes]').length == 4",
+                               timeout=30_000)
+        assert page.evaluate("window.__samePage") is True  # updated in place, never reloaded
+        assert int(page.get_attribute("#live-panel", "data-updates")) >= 2
+        page.screenshot(path=str(screenshot_dir / "live-800x1280.png"))
+        page.wait_for_url(re.compile(r"/sessions/\d+$"), timeout=90_000)  # the report replaces it by itself
+    finally:
+        coordinator.join(120)
+    assert done and page.url.endswith(f"/sessions/{done[0]}")
+    assert page.locator("h1").inner_text().startswith(f"Session {done[0]}")

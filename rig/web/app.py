@@ -3,7 +3,8 @@ behind log-ins.
 
 Route groups: :mod:`.login_pages` (log in/out), :mod:`.report_pages` (sessions, reports,
 comparison, JSON API), :mod:`.patient_pages` (patients, conditions, export, erase),
-:mod:`.export_pages` (PDF and CSV), :mod:`.admin_pages` (rig health for technicians, accounts
+:mod:`.export_pages` (PDF and CSV), :mod:`.live_pages` (the walk as it happens, server-sent events),
+:mod:`.admin_pages` (rig health for technicians, accounts
 for admins), ``/static/…`` the style sheet. :class:`.auth.LoginGate` refuses every anonymous
 request but ``/login`` and static files; each route names the permission it needs
 (:func:`.auth.guarded`). Recordings are read read-only (:mod:`rig.web.database`); patients and
@@ -30,7 +31,7 @@ from rig.clinic.records import Records
 from rig.clinic.store import ClinicStore
 from rig.config import WebSettings
 
-from . import admin_pages, export_pages, formatting, patient_pages, report_pages
+from . import admin_pages, export_pages, formatting, live_pages, patient_pages, report_pages
 from .auth import CookieSigner, LoginGate, check_every_route_guarded
 from .charts import legend_swatch
 from .context import Web
@@ -67,7 +68,10 @@ def create_app(database: Path | str, clinic_database: Path | str | None = None,
     def page(request: Request, name: str, status_code: int = 200, **context) -> Response:
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
-    web = Web(ReadOnlyDatabase(database), Records(store), accounts, page)
+    def fragment(name: str, **context) -> str:
+        return templates.get_template(name).render(missing=formatting.MISSING, **context)
+
+    web = Web(ReadOnlyDatabase(database), Records(store), accounts, page, fragment)
     signer = CookieSigner(store.cookie_secret)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -87,7 +91,7 @@ def create_app(database: Path | str, clinic_database: Path | str | None = None,
         return page(request, "error.html", 503, status=503, message=str(exc))
 
     routes = [*login_routes(accounts, signer, page, tls), *report_pages.routes(web), *patient_pages.routes(web),
-              *export_pages.routes(web), *admin_pages.routes(web)]
+              *export_pages.routes(web), *admin_pages.routes(web), *live_pages.routes(web)]
     check_every_route_guarded(routes, public={"/login"})
     routes.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
     app = Starlette(routes=routes, middleware=[Middleware(LoginGate, accounts=accounts, signer=signer)],

@@ -21,6 +21,7 @@ class Web:
     records: Records
     accounts: Accounts
     page: Callable[..., Response]  # page(request, template, status_code=200, **context)
+    fragment: Callable[..., str]  # fragment(template, **context): a piece of a page, as HTML
 
     def record_or_404(self, session_id: int) -> SessionRecord:
         record = self.db.session(session_id)

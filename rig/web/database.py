@@ -126,6 +126,11 @@ class ReadOnlyDatabase:
                                "ORDER BY s.id DESC LIMIT 1", OPEN_STATES).fetchone()
         return _session_row(row) if row else None
 
+    def live(self, session_id: int) -> LiveRows:
+        """The latest belt speed, frame counts and newest keypoints of a session being recorded."""
+        with closing(self._connect()) as conn:
+            return _live_rows(conn, session_id)
+
     def session(self, session_id: int) -> SessionRecord | None:
         """One session with its nodes and stored report; None if there is no such session."""
         with closing(self._connect()) as conn:
@@ -139,6 +144,30 @@ class ReadOnlyDatabase:
             stored = conn.execute("SELECT belt_speed_m_s, report, error FROM session_reports WHERE session_id = ?",
                                   (session_id,)).fetchone()
         return SessionRecord(_session_row(row), nodes, _stored_report(session_id, stored) if stored else None)
+
+
+@dataclass(frozen=True)
+class LiveRows:
+    """What the coordinator has stored of a session so far, for the live page."""
+
+    belt_speed_m_s: float | None  # the latest belt sample
+    frames: dict[str, int]  # view -> frames received
+    latest: dict[str, bytes]  # view -> the newest keypoint frame as received
+    node_info: dict[str, str]  # view -> NodeInfo JSON
+
+
+def _live_rows(conn: sqlite3.Connection, session_id: int) -> LiveRows:
+    belt = conn.execute("SELECT speed_m_s FROM belt_samples WHERE session_id = ? ORDER BY t DESC LIMIT 1",
+                        (session_id,)).fetchone()
+    frames = dict(conn.execute("SELECT view, frames_received FROM session_nodes WHERE session_id = ?", (session_id,)))
+    latest = {}
+    for view in frames:
+        row = conn.execute("SELECT payload FROM keypoints WHERE session_id = ? AND view = ? ORDER BY idx DESC LIMIT 1",
+                           (session_id, view)).fetchone()
+        if row:
+            latest[view] = row[0]
+    info = dict(conn.execute("SELECT view, payload FROM node_info"))
+    return LiveRows(belt[0] if belt else None, frames, latest, info)
 
 
 def _stored_report(session_id: int, row: tuple) -> StoredReport:

@@ -72,7 +72,7 @@ def serve(database: Path, host: str, port: int, settings: WebSettings | None = N
     url = f"{'https' if tls else 'http'}://{host}:{port}/"
     clinic = settings.clinic_path(database)
     config = uvicorn.Config(create_app(database, clinic, settings, tls=tls), host=host, port=port, log_config=None,
-                            access_log=False, proxy_headers=False, server_header=False,
+                            access_log=False, proxy_headers=False, server_header=False, timeout_graceful_shutdown=5,
                             ssl_certfile=str(settings.tls_certfile) if tls else None,
                             ssl_keyfile=str(settings.tls_keyfile) if tls else None)
     liveness = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
