@@ -529,10 +529,10 @@ class _NoRedirectHandler(urllib.request.HTTPRedirectHandler):
 
 
 # --- the live walk -------------------------------------------------------------------------------
-LIVE_WALK_S = 6.0
+LIVE_WALK_S = 8.0
 
 
-def _coordinator_records_live(rig, started: "threading.Event", done: list) -> None:
+def _coordinator_records_live(rig, started: "threading.Event", release: "threading.Event", done: list) -> None:
     """The coordinator's part, as it does it: frames at the trigger rate, belt samples,
     a commit twice a second or more; then the close and the analysis."""
     import numpy as np
@@ -559,6 +559,8 @@ def _coordinator_records_live(rig, started: "threading.Event", done: list) -> No
         rig.storage.add_belt_sample(sid, time.time(), True, 1.2, 0.0, False)
         rig.storage.commit()
         time.sleep(0.2)
+    done.append(walker.truth(0.0, n / FPS).heel_strike_s)
+    release.wait(60)  # the test reads the live page with every frame in
     rig.storage.set_train(sid, None, n)
     rig.storage.mark_closing(sid, "belt stopped")
     time.sleep(1.0)
@@ -570,12 +572,14 @@ def _coordinator_records_live(rig, started: "threading.Event", done: list) -> No
 
 def test_the_live_page_follows_the_walk_without_reloading_then_opens_the_report(rig, carol, screenshot_dir):
     import threading
+
+    import numpy as np
     page = carol.page
     page.goto(rig.url + "/live")
     assert "Waiting for the belt" in page.inner_text("#live-waiting")
     page.evaluate("window.__samePage = true")
-    started, done = threading.Event(), []
-    coordinator = threading.Thread(target=_coordinator_records_live, args=(rig, started, done), daemon=True)
+    started, release, done = threading.Event(), threading.Event(), []
+    coordinator = threading.Thread(target=_coordinator_records_live, args=(rig, started, release, done), daemon=True)
     coordinator.start()
     try:
         assert started.wait(30)
@@ -590,8 +594,46 @@ def test_the_live_page_follows_the_walk_without_reloading_then_opens_the_report(
         assert page.evaluate("window.__samePage") is True  # updated in place, never reloaded
         assert int(page.get_attribute("#live-panel", "data-updates")) >= 2
         page.screenshot(path=str(screenshot_dir / "live-800x1280.png"))
+        deadline = time.monotonic() + 60
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.1)
+        truth = done[0]  # the walker's true heel strikes, all frames now in
+        for side in ("left", "right"):
+            # heel strikes older than the 0.6 s settling time; Zeni's candidates come ≈25 ms early
+            settled = int(np.sum(truth[side] <= LIVE_WALK_S - 1 / 60 - 0.6))
+            page.wait_for_function(f"Number(document.querySelector(\"[data-cell='strides.{side}']\").textContent) "
+                                   f">= {settled - 1}", timeout=30_000)
+            assert int(page.inner_text(f"[data-cell='strides.{side}']")) in (settled - 1, settled), side
+        release.set()
         page.wait_for_url(re.compile(r"/sessions/\d+$"), timeout=90_000)  # the report replaces it by itself
     finally:
+        release.set()
         coordinator.join(120)
-    assert done and page.url.endswith(f"/sessions/{done[0]}")
-    assert page.locator("h1").inner_text().startswith(f"Session {done[0]}")
+    sid = done[-1]
+    assert page.url.endswith(f"/sessions/{sid}")
+    assert page.locator("h1").inner_text().startswith(f"Session {sid}")
+
+
+@pytest.mark.parametrize("view", ["left", "right"])
+def test_live_stride_counter_counts_every_true_heel_strike_as_frames_arrive(view):
+    """30 s of the simulated walker fed half a second at a time: every true heel strike of
+    either foot is counted once, none twice, each within 50 ms (Zeni's candidate, unrefined)."""
+    import numpy as np
+
+    from rig.sim.walker import SimulatedWalker
+    from rig.web.live_strides import LiveStrideCounter
+    walker = SimulatedWalker(WalkerParams(noise_px=2.0), fps=60.0, seed=4)
+    n = walker.n_frames(30.0)
+    lm = walker.landmarks(view, np.arange(n))
+    counter = LiveStrideCounter(walker.header(view).facing)
+    for i in range(n):
+        counter.add(i / 60.0, lm[i])
+        if i % 30 == 29:
+            counter.update()
+    truth = walker.truth(0.0, n / 60.0).heel_strike_s
+    for side in ("left", "right"):
+        expected = truth[side][truth[side] <= (n - 1) / 60.0 - 0.6]
+        got = np.array(counter.heel_strikes_s[side])
+        assert len(got) == len(expected) >= 20
+        assert np.max(np.abs(got - expected)) < 0.05
+    assert counter.strides == {s: len(counter.heel_strikes_s[s]) - 1 for s in ("left", "right")}

@@ -131,6 +131,12 @@ class ReadOnlyDatabase:
         with closing(self._connect()) as conn:
             return _live_rows(conn, session_id)
 
+    def keypoints_after(self, session_id: int, view: str, after_idx: int, limit: int) -> list[tuple[int, bytes]]:
+        """The next ``limit`` keypoint frames of one view after frame ``after_idx``, in order."""
+        with closing(self._connect()) as conn:
+            return conn.execute("SELECT idx, payload FROM keypoints WHERE session_id = ? AND view = ? AND idx > ? "
+                                "ORDER BY idx LIMIT ?", (session_id, view, after_idx, limit)).fetchall()
+
     def session(self, session_id: int) -> SessionRecord | None:
         """One session with its nodes and stored report; None if there is no such session."""
         with closing(self._connect()) as conn:

@@ -42,6 +42,8 @@ class LiveView:
     elapsed_s: float
     belt_speed_m_s: float | None
     cameras: list[CameraLive]
+    strides: dict[str, int] | None = None  # complete strides per side so far
+    strides_view: str | None = None  # the side camera they are counted from
 
 
 def stick_figure(payload: bytes | None, node_info_json: str | None) -> Markup:
@@ -70,7 +72,15 @@ def stick_figure(payload: bytes | None, node_info_json: str | None) -> Markup:
     return Markup("".join(parts))
 
 
-def live_view(session: SessionRow, rows: LiveRows, now_t: float | None = None) -> LiveView:
+def facing_of(rows: LiveRows, view: str) -> str | None:
+    try:
+        return json.loads(rows.node_info.get(view) or "{}").get("facing")
+    except ValueError:
+        return None
+
+
+def live_view(session: SessionRow, rows: LiveRows, now_t: float | None = None,
+              strides: dict[str, int] | None = None, strides_view: str | None = None) -> LiveView:
     now_t = time.time() if now_t is None else now_t
     train_s = now_t - session.first_pulse_t if session.first_pulse_t is not None else None
     cameras = []
@@ -79,4 +89,4 @@ def live_view(session: SessionRow, rows: LiveRows, now_t: float | None = None) -
         keeping_up = None if expected is None else rows.frames[view] >= expected - KEEP_UP_SLACK_S * session.fps
         cameras.append(CameraLive(view, rows.frames[view], expected, keeping_up,
                                   stick_figure(rows.latest.get(view), rows.node_info.get(view))))
-    return LiveView(session, max(0.0, now_t - session.started_t), rows.belt_speed_m_s, cameras)
+    return LiveView(session, max(0.0, now_t - session.started_t), rows.belt_speed_m_s, cameras, strides, strides_view)

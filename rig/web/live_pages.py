@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import AsyncIterator
 
@@ -23,7 +24,9 @@ from rig.clinic.model import Permission
 
 from .auth import guarded
 from .context import Web
-from .live import live_view
+from .database import LiveRows
+from .live import facing_of, live_view
+from .live_strides import SessionStrides
 
 POLL_S = 0.5
 MAX_STREAM_S = 300.0
@@ -31,6 +34,20 @@ FALLBACK_REFRESH_S = 5
 
 
 def routes(web: Web) -> list[Route]:
+    tally_lock = threading.Lock()
+    tally: dict[int, SessionStrides] = {}  # the session being recorded -> its stride tally
+
+    def strides(session_id: int, rows: LiveRows) -> tuple[dict[str, int] | None, str | None]:
+        """Strides so far from a side camera, shared by every tablet watching."""
+        view = next((v for v in ("left", "right") if v in rows.latest and facing_of(rows, v)), None)
+        if view is None:
+            return None, None
+        with tally_lock:
+            if session_id not in tally:
+                tally.clear()  # only the session being recorded is counted
+                tally[session_id] = SessionStrides(session_id, view, facing_of(rows, view))
+            return tally[session_id].catch_up(web.db), tally[session_id].view
+
     def panel_html(watched: int | None) -> tuple[str, int | None, str | None]:
         """(panel HTML, the session now recording, the report to go to once ``watched`` is done)."""
         session = web.db.open_session()
@@ -43,7 +60,9 @@ def routes(web: Web) -> list[Route]:
         web.claim_pending()
         assignment = web.records.assignments([session.id]).get(session.id)
         patient = web.records.patient(assignment.patient_id) if assignment else None
-        view = live_view(session, web.db.live(session.id))
+        rows = web.db.live(session.id)
+        counts, counted_from = strides(session.id, rows)
+        view = live_view(session, rows, strides=counts, strides_view=counted_from)
         return web.fragment("live_panel.html", live=view, assignment=assignment, patient=patient), session.id, None
 
     def live_page(request: Request) -> Response:
