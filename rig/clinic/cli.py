@@ -129,6 +129,12 @@ def _records(args: argparse.Namespace):
     return Records(ClinicStore(_paths(args)[1]))
 
 
+def _patient(args: argparse.Namespace):
+    """(records, the patient numbered args.id or None)."""
+    records = _records(args)
+    return records, records.patient(args.id)
+
+
 def patients_list(args: argparse.Namespace) -> int:
     for p in _records(args).find(args.find, limit=100_000):
         print(f"{p.id}\t{p.name}\t{p.birth_date or ''}\t{p.clinic_id or ''}")
@@ -139,8 +145,7 @@ def patients_export(args: argparse.Namespace) -> int:
     from rig.web.database import ReadOnlyDatabase
 
     from .export import patient_export
-    records = _records(args)
-    patient = records.patient(args.id)
+    records, patient = _patient(args)
     if patient is None:
         return _fail(f"there is no patient {args.id}")
     records.store.audit("(command line)", "export patient", patient.id)
@@ -151,8 +156,7 @@ def patients_export(args: argparse.Namespace) -> int:
 
 
 def patients_erase(args: argparse.Namespace) -> int:
-    records = _records(args)
-    patient = records.patient(args.id)
+    records, patient = _patient(args)
     if patient is None:
         return _fail(f"there is no patient {args.id}")
     if not args.yes:
