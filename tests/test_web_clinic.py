@@ -637,3 +637,24 @@ def test_live_stride_counter_counts_every_true_heel_strike_as_frames_arrive(view
         assert len(got) == len(expected) >= 20
         assert np.max(np.abs(got - expected)) < 0.05
     assert counter.strides == {s: len(counter.heel_strikes_s[s]) - 1 for s in ("left", "right")}
+
+
+@pytest.mark.parametrize("target, followed", [
+    ("/patients/3", True), ("/compare?a=1&b=2", True), ("//evil.example/", False), ("https://evil.example/", False),
+    ("/\t/evil.example/", False), ("/\\evil.example", False), ("/ok\n", False), ("", False), (None, False)])
+def test_only_a_local_path_is_followed_after_logging_in(target, followed):
+    from rig.web.auth import safe_next
+    assert safe_next(target, "/home") == (target if followed else "/home")
+
+
+def test_pages_cannot_be_framed_cached_or_load_foreign_content(rig):
+    cookie = login_cookie(rig.url, "carol")
+    for path, who in (("/login", None), ("/", cookie), ("/api/sessions", cookie), ("/nowhere", None)):
+        req = urllib.request.Request(rig.url + path, headers={"Cookie": who} if who else {})
+        try:
+            headers = urllib.request.build_opener(_NoRedirectHandler).open(req, timeout=10).headers
+        except urllib.error.HTTPError as e:
+            headers = e.headers
+        assert headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert "default-src 'self'" in headers["Content-Security-Policy"]
+        assert headers["Cache-Control"] == "no-store" and headers["X-Content-Type-Options"] == "nosniff", path

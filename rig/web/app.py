@@ -32,7 +32,7 @@ from rig.clinic.store import ClinicStore
 from rig.config import WebSettings
 
 from . import admin_pages, export_pages, formatting, live_pages, patient_pages, report_pages
-from .auth import CookieSigner, LoginGate, check_every_route_guarded
+from .auth import CookieSigner, LoginGate, SecurityHeaders, check_every_route_guarded
 from .charts import legend_swatch
 from .context import Web
 from .database import DatabaseUnavailable, ReadOnlyDatabase
@@ -94,7 +94,7 @@ def create_app(database: Path | str, clinic_database: Path | str | None = None,
               *export_pages.routes(web), *admin_pages.routes(web), *live_pages.routes(web)]
     check_every_route_guarded(routes, public={"/login"})
     routes.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
-    app = Starlette(routes=routes, middleware=[Middleware(LoginGate, accounts=accounts, signer=signer)],
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(LoginGate, accounts=accounts, signer=signer)],
                     exception_handlers={HTTPException: http_error, ClinicError: clinic_error,
                                         DatabaseUnavailable: database_unavailable})
     app.state.web = web
