@@ -658,3 +658,14 @@ def test_pages_cannot_be_framed_cached_or_load_foreign_content(rig):
         assert headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
         assert "default-src 'self'" in headers["Content-Security-Policy"]
         assert headers["Cache-Control"] == "no-store" and headers["X-Content-Type-Options"] == "nosniff", path
+
+
+def test_find_matches_names_in_any_case_and_script(tmp_path):
+    records = Records(ClinicStore(tmp_path / "c.sqlite"))
+    for name, cid in (("Zofia Łukasiewicz", "K-1"), ("Émile Zola", "K-2"), ("Ann 100% Smith", None)):
+        records.create(PatientFields.parse(name, "", cid or "", ""), "test")
+    assert [p.name for p in records.find("łUKAS")] == ["Zofia Łukasiewicz"]
+    assert [p.name for p in records.find("émile")] == ["Émile Zola"]
+    assert [p.name for p in records.find("k-2")] == ["Émile Zola"]
+    assert [p.name for p in records.find("100%")] == ["Ann 100% Smith"]
+    assert len(records.find("")) == 3 and records.find("nobody") == []

@@ -46,10 +46,6 @@ class Pending:
     set_t: float
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 class Records:
     def __init__(self, store: ClinicStore):
         self.store = store
@@ -82,12 +78,13 @@ class Records:
         return Patient(*row) if row else None
 
     def find(self, text: str = "", limit: int = 50) -> list[Patient]:
-        """Patients whose name or clinic ID contains ``text`` (all when empty), by name."""
+        """Patients whose name or clinic ID contains ``text`` in any case (all when empty),
+        by name. Matched in Python: SQLite's LIKE folds only ASCII, and names are not."""
+        needle = " ".join(text.split()).casefold()
         with self.store.read() as conn:
-            rows = conn.execute(f"SELECT {_PATIENT_COLS} FROM patients WHERE name LIKE ? ESCAPE '\\' "
-                                "OR coalesce(clinic_id, '') LIKE ? ESCAPE '\\' ORDER BY name, id LIMIT ?",
-                                (_like(text.strip()), _like(text.strip()), limit)).fetchall()
-        return [Patient(*r) for r in rows]
+            rows = conn.execute(f"SELECT {_PATIENT_COLS} FROM patients ORDER BY name, id").fetchall()
+        found = [Patient(*r) for r in rows if needle in f"{r[1]}\n{r[3] or ''}".casefold()]
+        return found[:limit]
 
     def erase(self, patient_id: int, by: str) -> bool:
         """Delete the patient, their conditions and any pending pick; the audit log keeps only
