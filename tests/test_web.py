@@ -414,7 +414,7 @@ def test_gaitrig_web_notifies_ready_once_listening_pings_and_stops(rig, cookie, 
                              "--host", "127.0.0.1", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert "READY=1" in listener.wait_for("READY=1", timeout_s=20)
+        assert "READY=1" in listener.wait_for("READY=1", timeout_s=60)  # generous: a loaded 2-core machine
         code, body = http(f"http://127.0.0.1:{port}/api/sessions", cookie)  # listening as soon as READY came
         assert http(f"http://127.0.0.1:{port}/api/sessions")[0] == 401  # same clinic file, same log-ins
         assert code == 200 and {rig.normal, rig.pronated} <= {s["id"] for s in json.loads(body)["sessions"]}

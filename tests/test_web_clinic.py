@@ -570,6 +570,13 @@ def _coordinator_records_live(rig, started: "threading.Event", release: "threadi
     done.append(sid)
 
 
+def wait_until(condition, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the page never showed it"
+        time.sleep(0.2)
+
+
 def test_the_live_page_follows_the_walk_without_reloading_then_opens_the_report(rig, carol, screenshot_dir):
     import threading
 
@@ -584,26 +591,23 @@ def test_the_live_page_follows_the_walk_without_reloading_then_opens_the_report(
     try:
         assert started.wait(30)
         page.wait_for_selector("#live-session", timeout=30_000)
-        page.wait_for_function("Number((document.querySelector('[data-cell=\"frames.rear\"]') || {}).textContent) > 60",
-                               timeout=30_000)
+        # polled from here: the pages' CSP (no eval) rules out wait_for_function's predicates
+        wait_until(lambda: int(page.inner_text("[data-cell='frames.rear']")) > 60)
         assert page.inner_text("[data-cell=belt]") == "1.20"
         assert page.locator("figure.camera").count() == 4
         assert page.locator("figure[data-view=rear] line.bone.left").count() >= 5  # a stick figure, left side drawn
-        page.wait_for_function("document.querySelectorAll('figure.camera[data-keeping-up=yes]').length == 4",
-                               timeout=30_000)
+        wait_until(lambda: page.locator("figure.camera[data-keeping-up=yes]").count() == 4)
         assert page.evaluate("window.__samePage") is True  # updated in place, never reloaded
         assert int(page.get_attribute("#live-panel", "data-updates")) >= 2
         page.screenshot(path=str(screenshot_dir / "live-800x1280.png"))
-        deadline = time.monotonic() + 60
-        while not done and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: bool(done), timeout_s=60)
         truth = done[0]  # the walker's true heel strikes, all frames now in
         for side in ("left", "right"):
             # heel strikes older than the 0.6 s settling time; Zeni's candidates come ≈25 ms early
             settled = int(np.sum(truth[side] <= LIVE_WALK_S - 1 / 60 - 0.6))
-            page.wait_for_function(f"Number(document.querySelector(\"[data-cell='strides.{side}']\").textContent) "
-                                   f">= {settled - 1}", timeout=30_000)
-            assert int(page.inner_text(f"[data-cell='strides.{side}']")) in (settled - 1, settled), side
+            cell = f"[data-cell='strides.{side}']"
+            wait_until(lambda: page.inner_text(cell).isdigit() and int(page.inner_text(cell)) >= settled - 1)
+            assert int(page.inner_text(cell)) in (settled - 1, settled), side
         release.set()
         page.wait_for_url(re.compile(r"/sessions/\d+$"), timeout=90_000)  # the report replaces it by itself
     finally:

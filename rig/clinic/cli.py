@@ -143,8 +143,7 @@ def patients_list(args: argparse.Namespace) -> int:
 
 def patients_export(args: argparse.Namespace) -> int:
     from rig.web.database import ReadOnlyDatabase
-
-    from .export import patient_export
+    from rig.web.patient_export import patient_export
     records, patient = _patient(args)
     if patient is None:
         return _fail(f"there is no patient {args.id}")

@@ -14,7 +14,6 @@ from .context import Web, path_int, username
 from .auth import guarded
 from .csv_export import measures_csv, strides_csv
 from .database import SessionRecord
-from .pdf_report import ReportHeader, render_pdf
 
 
 def _download(body: bytes | str, media_type: str, filename: str) -> Response:
@@ -34,6 +33,7 @@ def routes(web: Web) -> list[Route]:
         return record, record.stored.report
 
     def pdf(request: Request) -> Response:
+        from .pdf_report import ReportHeader, render_pdf  # fpdf2 and its fonts load on the first PDF, not at start
         record, report = report_of(request, "PDF")
         s = record.session
         header = ReportHeader(s.id, s.started_t, s.ended_t)

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from rig.clinic.export import patient_export
 from rig.clinic.model import CONDITION_KINDS, ClinicError, Condition, PatientFields, Permission, group_visits
 
 from .auth import guarded
 from .context import Web, path_int, username
+from .patient_export import patient_export
 
 
 def routes(web: Web) -> list[Route]:

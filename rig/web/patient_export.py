@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from rig.web.database import ReadOnlyDatabase
+from rig.clinic.records import Patient, Records
 
-from .records import Patient, Records
+from .database import ReadOnlyDatabase
 
 FORMAT = "gaitrig-patient/1"
 
