@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "rig.gait.cli",
     "rig.web.cli",
     "rig.calibration.cli",
+    "rig.clinic.cli",
 ]
 
 

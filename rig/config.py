@@ -77,10 +77,25 @@ class StorageSettings(Section):
                               "sessions can still be closed and analysed")
 
 
+class WebSettings(Section):
+    clinic_database: Path | None = Field(None, description="the tablet's own SQLite file (accounts, patients, "
+                                         "audit log); default: clinic.sqlite beside storage.database")
+    tls_certfile: Path | None = Field(None, description="PEM certificate: serve HTTPS (with tls_keyfile)")
+    tls_keyfile: Path | None = Field(None, description="PEM private key of tls_certfile")
+    lockout_after_failures: int = Field(5, ge=1, le=100, description="wrong passwords in a row that lock an account")
+    lockout_s: float = Field(900.0, gt=0, description="how long a locked account stays locked")
+    session_idle_s: float = Field(1800.0, gt=0, description="a login ends after this long without a request")
+    session_max_s: float = Field(43200.0, gt=0, description="a login ends this long after it began, in any case")
+
+    def clinic_path(self, coordinator_database: Path) -> Path:
+        return self.clinic_database or Path(coordinator_database).with_name("clinic.sqlite")
+
+
 class CoordinatorConfig(Section):
     mqtt: MqttSettings = MqttSettings()
     session: SessionSettings = SessionSettings()
     storage: StorageSettings = StorageSettings()
+    web: WebSettings = WebSettings()
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -9,11 +9,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from starlette.testclient import TestClient
 
+from rig.clinic.accounts import Accounts
+from rig.clinic.store import ClinicStore
 from rig.coordinator.storage import Storage
 from rig.web import create_app
 
 T0 = 1_750_000_000.0
 VIEWS = ["left", "right", "rear", "front"]
+
+
+PASSWORD = "correct horse battery"
+
+
+def _log_in(client: TestClient, username: str) -> None:
+    """As the form does: the login page's CSRF token, then the post (cookies kept by the client)."""
+    page = client.get("/login").text
+    csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    r = client.post("/login", data={"csrf": csrf, "username": username, "password": PASSWORD},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text[:300]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +39,9 @@ def client(tmp_path_factory):
         storage.mark_closing(sid, "belt stopped")
         storage.close_session(sid, T0 + 3600 * k + 30, False)
     storage.commit()
+    Accounts(ClinicStore(db.with_name("clinic.sqlite"))).add("carol", "clinician", PASSWORD)
     with TestClient(create_app(db), raise_server_exceptions=False) as c:
+        _log_in(c, "carol")
         yield c
     storage.close()
 

@@ -101,15 +101,15 @@ class NodeRow:
     simulated: bool | None
 
 
-def migrate(conn: sqlite3.Connection) -> int:
+def migrate(conn: sqlite3.Connection, migrations: tuple[str, ...] = MIGRATIONS) -> int:
     """Apply pending migrations in one transaction each; returns the schema version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
+    if version > len(migrations):
         raise RuntimeError(f"database schema version {version} is newer than this gaitrig "
-                           f"({len(MIGRATIONS)}); upgrade gaitrig")
-    for i in range(version, len(MIGRATIONS)):
-        conn.executescript(f"BEGIN; {MIGRATIONS[i]}; PRAGMA user_version = {i + 1}; COMMIT;")
-    return len(MIGRATIONS)
+                           f"({len(migrations)}); upgrade gaitrig")
+    for i in range(version, len(migrations)):
+        conn.executescript(f"BEGIN; {migrations[i]}; PRAGMA user_version = {i + 1}; COMMIT;")
+    return len(migrations)
 
 
 class Storage:
