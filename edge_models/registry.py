@@ -36,6 +36,8 @@ class Asset:
 
 MEDIAPIPE = ("mediapipe", "0.10.14")
 POSE2SIM = ("pose2sim", "0.10.49")  # ships Demo_SinglePerson/videos/cam01..04.mp4
+SPORTS2D = ("sports2d", "0.8.34")  # ships Demo/demo.mp4: people walking across a side view, 30 fps
+SPORTS2D_WALKER = "demo.mp4"
 
 POSE_DETECTION = "pose_detection.tflite"
 POSE_LANDMARK_FULL = "pose_landmark_full.tflite"
@@ -59,11 +61,16 @@ _ASSETS = (
     Asset("cam04.mp4", "sample",
           "b5c0e7863fd70d008e7178d3c556b045b0ea5f78fcd61ca548a0b2e807e641f7", 1772999,
           *POSE2SIM, "Pose2Sim/Demo_SinglePerson/videos/cam04.mp4"),
+    Asset(SPORTS2D_WALKER, "sample",
+          "d9a66417185647b112304b57093f0c180f37a768e6a14daca75ca541f3b78039", 3968304,
+          *SPORTS2D, "Sports2D/Demo/demo.mp4"),
 )
 
 ASSETS: dict[str, Asset] = {a.name: a for a in _ASSETS}
 MODELS: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "model")
-SAMPLES: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "sample")
+WALKING_SAMPLES: tuple[str, ...] = (SPORTS2D_WALKER,)  # real walking, for gait-event checks
+# the four synchronised pose2sim views (the reference comparisons run on these)
+SAMPLES: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "sample" and a.name not in WALKING_SAMPLES)
 
 
 def get_asset(name: str) -> Asset:

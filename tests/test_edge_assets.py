@@ -27,7 +27,8 @@ def test_registry_pins_sources_and_hashes():
     for a in ASSETS.values():
         assert len(a.sha256) == 64 and int(a.sha256, 16) >= 0
         assert a.member.endswith(a.name)
-    assert {a.requirement for a in ASSETS.values()} == {"mediapipe==0.10.14", "pose2sim==0.10.49"}
+    assert {a.requirement for a in ASSETS.values()} == {"mediapipe==0.10.14", "pose2sim==0.10.49",
+                                                         "sports2d==0.8.34"}
 
 
 def test_missing_model_names_the_fetch_command(tmp_path, monkeypatch):
