@@ -157,6 +157,8 @@ class NodeConfig(Section):
     trigger_rate_hz: float = Field(120.0, gt=0, description="rate to pace for until a train reports its own")
     pace_margin: float = Field(0.75, gt=0, le=1, description="share of the trigger period the estimator may "
                                "plan to use (the rest is headroom)")
+    preview_fps: float = Field(4.0, ge=0, le=30, description="landmarks on the live-preview topic per second "
+                               "while recording; 0: none")
     max_keyframe_interval: int = Field(8, ge=1, le=30, description="at most this many frames per landmark run; "
                                        "a slower node spools crops to disk instead")
     end_grace_s: float = Field(1.0, gt=0, description="wait this long for the last frames after the train stops")

@@ -66,6 +66,8 @@ class Rig:
         self.watch.on(topics.SESSION_SUMMARY, lambda m: self.summaries.put(decode(SessionSummary, m.payload)))
         self.watch.on(topics.NODE_KEYPOINTS,
                       lambda m: self.latency_s.append(time.time() - decode_keypoints(m.payload).t))
+        self.previews = []  # (received, frame) of the live preview
+        self.watch.on(topics.NODE_PREVIEW, lambda m: self.previews.append((time.time(), decode_keypoints(m.payload))))
 
     def walk(self, seconds: float) -> tuple[NodeEnd, SessionSummary, int]:
         time.sleep(1.0)
@@ -113,6 +115,8 @@ def test_pi_speed_node_keeps_up_at_120_hz_on_keyframes(rig):
     assert end.dropped == 0 and end.frames == pulses and summary.complete
     assert 0 < end.tracked < pulses  # both kinds of frame were published
     assert stored_track(r, summary, pulses).found.all(), "a frame with the person has no landmarks"
+    span_s = r.previews[-1][0] - r.previews[0][0]  # live preview: landmarks at 4 fps, not 120
+    assert 3 <= len(r.previews) <= 4 * span_s + 2 and all(f.lm is not None for _, f in r.previews)
     if end.spooled == 0:  # kept up live (a busy machine may need the disk spool: see the benchmark)
         assert np.percentile(r.latency_s, 95) <= LATENCY_P95_MAX_S
 

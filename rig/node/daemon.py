@@ -102,6 +102,7 @@ class NodeDaemon:
         self.bus.on(topics.TREADMILL_TRIGGER, self._on_trigger)
         self.stats = NodeStats()
         self.pending_rate_hz: float | None = None
+        self._preview_at = 0.0  # monotonic time of the last live-preview message
         self.infer_lock = threading.Lock()  # the estimator is shared with the self-test
         self.diag = DiagAgent(self.bus, config, node_hooks(self))
 
@@ -242,6 +243,11 @@ class NodeDaemon:
             self._publish(session_id, estimates)
 
     def _publish(self, session_id: int | None, estimates: list[Estimate]) -> None:
+        fps = self.config.preview_fps
+        if estimates and fps > 0 and (now := time.monotonic()) - self._preview_at >= 1.0 / fps:
+            self._preview_at = now
+            e = estimates[-1]
+            self.publisher.preview(session_id, e.index, e.t, e.lm)
         for e in estimates:
             sent = self.publisher.frame(session_id, e.index, e.t, e.lm, e.tracked, e.interpolated)
             self.stats.publish_latency_ms.append((time.time() - e.t) * 1000)
