@@ -213,3 +213,44 @@ def test_backlog_spills_to_disk_keeps_trigger_order_and_refuses_past_the_disk_bo
 
     tiny = Backlog(0, CropSpool(tmp_path / "small", max_bytes=1))
     assert tiny.put(1, 0, frame_at(0), region) == "refused"
+
+
+# -- real footage: tracked frames against the landmark model on every frame -----------------------
+TRACKED_INTERVAL = 4
+MAX_MEDIAN_TORSO_PCT = 1.5
+
+
+@pytest.fixture(scope="module")
+def real_assets():
+    from conftest import assets_or_skip
+    from edge_models.registry import MODELS
+    return assets_or_skip(MODELS + ("cam01.mp4",))
+
+
+def every_frame_and_tracked(frames, interval):
+    from edge_models.pose import PosePipeline
+    ref_pipe, est = PosePipeline(), KeyframeEstimator(PosePipeline().process, interval)
+    ref = [ref_pipe.process(f) for f in frames]
+    out = run(est, frames)
+    assert [e.index for e in out] == list(range(len(frames)))
+    return ref, out
+
+
+def torso_px(lm):
+    return float(np.linalg.norm((lm[11, :2] + lm[12, :2]) / 2 - (lm[23, :2] + lm[24, :2]) / 2))
+
+
+def test_tracked_gait_points_stay_within_1_5_percent_of_torso_of_inference_on_pose2sim(real_assets):
+    """cam01 at 60 fps with a keyframe every 4 frames: the motion between keyframes is that
+    of an 8-frame interval at a 120 Hz trigger (the Pi 5 estimate paces at 5)."""
+    from edge_models.fetch import sample_path
+    from edge_models.video import read_frames
+    frames = read_frames(sample_path("cam01.mp4"))
+    ref, out = every_frame_and_tracked(frames, TRACKED_INTERVAL)
+    gait = list(GAIT_POINTS)
+    assert all(r is not None for r in ref) and all(e.lm is not None for e in out)
+    d = np.concatenate([100 * np.linalg.norm(e.lm[gait, :2] - r[gait, :2], axis=1) / torso_px(r)
+                        for e, r in zip(out, ref) if e.tracked])
+    assert sum(e.tracked for e in out) >= 70
+    assert np.median(d) <= MAX_MEDIAN_TORSO_PCT, f"median {np.median(d):.2f} %, p95 {np.percentile(d, 95):.2f} %"
+
