@@ -254,3 +254,23 @@ def test_tracked_gait_points_stay_within_1_5_percent_of_torso_of_inference_on_po
     assert sum(e.tracked for e in out) >= 70
     assert np.median(d) <= MAX_MEDIAN_TORSO_PCT, f"median {np.median(d):.2f} %, p95 {np.percentile(d, 95):.2f} %"
 
+
+
+def test_node_benchmark_prints_the_pace_it_would_choose_at_pi_speed(real_assets, tmp_path):
+    """`gaitrig node --benchmark` with the interpreter slowed to the Pi 5 estimate: the
+    landmark model cannot run on every frame at 120 Hz, so the node paces on keyframes."""
+    import json
+    import subprocess
+    import sys
+
+    from edge_models.fetch import sample_path
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(f'view = "left"\n[camera]\nbackend = "video"\nvideo = "{sample_path("cam01.mp4")}"\n'
+                   "[model]\nthreads = 1\nemulate_detector_ms = 40\nemulate_landmark_ms = 25\n")
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "node", "--config", str(cfg), "--benchmark",
+                           "--rate-hz", "120"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["landmark_ms"] >= 25.0 and out["detector_ms"] >= 40.0 and out["frame_budget_ms"] == 8.33
+    assert out["pace_mode"] in ("keyframes", "behind") and out["keyframe_interval"] >= 4  # 25 ms / 6.25 ms usable
+    assert out["emulated"] == {"detector_ms": 40.0, "landmark_ms": 25.0}

@@ -19,7 +19,7 @@ from firmware_bridge.bridge import Bridge
 from firmware_bridge.simulator import TreadmillSimulator
 from rig.bus import topics
 from rig.bus.client import BusClient
-from rig.bus.payloads import NodeEnd, SessionSummary, decode, decode_keypoints
+from rig.bus.payloads import NodeEnd, NodeInfo, SessionSummary, decode, decode_keypoints
 from rig.config import (BridgeConfig, CameraSettings, CoordinatorConfig, ModelSettings, NodeConfig, SerialSettings,
                         SessionSettings, StorageSettings)
 from rig.coordinator.daemon import Coordinator
@@ -66,6 +66,8 @@ class Rig:
         self.watch.on(topics.SESSION_SUMMARY, lambda m: self.summaries.put(decode(SessionSummary, m.payload)))
         self.watch.on(topics.NODE_KEYPOINTS,
                       lambda m: self.latency_s.append(time.time() - decode_keypoints(m.payload).t))
+        self.infos = []  # the node's birth message (camera, model, pacing)
+        self.watch.on(topics.NODE_INFO, lambda m: self.infos.append(decode(NodeInfo, m.payload)))
         self.previews = []  # (received, frame) of the live preview
         self.watch.on(topics.NODE_PREVIEW, lambda m: self.previews.append((time.time(), decode_keypoints(m.payload))))
 
@@ -115,6 +117,7 @@ def test_pi_speed_node_keeps_up_at_120_hz_on_keyframes(rig):
     assert end.dropped == 0 and end.frames == pulses and summary.complete
     assert 0 < end.tracked < pulses  # both kinds of frame were published
     assert stored_track(r, summary, pulses).found.all(), "a frame with the person has no landmarks"
+    assert r.infos and r.infos[-1].pacing["landmark_ms"] == pacing["landmark_ms"]  # in the birth message
     span_s = r.previews[-1][0] - r.previews[0][0]  # live preview: landmarks at 4 fps, not 120
     assert 3 <= len(r.previews) <= 4 * span_s + 2 and all(f.lm is not None for _, f in r.previews)
     if end.spooled == 0:  # kept up live (a busy machine may need the disk spool: see the benchmark)
