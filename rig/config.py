@@ -56,7 +56,8 @@ class SessionSettings(Section):
     walking_speed_min_m_s: float = Field(0.3, gt=0, description="belt speed that counts as walking")
     start_after_s: float = Field(2.0, ge=0, description="belt at walking speed this long starts a session")
     fps: float = Field(60.0, gt=0, le=1000, description="trigger rate the train is armed at")
-    end_timeout_s: float = Field(10.0, gt=0, description="wait this long for every node's end count")
+    end_timeout_s: float = Field(10.0, gt=0, description="wait this long for every node's end count, counted "
+                                 "from the last frame received (a node finishing its backlog is waited for)")
     views: list[View] = list(ALL_VIEWS)
 
     @field_validator("views")

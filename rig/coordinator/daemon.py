@@ -142,7 +142,7 @@ class Coordinator:
             log.warning("frame for unknown session %d from %s dropped", frame.session_id, view)
             return
         if self.storage.add_frame(frame.session_id, view, frame.index, raw) and frame.session_id == self.session_id:
-            self.machine.frame_received(view)
+            self.machine.frame_received(view, time.time())
             self.session_frames[view] = self.session_frames.get(view, 0) + 1
 
     def _node_end(self, now: float, end: NodeEnd) -> None:

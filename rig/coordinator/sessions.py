@@ -67,6 +67,7 @@ class SessionMachine:
     _pulses_sent: int | None = None
     _ends: dict[str, int] = field(default_factory=dict)
     _received: dict[str, int] = field(default_factory=dict)
+    _progress_at: float = 0.0  # last frame received while closing
 
     # -- inputs -------------------------------------------------------------------------------
     def belt(self, now: float, running: bool, speed_m_s: float, estop: bool) -> list[Action]:
@@ -98,8 +99,12 @@ class SessionMachine:
             return [BeginClosing(self.stop_reason or "stopped", pulses_sent)] + self._maybe_finish(now)
         return []
 
-    def frame_received(self, view: str) -> None:
+    def frame_received(self, view: str, now: float | None = None) -> None:
+        """A frame arrived; while frames keep arriving after the stop (a node finishing its
+        backlog), the end timeout counts from the last one: only silence is waited out."""
         self._received[view] = self._received.get(view, 0) + 1
+        if now is not None and self.phase is Phase.CLOSING:
+            self._progress_at = now
 
     def node_end(self, now: float, view: str, frames: int) -> list[Action]:
         self._ends[view] = frames
@@ -138,7 +143,7 @@ class SessionMachine:
             return [FinishSession(False, tuple(self.settings.views), "no final pulse count from the controller")]
         views = self.settings.views
         done = [v for v in views if v in self._ends and self._received.get(v, 0) >= self._ends[v]]
-        timed_out = now - (self._closing_since or now) >= self.settings.end_timeout_s
+        timed_out = now - max(self._closing_since or now, self._progress_at) >= self.settings.end_timeout_s
         if len(done) < len(views) and not timed_out:
             return []
         short = [v for v in views if self._received.get(v, 0) < self._pulses_sent]
