@@ -151,7 +151,7 @@ class NodeConfig(Section):
     camera: CameraSettings = CameraSettings()
     model: ModelSettings = ModelSettings()
     walker: WalkerSettings = WalkerSettings()
-    backlog_max_mb: float = Field(100.0, gt=0, description="memory for frames waiting for inference (a "
+    backlog_max_mb: float = Field(50.0, gt=0, description="memory for frames waiting for inference (a "
                                   "1456x1088 frame is 4.75 MB); beyond it they wait on disk as crops")
     crop_spool_max_mb: float = Field(4000.0, gt=0, description="disk for frames waiting for inference, as "
                                      "grayscale JPEG crops of the body; beyond it frames are dropped and counted")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import sys
@@ -113,8 +114,22 @@ class _NoCamera:
     width = height = 0
 
 
+def return_freed_frames_to_the_os() -> None:
+    """Frames are megabytes each; glibc's malloc serves blocks that size from mmap until the
+    first one is freed, then raises its threshold and keeps freed frames in the heap, where
+    the node's memory only grows. A fixed threshold keeps every frame an mmap, returned on free."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    except OSError:  # not glibc: nothing to tune
+        pass
+
+
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
 def run(args) -> int:
     from rig.node.daemon import NodeDaemon
+    return_freed_frames_to_the_os()
     config = load_role_config(NodeConfig, args, {
         "view": args.view, "camera.trigger_line": str(args.trigger_line) if args.trigger_line else None})
     if args.benchmark:

@@ -118,7 +118,7 @@ def time_tracking(width: int, height: int, runs: int = 5, seed: int = 0) -> floa
     textured ``width``×``height`` image moving 2 px a frame."""
     rng = np.random.default_rng(seed)
     texture = rng.integers(0, 256, (height + 2 * runs + 2, width + 2 * runs + 2, 3), np.uint8)
-    frames = [np.ascontiguousarray(texture[2 * k:2 * k + height, 2 * k:2 * k + width]) for k in range(runs + 1)]
+    frames = [texture[2 * k:2 * k + height, 2 * k:2 * k + width] for k in range(runs + 1)]  # views
     ys = np.linspace(0.1, 0.9, len(GAIT_POINTS)) * height
     xy = np.stack([np.full_like(ys, width / 2), ys], axis=1)
     region = Region.around(xy, 0.35, width, height)
