@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from edge_models.pose.keyframes import Estimate
 from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import NodeEnd, NodeInfo, SessionState, TriggerState, decode
 from rig.config import NodeConfig
-from edge_models.pose.keyframes import Estimate
 from rig.node.camera import CameraError, CapturedFrame
 from rig.node.crop_spool import Backlog, CropSpool
 from rig.node.publisher import KeypointPublisher
@@ -231,7 +231,7 @@ class NodeDaemon:
                 continue
             session_id, index, frame = item
             if session_id != self._stage_session:
-                self._publish(self._stage_session, self.stage.flush())
+                self._flush_stage()
                 self._stage_session = session_id
             if (rate_hz := self.pending_rate_hz) is not None:
                 self.pending_rate_hz = None
@@ -260,6 +260,13 @@ class NodeDaemon:
                     t.dropped += not sent
                     t.tracked += sent and e.tracked
 
+    def _flush_stage(self) -> None:
+        """Publish the frames the stage holds for its next keyframe (a session ended)."""
+        with self.infer_lock:
+            estimates = self.stage.flush()
+        self._publish(self._stage_session, estimates)
+        self._stage_session = None
+
     def _maybe_end(self) -> None:
         """After the train stops: once every pulse's frame is through (or the grace expired)."""
         with self.lock:
@@ -269,8 +276,7 @@ class NodeDaemon:
             all_in = t.indexer.last_index >= t.pulses_sent - 1
             if not all_in and time.monotonic() - t.ended_at < self.config.end_grace_s:
                 return
-        self._publish(t.session_id, self.stage.flush())  # the frames held for the next keyframe
-        self._stage_session = None
+        self._flush_stage()
         with self.lock:
             if self.train is t:  # (a new train may have been armed meanwhile)
                 self.train = None
