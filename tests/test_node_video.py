@@ -76,7 +76,7 @@ class Rig:
         self.sim.belt_start(1.0)
         time.sleep(0.5 + seconds)
         self.sim.belt_stop()
-        end = self.ends.get(timeout=180)
+        end = self.ends.get(timeout=600)  # a loaded machine spools and finishes late
         return end, self.summaries.get(timeout=30), self.sim.pulses_sent
 
     def close(self) -> None:
