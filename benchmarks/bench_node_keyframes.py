@@ -110,16 +110,16 @@ def frame_dist_pct(lm: np.ndarray, ref: np.ndarray, lr_repaired: bool) -> np.nda
     return 100 * d / torso_px(ref)
 
 
-def zeni_events(lms: list) -> dict[str, np.ndarray]:
+def zeni_events(lms: list, fps: float) -> dict[str, np.ndarray]:
     """Heel strikes and toe-offs of both feet (Zeni 2008) in frames, walking toward -x."""
     from rig.gait.events import CoordinateEventDetector
     lm = np.stack([np.full((33, 4), np.nan) if x is None else x for x in lms])
-    t = np.arange(len(lm), dtype=float)
+    t = np.arange(len(lm)) / fps
     pelvis = 0.5 * (lm[:, 23, 0] + lm[:, 24, 0])
     out = {}
     for side, heel, toe in (("L", 29, 31), ("R", 30, 32)):
         z = CoordinateEventDetector().detect(t, -lm[:, heel, 0], -lm[:, toe, 0], -pelvis)
-        out[f"{side}_hs"], out[f"{side}_to"] = z.heel_strike_candidates_s_, z.toe_off_candidates_s_
+        out[f"{side}_hs"], out[f"{side}_to"] = z.heel_strike_candidates_s_ * fps, z.toe_off_candidates_s_ * fps
     return out
 
 
@@ -227,12 +227,17 @@ def main() -> int:
     ap.add_argument("--walk-s", type=float, default=30.0, help="rig runs: seconds of walking (0: skip)")
     ap.add_argument("--rigs", default="pi120", help=f"comma-separated rig runs of {', '.join(RIGS)}")
     ap.add_argument("--skip-offline", action="store_true", help="only the rig runs")
+    ap.add_argument("--events-only", action="store_true", help="only the Sports2D walker's gait events")
     args = ap.parse_args()
     intervals = [int(x) for x in args.intervals.split(",")]
     videos = {name: read_frames(sample_path(name)) for name in SAMPLES}
     demo = read_frames(sample_path(SPORTS2D_WALKER), WALK_SEGMENT[1])
     walker = demo[:WALKER_FRAMES], demo[WALK_SEGMENT[0]:]
 
+    if args.events_only:
+        for n in intervals:
+            walker_events(walker[1], n)
+        return 0
     if not args.skip_offline:
         offline(videos, walker, intervals)
     for name in args.rigs.split(",") if args.walk_s > 0 else []:
@@ -269,10 +274,14 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
               f"L/R repaired median {np.median(lr):.2f} %, p95 {np.percentile(lr, 95):.2f} %; keyframes "
               f"(model vs model) median {np.median(k):.2f} %, p95 {np.percentile(k, 95):.2f} %")
         print(f"    median/p95 per video: {'; '.join(rows)}")
-        ref, ours, _, _, _ = accuracy(walker[1], n, 30.0)
-        hit, total = events_agree(zeni_events(ref), zeni_events(ours))
-        print(f"    Sports2D walker (frames {WALK_SEGMENT[0]}-{WALK_SEGMENT[1] - 1}, 30 fps): Zeni events within "
-              f"one frame of every-frame inference: {hit}/{total}", flush=True)
+        walker_events(walker[1], n)
+
+
+def walker_events(frames: list, n: int) -> None:
+    ref, ours, _, _, _ = accuracy(frames, n, 30.0)
+    hit, total = events_agree(zeni_events(ref, 30.0), zeni_events(ours, 30.0))
+    print(f"    Sports2D walker (frames {WALK_SEGMENT[0]}-{WALK_SEGMENT[1] - 1}, 30 fps), keyframe every {n}: Zeni "
+          f"events within one frame of every-frame inference: {hit}/{total}", flush=True)
 
 
 if __name__ == "__main__":

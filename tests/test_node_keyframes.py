@@ -132,10 +132,14 @@ def test_nobody_found_releases_held_frames_and_searches_at_the_interval():
         calls.append(len(calls))
         return body_at(0) if len(calls) == 1 else None  # the person leaves after the first keyframe
 
-    out = run(KeyframeEstimator(infer, interval=3), frames)
+    est = KeyframeEstimator(infer, interval=3)
+    out = run(est, frames)
     assert [e.index for e in out] == list(range(10))
     assert [e.lm is not None for e in out] == [True, True, True, False] + [False] * 6
     assert len(calls) == 1 + 3  # keyframe 3 finds nobody; then a search at 6 and 9 only
+    est.reset()  # a new session: its first frame is searched at once
+    est.push(0, 0.0, frames[0])
+    assert len(calls) == 5
 
 
 def test_interval_one_is_inference_on_every_frame_with_nothing_held():

@@ -72,7 +72,7 @@ class KeyframeEstimator:
         self.stats = KeyframeStats()
         self._key: Estimate | None = None
         self._pending: list[_Pending] = []
-        self._since_attempt = 0
+        self._since_attempt: int | None = None  # frames since the last search; None: search now
         self._last: tuple[int, float, np.ndarray] | None = None
 
     @property
@@ -104,15 +104,16 @@ class KeyframeEstimator:
     def reset(self) -> list[Estimate]:
         """Flush, then forget the anchor (a new sequence starts)."""
         out = self.flush()
-        self._key, self.region, self._since_attempt = None, None, 0
+        self._key, self.region, self._since_attempt, self._last = None, None, None, None
         return out
 
     # -- internals -----------------------------------------------------------------------------
     def _search(self, index: int, t: float, frame: np.ndarray) -> Estimate:
         """Nobody anchored: look again every ``interval`` frames (the detector is the costly part)."""
-        self._since_attempt += 1
-        if self._since_attempt < self.interval and self.stats.inferred + self.stats.tracked > 0:
-            return Estimate(index, t, None)
+        if self._since_attempt is not None:
+            self._since_attempt += 1
+            if self._since_attempt < self.interval:
+                return Estimate(index, t, None)
         self._since_attempt = 0
         lm = self.infer(frame)
         est = Estimate(index, t, lm)

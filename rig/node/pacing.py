@@ -57,7 +57,7 @@ class Pace:
 
     def figures(self) -> dict[str, float | int | str]:
         """For the birth message, health reports and ``gaitrig node --benchmark``."""
-        speed = {f"{k}": round(v, 2) for k, v in asdict(self.speed).items()}
+        speed = {k: round(v, 2) for k, v in asdict(self.speed).items()}
         return {"pace_mode": self.mode, "keyframe_interval": self.interval, "trigger_rate_hz": self.rate_hz,
                 "frame_budget_ms": round(self.budget_ms, 2), "cost_ms_per_frame": round(self.cost_ms, 2),
                 "headroom_pct": round(self.headroom_pct, 1), **speed}
