@@ -117,14 +117,17 @@ class _NoCamera:
 def return_freed_frames_to_the_os() -> None:
     """Frames are megabytes each; glibc's malloc serves blocks that size from mmap until the
     first one is freed, then raises its threshold and keeps freed frames in the heap, where
-    the node's memory only grows. A fixed threshold keeps every frame an mmap, returned on free."""
+    the node's memory only grows. A fixed threshold keeps every frame an mmap, returned on
+    free; two arenas stop each thread (capture, inference, MQTT...) from growing its own."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 1 << 20)
+        libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc: nothing to tune
-        pass
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    libc.mallopt(M_ARENA_MAX, 2)
 
 
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's malloc.h
 
 
 def run(args) -> int:
