@@ -162,6 +162,7 @@ class NodeConfig(Section):
                                "while recording; 0: none")
     max_keyframe_interval: int = Field(8, ge=1, le=30, description="at most this many frames per landmark run; "
                                        "a slower node spools crops to disk instead")
-    end_grace_s: float = Field(1.0, gt=0, description="wait this long for the last frames after the train stops")
+    end_grace_s: float = Field(1.0, gt=0, description="wait this long for the last frames after "
+                               "the train stops, counted from the last frame the camera delivered")
     spool_dir: Path = Field(Path("/var/lib/gaitrig"), description="on-disk spool while the broker is unreachable")
     spool_max_mb: float = Field(200.0, gt=0, description="spool bound; beyond it frames are counted as lost")

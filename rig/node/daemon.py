@@ -274,7 +274,9 @@ class NodeDaemon:
             if t is None or t.pulses_sent is None or len(self.frames):
                 return
             all_in = t.indexer.last_index >= t.pulses_sent - 1
-            if not all_in and time.monotonic() - t.ended_at < self.config.end_grace_s:
+            # a camera still delivering the train's frames (catching up) is waited for
+            last_progress = max(t.ended_at, self.stats.last_frame_mono or 0.0)
+            if not all_in and time.monotonic() - last_progress < self.config.end_grace_s:
                 return
         self._flush_stage()
         with self.lock:
