@@ -12,8 +12,8 @@ import annotated_types as at
 from pydantic import BaseModel
 
 from rig.bus import topics
-from rig.bus.payloads import (FLAG_FOUND, FLAG_SIMULATED, JSON_MAX_BYTES, JSON_PAYLOADS, KEYPOINT_SCALE, DiagReply,
-                              Payload)
+from rig.bus.payloads import (FLAG_FOUND, FLAG_SIMULATED, FLAG_TRACKED, JSON_MAX_BYTES, JSON_PAYLOADS,
+                              KEYPOINT_SCALE, DiagReply, Payload)
 from rig.config import BridgeConfig, CoordinatorConfig, NodeConfig
 
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
@@ -90,11 +90,13 @@ def render_mqtt() -> str:
         out += _fields_table(model, limits=True) + [""]
     out += ["### KeypointFrame (binary)", "",
             "Little-endian. Header, 18 bytes: version `u8` (1), flags `u8` "
-            f"(0x{FLAG_SIMULATED:02x} simulated, 0x{FLAG_FOUND:02x} person found), session id `u32`, "
+            f"(0x{FLAG_SIMULATED:02x} simulated, 0x{FLAG_FOUND:02x} person found, 0x{FLAG_TRACKED:02x} tracked "
+            "from the last keyframe, not inferred), session id `u32`, "
             "trigger index `u32`, exposure time `f64` (host Unix s).",
             f"Body, only when a person was found: 33 × (x, y, z as `i16` in 1/{KEYPOINT_SCALE:g} px, "
             "visibility `u8` in 1/255) = 231 bytes, landmarks in BlazePose order "
-            "(subject's left = odd indices 11…31). A frame is 18 or 249 bytes.",
+            "(subject's left = odd indices 11…31). Tracked frames then carry a `u64` bit mask (bit i: "
+            "landmark i was lost by the optical flow and interpolated). A frame is 18, 249 or 257 bytes.",
             "A landmark the model could not place is sent as (0, 0, 0) with visibility 0. Rejected: any "
             "other size, unknown flags, session id 0, a time that is not finite or not a Unix time before "
             "2100; the coordinator also rejects a frame whose view (from the topic) is not configured, "

@@ -131,6 +131,8 @@ class NodeEnd(Payload):
     dropped: Count = Field(description="frames captured but not published")
     backlog_at_train_end: Count = Field(0, description="frames still waiting for inference when the "
                                         "train stopped; all finished before this report")
+    tracked: Count = Field(0, description="frames whose gait points were tracked between keyframes")
+    spooled: Count = Field(0, description="frames that waited on disk as compressed crops (node behind)")
     simulated: bool = False
 
 
@@ -141,6 +143,8 @@ class NodeInfo(Payload):
     facing: Literal["left", "right"] | None = Field(None, description="the way the patient faces (side views)")
     camera: Sentence = Field(description="camera backend and model")
     model: Sentence = Field(description="pose model, or 'simulated walker'")
+    pacing: dict[str, float | int | str] = Field({}, description="the node's self-measured speed: model "
+                                                  "times, chosen keyframe interval, headroom")
     simulated: bool = False
 
 
@@ -253,13 +257,16 @@ def clip(text: str, limit: int = 120) -> str:
 
 # --- keypoint frames (binary) -------------------------------------------------------------
 # header: version u8, flags u8, session u32, trigger index u32, t f64 (Unix s, sensor time)
-# body (only when a person was found): 33 × (x, y, z as int16 in 1/8 px, visibility u8 /255)
+# body (only when a person was found): 33 × (x, y, z as int16 in 1/8 px, visibility u8 /255),
+# then, on tracked frames only (FLAG_TRACKED), a u64 bit mask of interpolated landmarks.
 # A landmark the model could not place (non-finite) is sent as (0, 0, 0) with visibility 0.
 _HEADER = struct.Struct("<BBIId")
 _LANDMARKS = np.dtype([("x", "<i2"), ("y", "<i2"), ("z", "<i2"), ("vis", "u1")])
 FLAG_SIMULATED = 0x01
 FLAG_FOUND = 0x02
-_FLAGS_KNOWN = FLAG_SIMULATED | FLAG_FOUND
+FLAG_TRACKED = 0x04  # gait points tracked from the last keyframe, not inferred on this frame
+_MASK = struct.Struct("<Q")
+_FLAGS_KNOWN = FLAG_SIMULATED | FLAG_FOUND | FLAG_TRACKED
 KEYPOINT_SCALE = 8.0  # 1/8 px resolution, ±4096 px range
 N_LANDMARKS = 33
 
@@ -271,11 +278,14 @@ class KeypointFrame:
     t: float
     lm: np.ndarray | None  # (33, 4): x_px, y_px, z, visibility
     simulated: bool = False
+    tracked: bool = False  # found by optical flow from the last keyframe (False: inferred)
+    interpolated: np.ndarray | None = None  # (33,) bool, tracked frames: points the flow lost
 
 
 def encode_keypoints(frame: KeypointFrame) -> bytes:
     found = frame.lm is not None and not np.isnan(frame.lm[0, 0])
-    flags = (FLAG_SIMULATED if frame.simulated else 0) | (FLAG_FOUND if found else 0)
+    tracked = found and frame.tracked
+    flags = (FLAG_SIMULATED if frame.simulated else 0) | (FLAG_FOUND if found else 0) | (FLAG_TRACKED if tracked else 0)
     head = _HEADER.pack(VERSION, flags, frame.session_id, frame.index, frame.t)
     if not found:
         return head
@@ -285,7 +295,10 @@ def encode_keypoints(frame: KeypointFrame) -> bytes:
     scaled = np.clip(np.round(lm[:, :3] * KEYPOINT_SCALE), -32768, 32767)
     body["x"], body["y"], body["z"] = scaled[:, 0], scaled[:, 1], scaled[:, 2]
     body["vis"] = np.clip(np.round(lm[:, 3] * 255), 0, 255)
-    return head + body.tobytes()
+    if not tracked:
+        return head + body.tobytes()
+    marks = np.zeros(N_LANDMARKS, bool) if frame.interpolated is None else np.asarray(frame.interpolated, bool)
+    return head + body.tobytes() + _MASK.pack(sum(1 << int(i) for i in np.flatnonzero(marks)))
 
 
 def decode_keypoints(payload: bytes) -> KeypointFrame:
@@ -303,13 +316,18 @@ def decode_keypoints(payload: bytes) -> KeypointFrame:
     if not 0.0 <= t <= UNIX_T_MAX:  # also False for NaN
         raise PayloadError("KeypointFrame", f"time {t!r} is not a Unix time")
     body = payload[_HEADER.size:]
-    expected = _LANDMARKS.itemsize * N_LANDMARKS if flags & FLAG_FOUND else 0
+    found, tracked = bool(flags & FLAG_FOUND), bool(flags & FLAG_FOUND and flags & FLAG_TRACKED)
+    points_size = _LANDMARKS.itemsize * N_LANDMARKS
+    expected = (points_size if found else 0) + (_MASK.size if tracked else 0)
     if len(body) != expected:
         raise PayloadError("KeypointFrame", f"body is {len(body)} bytes, expected {expected}")
-    lm = None
-    if flags & FLAG_FOUND:
-        arr = np.frombuffer(body, dtype=_LANDMARKS)
+    lm, marks = None, None
+    if found:
+        arr = np.frombuffer(body[:points_size], dtype=_LANDMARKS)
         lm = np.empty((N_LANDMARKS, 4))
         lm[:, 0], lm[:, 1], lm[:, 2] = (arr[k] / KEYPOINT_SCALE for k in ("x", "y", "z"))
         lm[:, 3] = arr["vis"] / 255.0
-    return KeypointFrame(session_id, index, t, lm, bool(flags & FLAG_SIMULATED))
+    if tracked:
+        bits = _MASK.unpack_from(body, points_size)[0]
+        marks = np.array([(bits >> i) & 1 for i in range(N_LANDMARKS)], bool)
+    return KeypointFrame(session_id, index, t, lm, bool(flags & FLAG_SIMULATED), tracked, marks)

@@ -189,7 +189,7 @@ class Coordinator:
             return
         status = self.storage.add_frame(frame.session_id, view, frame.index, raw)
         if status == "stored":
-            self.machine.frame_received(view)
+            self.machine.frame_received(view, time.time())
             self.session_frames[view] = self.session_frames.get(view, 0) + 1
             self.disk.frame_stored()
         elif status == "conflict":

@@ -73,6 +73,7 @@ class SessionMachine:
     _received: dict[str, int] = field(default_factory=dict)
     conflicts: Counter[str] = field(default_factory=Counter)  # per view, this session
     lost: Counter[str] = field(default_factory=Counter)  # per view: received, then lost to the database
+    _progress_at: float = 0.0  # last frame received while closing
 
     # -- inputs -------------------------------------------------------------------------------
     def belt(self, now: float, running: bool, speed_m_s: float, estop: bool) -> list[Action]:
@@ -105,8 +106,12 @@ class SessionMachine:
             return [BeginClosing(self.stop_reason or "stopped", pulses_sent)] + self._maybe_finish(now)
         return []
 
-    def frame_received(self, view: str) -> None:
+    def frame_received(self, view: str, now: float | None = None) -> None:
+        """A frame arrived; while frames keep arriving after the stop (a node finishing its
+        backlog), the end timeout counts from the last one: only silence is waited out."""
         self._received[view] = self._received.get(view, 0) + 1
+        if now is not None and self.phase is Phase.CLOSING:
+            self._progress_at = now
 
     def frame_conflict(self, view: str) -> None:
         """A second, different frame for an index already stored (the first was kept)."""
@@ -156,7 +161,7 @@ class SessionMachine:
             return [FinishSession(False, tuple(self.settings.views), "no final pulse count from the controller")]
         views = self.settings.views
         done = [v for v in views if v in self._ends and self._received.get(v, 0) + self.lost[v] >= self._ends[v]]
-        timed_out = now - (self._closing_since or now) >= self.settings.end_timeout_s
+        timed_out = now - max(self._closing_since or now, self._progress_at) >= self.settings.end_timeout_s
         if len(done) < len(views) and not timed_out:
             return []
         missing = tuple(v for v in views if v not in done)

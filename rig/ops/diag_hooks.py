@@ -50,7 +50,7 @@ def node_hooks(node: "NodeDaemon") -> DiagHooks:
 
 
 def node_figures(node: "NodeDaemon") -> dict[str, Any]:
-    st, train, spool = node.stats, node.train, node.publisher.spool
+    st, train, spool, crops = node.stats, node.train, node.publisher.spool, node.frames.spool
     latencies = list(st.latency_ms)
     age = None if st.last_frame_mono is None else round(time.monotonic() - st.last_frame_mono, 2)
     return {"camera": node.camera.name, "session_id": train.session_id if train else node.recording_session,
@@ -60,7 +60,11 @@ def node_figures(node: "NodeDaemon") -> dict[str, Any]:
             "frames_lost": node.publisher.refused,
             "inference_latency_ms_p50": h.percentile_ms(latencies, 50),
             "inference_latency_ms_p95": h.percentile_ms(latencies, 95),
-            "inference_backlog": node.frames.qsize(), "inference_backlog_mb": round(node.backlog_bytes / 1e6, 1),
+            "publish_latency_ms_p95": h.percentile_ms(list(st.publish_latency_ms), 95),
+            "inference_backlog": len(node.frames), "inference_backlog_mb": round(node.frames.memory_bytes / 1e6, 1),
+            "crop_spool_frames": crops.count if crops else 0, "crop_spool_mb": round(crops.bytes / 1e6, 1) if crops else 0.0,
+            "frames_spooled": st.spooled, "session_dropped": train.dropped if train else 0,
+            **node.stage.figures(),
             "last_frame_age_s": age,
             "spool_messages": spool.count, "spool_mb": round(spool.bytes / 1e6, 3),
             "camera_error": st.camera_error}
@@ -75,7 +79,12 @@ def node_problems(f: dict, backlog_max_mb: float, spool_max_mb: float) -> dict[s
                               if f["last_frame_age_s"] is not None else "no frame since start while a train runs")
     if f["inference_backlog_mb"] > BACKLOG_SHARE * backlog_max_mb:
         out["inference_backlog"] = (f"{f['inference_backlog']} frames ({f['inference_backlog_mb']:.0f} MB) wait "
-                                    f"for inference; frames are dropped beyond {backlog_max_mb:.0f} MB")
+                                    f"for inference; beyond {backlog_max_mb:.0f} MB they wait on disk as crops")
+    if f.get("crop_spool_frames"):
+        out["inference_behind"] = (f"{f['crop_spool_frames']} frames ({f['crop_spool_mb']:.0f} MB) wait on disk as "
+                                   "crops; they are finished after the belt stops")
+    if f.get("session_dropped"):
+        out["frames_dropped"] = f"{f['session_dropped']} frames of this session lost (a spool is full)"
     if f["spool_mb"] > SPOOL_SHARE * spool_max_mb:
         out["spool_filling"] = f"{f['spool_mb']:.1f} of {spool_max_mb:.0f} MB spooled: broker unreachable?"
     if f["frames_lost"]:
@@ -154,7 +163,7 @@ def _model_check(node: "NodeDaemon") -> Check:
     t0 = time.perf_counter()
     try:
         with node.infer_lock:
-            lm = node.estimator(frame, 0)
+            lm = node.parts.estimator(frame, 0)
     except Exception as e:  # a broken model is exactly what this check is for
         return Check("model", False, f"{node.model_name}: inference failed: {e!r}", _ms_since(t0))
     ms = _ms_since(t0)
