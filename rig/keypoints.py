@@ -145,10 +145,12 @@ def read_track(path: Path | str) -> KeypointTrack:
             raise KeypointFileError(f"{source}: file is empty; expected a {FORMAT} header")
         header = parse_header(first, source)
         rest = f.read()
-    fast = _read_frames_bulk(rest)
-    if fast is None:
-        canonical = _canonical_frames(rest)
-        fast = _read_frames_bulk(canonical) if canonical is not None else None
+    compact = rest.startswith('{"i":') and not any(c in rest for c in " \t\r")
+    if not compact:  # another spelling of the same JSON: rewrite it compactly first
+        rest_compact = _canonical_frames(rest)
+        fast = _read_frames_bulk(rest_compact) if rest_compact is not None else None
+    else:
+        fast = _read_frames_bulk(rest)
     if fast is not None:
         index, t_s, lm = fast
     else:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assets_or_skip
 
+from edge_models.registry import VALIDATION
 from rig.gait import analyze_tracks
 from rig.validation import load_trials, render_tracks
 from rig.validation.scoring import EventScore, score_events
@@ -22,6 +24,7 @@ FPS, NOISE_PX, SEEDS = 60.0, 1.5, (0, 1, 2)
 
 @pytest.fixture(scope="module")
 def rendered():
+    assets_or_skip(VALIDATION)
     out = []
     for trial in load_trials():
         for seed in SEEDS:

@@ -111,31 +111,33 @@ class CoordinateEventDetector:
 
 class BeltVelocityEvents:
     """Initial contact and foot off of one foot as force plates define them, from the
-    forward image velocity of its heel and toe landmarks relative to the belt.
+    forward image velocity of its heel and toe landmarks in belt speeds (stance = -1).
 
-    Measured on real feet against plates (docs/validation.md): a landing foot does not
-    join the belt at contact. The heel's forward velocity crosses zero 22-48 ms before the
-    plate's initial contact, and at contact (20 N) it still moves forward relative to the
-    belt, at about a third of the belt speed: in the image it moves back at ``ic_fraction``
-    (0.65) of the belt speed and reaches the belt's speed only as the heel rocker ends. The
-    toe keeps the belt's speed until the forefoot rolls over it and its image velocity
-    crosses ``-fo_fraction`` of the belt speed (0: zero) within about a frame of foot off.
-    Both are velocity-threshold events in the sense of O'Connor CM, Thorpe SK, O'Malley MJ,
-    Vaughan CL (2007), *Automatic detection of gait events using kinematic data*, Gait &
-    Posture 25:469-474, and Ghoussayni S, Stevens C, Durham S, Ewins D (2004), *Assessment
-    and validation of a simple automated method for the detection of gait events and
-    intervals*, Gait & Posture 20:266-272, with the threshold set in belt speeds so that one
-    definition holds at every pace. Initial contact is the earlier of the heel's and the
-    toe's crossing: a flat-foot or toe-first landing is reported as initial contact
-    (``contact_`` says which point landed), not forced into a heel strike.
+    Measured on real feet against a plate (docs/validation.md): a landing foot does not
+    join the belt at contact. The heel's image velocity crosses zero 42-48 ms before the
+    plate's initial contact (20 N); at contact the heel still moves forward relative to
+    the belt, so in the image it moves back at only 0.63-0.69 of the belt speed, reaching
+    it ~100 ms later (heel rocker). The forefoot keeps the belt's speed until it rolls over
+    the toes, and its image velocity crosses zero close to foot off. So: initial contact =
+    the velocity falls through ``-ic_fraction`` (0.6, calibrated on the validation set),
+    foot off = the toe's rises through ``-fo_fraction`` (0). Velocity-threshold events in
+    the sense of O'Connor CM, Thorpe SK, O'Malley MJ, Vaughan CL (2007), *Automatic
+    detection of gait events using kinematic data*, Gait & Posture 25:469-474, and
+    Ghoussayni S, Stevens C, Durham S, Ewins D (2004), *Assessment and validation of a
+    simple automated method for the detection of gait events and intervals*, Gait &
+    Posture 20:266-272, with thresholds in belt speeds so one definition holds at every
+    pace. Initial contact is the heel's crossing, or the toe's when it comes more than two
+    frames earlier (a forefoot or flat-foot landing, ``contact_`` = "forefoot"): it is
+    reported as initial contact, not forced into a heel strike.
 
-    Velocity is a Savitzky-Golay derivative (quadratic, ``smooth_s`` long, at least 5
-    frames) of the landmark's forward image coordinate, gaps up to ``max_gap_s`` bridged;
-    the crossing is interpolated between frames. Each event's confidence is
-    ``1 / (1 + (sigma_t / frame)^2)`` where ``sigma_t`` is the velocity noise (measured on
-    the stance part of the same foot) divided by the velocity's slope at the crossing;
-    events with confidence below ``min_confidence`` or no crossing near the candidate are
-    dropped and counted (``dropped_``).
+    Velocity: cubic Savitzky-Golay derivative, ``smooth_s`` × the period scale (widened up
+    to 2× when the measured noise exceeds ``target_noise`` belt speeds), gaps up to
+    ``max_gap_s`` bridged. A quadratic derivative 1.5× longer picks the crossing nearest the
+    Zeni candidate (noise cannot move it to a jitter); the time is the noise-averaged
+    crossing of the cubic one within +-``refine_s``. Confidence ``1 / (1 + (sigma_t /
+    frame)^2)``, ``sigma_t`` = velocity noise / velocity slope at the crossing; events below
+    ``min_confidence`` or without a crossing near their candidate are dropped and counted
+    (``dropped_``), never guessed.
 
     Attributes (after ``detect``)
     -----------------------------
@@ -176,7 +178,7 @@ class BeltVelocityEvents:
         heel_ic = self._crossings(t, u_heel, -self.ic_fraction, -1, ic_candidates_s, lo, hi, dt, scale)
         toe_ic = self._crossings(t, u_toe, -self.ic_fraction, -1, ic_candidates_s, lo, hi, dt, scale)
         # the toe times a landing it clearly leads (forefoot or flat foot first)
-        use_toe = np.isfinite(toe_ic[0]) & (toe_ic[0] < heel_ic[0] - 2 * dt)
+        use_toe = np.isfinite(toe_ic[0]) & ~(heel_ic[0] <= toe_ic[0] + 2 * dt)
         ic_t = np.where(use_toe, toe_ic[0], heel_ic[0])
         ic_c = np.where(use_toe, toe_ic[1], heel_ic[1])
         lo, hi = (scale * x for x in self.fo_search_s)

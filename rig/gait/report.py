@@ -180,6 +180,7 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
     }
     if walking:
         unavailable.update(fr.unavailable_)
+    implausible = _withhold_implausible(sag.curves_, frontal_summary, unavailable)
     static = None
     still, why_not_still = _standing_still(frontal_views)
     if not walking and frontal_views and not still:
@@ -270,7 +271,7 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
         "findings": fnd.findings_,
         "per_stride": per_stride,
         "unavailable": unavailable,
-        "quality": {**quality, "events_dropped": dropped},
+        "quality": {**quality, "events_dropped": dropped, "implausible_angles": implausible},
     }
     return GaitReport(data)
 
@@ -287,6 +288,45 @@ def _kinematics_3d(tracks, side_views, cameras, strides, hs_t, fps, unavailable)
         unavailable.update(k3d.unavailable_)
         return None
     return k3d
+
+
+# What a human joint can do, generously (2D projections included): a value beyond it is a
+# measurement problem (a landmark on the wrong body part, a swapped label), not a finding.
+HUMAN_RANGE_DEG = {
+    "hip_flexion_2d_deg": (-45.0, 130.0), "knee_flexion_2d_deg": (-20.0, 150.0),
+    "ankle_dorsiflexion_2d_deg": (-70.0, 50.0), "rearfoot_eversion_2d_deg": (-30.0, 30.0),
+    "knee_fppa_2d_deg": (-35.0, 35.0), "pelvic_obliquity_2d_deg": (-20.0, 20.0), "pelvic_drop_2d_deg": (-20.0, 20.0),
+}
+
+
+def _withhold_implausible(curves: dict, frontal_summary: dict, unavailable: dict) -> list[str]:
+    """Null every angle (curve or summary) outside :data:`HUMAN_RANGE_DEG`, say why under
+    ``unavailable`` and return what was withheld (for ``quality.implausible_angles``)."""
+    out = []
+
+    def check(name, side, values):
+        lo, hi = HUMAN_RANGE_DEG[name]
+        v = np.asarray([x for x in np.ravel(values) if x is not None], float)
+        v = v[np.isfinite(v)]
+        if len(v) and (v.min() < lo or v.max() > hi):
+            key = f"kinematics.{name}" + (f".{side}" if side else "")
+            unavailable[key] = (f"{name}{' ' + side if side else ''} reaches {v.min():.0f}..{v.max():.0f}°, outside what a "
+                                f"human joint does ({lo:g}..{hi:g}°): a measurement problem, not reported")
+            out.append(key)
+            return True
+        return False
+
+    for name, per_side in curves.items():
+        for side, c in per_side.items():
+            if c.get("mean") is not None and name in HUMAN_RANGE_DEG and check(name, side, c["mean"]):
+                per_side[side] = {**c, "mean": None, "sd": None}
+    for name, per_side in frontal_summary.items():
+        items = per_side.items() if "mean" not in per_side else [(None, per_side)]
+        for side, summ in items:
+            m = summ.get("mean")
+            if m is not None and np.isfinite(m) and check(name, side, [m]):
+                summ.update(mean=math.nan, ci=[math.nan, math.nan])
+    return out
 
 
 def _standing_still(frontal_views, max_frac: float = 0.08) -> tuple[bool, str]:
