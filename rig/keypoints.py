@@ -236,6 +236,6 @@ def _read_frames_bulk(text: str):
     if found.any():
         lm[found] = vals.reshape(-1, N_LANDMARKS, 4)
     index = it[:, 0]
-    if not np.all(index == np.round(index)):
-        return None
+    if not np.all((index == np.round(index)) & (np.abs(index) < 2**53)):
+        return None  # fractions, or too large for a float to hold exactly: the line parser judges
     return index.astype(np.int64), it[:, 1], lm
