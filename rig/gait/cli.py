@@ -10,7 +10,9 @@ from pathlib import Path
 
 from rig.keypoints import KeypointFileError, read_track
 
-from .report import GaitInputError, analyze_tracks, compare_reports
+from .compare import compare_reports
+from .repeatability import MdcTableError
+from .report import GaitInputError, analyze_tracks
 
 
 def _fail(msg: str) -> int:
@@ -110,18 +112,31 @@ def run_compare(args) -> int:
     for name, r in ((args.a, a), (args.b, b)):
         if not isinstance(r, dict) or r.get("format") != "gaitrig-gait/1":
             return _fail(f"{name}: not a gaitrig-gait/1 report (from `gaitrig analyze --json`)")
-    out = compare_reports(a, b, names=(args.a, args.b))
+    try:
+        out = compare_reports(a, b, names=(args.a, args.b))
+    except MdcTableError as e:
+        return _fail(str(e))
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{args.b} minus {args.a} (95 % CI over strides; * = beyond the noise)")
+    print(format_comparison(out))
+    return 0
+
+
+def format_comparison(out: dict) -> str:
+    """One line per measure: difference, stride-level 95 % CI, MDC95, verdict."""
+    lines = [f"{out['b']} minus {out['a']}: difference, its 95 % CI over strides, the measure's MDC95 "
+             f"(measurement error between recordings), verdict",
+             f"  changed = beyond both errors, false-discovery rate {out['fdr'] * 100:g} % over the measures",
+             f"  {'measure':<34}{'difference':>11}  {'95 % CI':<20}{'MDC95':>8}  verdict"]
     for r in out["measures"]:
         name = r["measure"] + (f".{r['side']}" if r["side"] else "")
         if r["difference"] is None:
-            print(f"  {name:<34} n/a ({r.get('reason', '')})")
-        else:
-            print(f"  {name:<34} {r['difference']:+8.3f}  [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]{' *' if r['changed'] else ''}")
-    return 0
+            lines.append(f"  {name:<34}{'n/a':>11}  {'':<20}{_f(r['mdc95'], '{:.3g}'):>8}  {r['verdict']}: {r.get('reason', '')}")
+            continue
+        ci = f"[{r['ci'][0]:+.3g}, {r['ci'][1]:+.3g}]"
+        lines.append(f"  {name:<34}{r['difference']:>+11.3g}  {ci:<20}{_f(r['mdc95'], '{:.3g}'):>8}  {r['verdict']}")
+    return "\n".join(lines)
 
 
 def register(sub) -> None:

@@ -22,7 +22,7 @@ from starlette.templating import Jinja2Templates
 from . import formatting
 from .api import listing_json, record_json
 from .charts import legend_swatch
-from .comparison import comparison_rows
+from .comparison import METHOD, comparison_rows
 from .database import DatabaseUnavailable, ReadOnlyDatabase, SessionRecord
 from .report_view import report_view
 
@@ -91,7 +91,7 @@ def create_app(database: Path | str) -> Starlette:
         a, b = record_or_404(a_id), record_or_404(b_id)
         missing = [(label, r) for label, r in (("A", a), ("B", b)) if not (r.stored and r.stored.report)]
         rows = [] if missing else comparison_rows(a.stored.report, b.stored.report)
-        return page(request, "compare.html", a=a, b=b, rows=rows, missing=missing)
+        return page(request, "compare.html", a=a, b=b, rows=rows, missing=missing, method=METHOD)
 
     def api_sessions(request: Request) -> Response:
         recording = db.open_session()
