@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_models import fetch as fetching
-from edge_models.registry import ASSETS, MODELS, SAMPLES
+from edge_models.registry import ASSETS, MODELS, SAMPLES, VALIDATION
 from edge_models.video import decoded_frames
 from rig.keypoints import FACINGS, SIDE_VIEWS, VIEWS, KeypointHeader, write_track
 
@@ -38,7 +38,7 @@ def _say(message: str) -> None:
 def _selected(args: argparse.Namespace) -> tuple[str, ...]:
     if getattr(args, "models_only", False):
         return MODELS
-    return MODELS + SAMPLES
+    return MODELS + SAMPLES + VALIDATION
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:

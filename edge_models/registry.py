@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-AssetKind = Literal["model", "sample"]
+AssetKind = Literal["model", "sample", "validation"]
+Dist = Literal["wheel", "sdist"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class Asset:
     size_bytes: int
     package: str  # PyPI distribution the file ships in
     version: str  # pinned exact version
-    member: str  # path of the file inside the wheel (a zip)
+    member: str  # path of the file inside the wheel (a zip) or the sdist (a .tar.gz)
+    dist: Dist = "wheel"  # some data ships only in a source distribution
 
     @property
     def requirement(self) -> str:
@@ -31,11 +33,15 @@ class Asset:
 
     @property
     def subdir(self) -> str:
-        return "models" if self.kind == "model" else "samples"
+        return {"model": "models", "sample": "samples", "validation": "validation"}[self.kind]
 
 
 MEDIAPIPE = ("mediapipe", "0.10.14")
 POSE2SIM = ("pose2sim", "0.10.49")  # ships Demo_SinglePerson/videos/cam01..04.mp4
+
+# Real walking with reference events (rig.validation, docs/validation.md); sdists only.
+GAITKIT = ("gaitkit", "1.5.0")  # example trials: Fukuchi 2018, PhysioNet PD, Van Criekinge 2023
+GAITANALYSISTOOLKIT = ("GaitAnalysisToolKit", "0.2.0")  # Moore/van den Bogert treadmill + plate
 
 POSE_DETECTION = "pose_detection.tflite"
 POSE_LANDMARK_FULL = "pose_landmark_full.tflite"
@@ -59,11 +65,25 @@ _ASSETS = (
     Asset("cam04.mp4", "sample",
           "b5c0e7863fd70d008e7178d3c556b045b0ea5f78fcd61ca548a0b2e807e641f7", 1772999,
           *POSE2SIM, "Pose2Sim/Demo_SinglePerson/videos/cam04.mp4"),
+    Asset("gaitkit_example_healthy.json", "validation",
+          "b27f2e7b1f8ebcf8fb0b510c65ef8dd9189325958e0966451e3b9868f71d5e05", 270298,
+          *GAITKIT, "gaitkit-1.5.0/src/gaitkit/data/example_healthy.json", "sdist"),
+    Asset("gaitkit_example_parkinson.json", "validation",
+          "397a8f5e95f45092d6e38d2784c3ef87838f8f1e6ede7bc4b738e6b6a7ea87ca", 516465,
+          *GAITKIT, "gaitkit-1.5.0/src/gaitkit/data/example_parkinson.json", "sdist"),
+    Asset("gaitkit_example_stroke.json", "validation",
+          "1fb2fb4defea78bc0b1b411defa71673f7b9d0a538212f4c6091913c19574b9c", 221677,
+          *GAITKIT, "gaitkit-1.5.0/src/gaitkit/data/example_stroke.json", "sdist"),
+    Asset("gatk_treadmill_rawdata.txt", "validation",
+          "07a3294ff4e15d5f2a57680857ac6ec39300b58fbbb99aba1eec8d2af08c0f58", 38587,
+          *GAITANALYSISTOOLKIT,
+          "GaitAnalysisToolKit-0.2.0/gaitanalysis/octave/2d_inverse_dynamics/test/rawdata.txt", "sdist"),
 )
 
 ASSETS: dict[str, Asset] = {a.name: a for a in _ASSETS}
 MODELS: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "model")
 SAMPLES: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "sample")
+VALIDATION: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "validation")
 
 
 def get_asset(name: str) -> Asset:

