@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 MDC_FORMAT = "gaitrig-mdc/1"
 MDC_PATH = Path(__file__).with_name("mdc.json")
@@ -36,37 +37,47 @@ def mdc95(sem: float) -> float:
 class Repeatability:
     """Pooled within-walk SD (the SEM) of every measure over repeated recordings.
 
-    ``fit(recordings)`` takes walk name -> list of per-recording dicts (measure key ->
-    value; NaN or missing = not measured). For each measure the SEM is
+    ``fit(recordings, source_of)`` takes walk name -> list of per-recording dicts (measure
+    key -> value; NaN or missing = not measured) and walk name -> the source of the walk
+    (e.g. "walker", "real"; default one source). Within a source the SEM is
     √(Σ_walks Σ_recordings (x − x̄_walk)² / Σ_walks (n_walk − 1)), the within-walk mean
     square of a one-way ANOVA (Weir 2005), over walks with at least ``min_recordings``
-    values of it.
+    values of it, raised to its upper ``upper`` confidence bound (√(dof / χ²_(1−upper)(dof)):
+    a table made from a few dozen re-recordings must not understate the error). The
+    table's SEM is the largest over the sources, because a comparison must hold for walks
+    like the hardest of them (the simulated walker is cleaner than real feet).
 
     Attributes (after ``fit``)
     --------------------------
-    sem_ : key -> SEM. mdc95_ : key -> 1.96·√2·SEM. sd_by_walk_ : key -> walk -> within-walk SD.
-    n_ : key -> recordings used.
+    sem_ : key -> SEM (upper bound). mdc95_ : key -> 1.96·√2·SEM. sem_by_source_ : key ->
+    source -> pooled SEM (the estimate itself).
+    sd_by_walk_ : key -> walk -> within-walk SD. n_ : key -> recordings used.
     """
 
-    def __init__(self, min_recordings: int = 5) -> None:
+    def __init__(self, min_recordings: int = 5, upper: float = 0.95) -> None:
         self.min_recordings = min_recordings
+        self.upper = upper
 
-    def fit(self, recordings: dict[str, list[dict[str, float]]]) -> "Repeatability":
+    def fit(self, recordings: dict[str, list[dict[str, float]]],
+            source_of: dict[str, str] | None = None) -> "Repeatability":
+        source_of = source_of or {}
         keys = sorted({k for recs in recordings.values() for r in recs for k in r})
-        self.sem_, self.mdc95_, self.sd_by_walk_, self.n_ = {}, {}, {}, {}
+        self.sem_, self.mdc95_, self.sem_by_source_, self.sd_by_walk_, self.n_ = {}, {}, {}, {}, {}
         for k in keys:
-            ss, dof, n, by_walk = 0.0, 0, 0, {}
+            pooled, n, by_walk = {}, 0, {}  # source -> [sum of squares, dof]
             for walk, recs in recordings.items():
                 x = np.array([r.get(k, math.nan) for r in recs], float)
                 x = x[np.isfinite(x)]
                 if len(x) < self.min_recordings:
                     continue
-                ss += float(np.sum((x - x.mean()) ** 2))
-                dof += len(x) - 1
+                acc = pooled.setdefault(source_of.get(walk, ""), [0.0, 0])
+                acc[0] += float(np.sum((x - x.mean()) ** 2))
+                acc[1] += len(x) - 1
                 n += len(x)
                 by_walk[walk] = float(x.std(ddof=1))
-            if dof:
-                self.sem_[k] = math.sqrt(ss / dof)
+            if pooled:
+                self.sem_by_source_[k] = {src: math.sqrt(ss / dof) for src, (ss, dof) in pooled.items()}
+                self.sem_[k] = max(math.sqrt(ss / stats.chi2.ppf(1 - self.upper, dof)) for ss, dof in pooled.values())
                 self.mdc95_[k] = mdc95(self.sem_[k])
                 self.sd_by_walk_[k], self.n_[k] = by_walk, n
         return self

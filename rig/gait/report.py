@@ -16,7 +16,7 @@ from .events import SideViewEventDetector
 from .findings import ClinicalFindings
 from .kinematics import FRONTAL_LABELS, SAGITTAL_LABELS, FrontalKinematics, SagittalKinematics, StaticEvaluation
 from .spatiotemporal import SpatiotemporalParameters, mean_ci
-from .views import session_weighted_events
+from .views import SessionWeightFusion
 
 REPORT_FORMAT = "gaitrig-gait/1"
 
@@ -136,8 +136,8 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> G
             periods.append(det.stride_period_s_[s])
     period = float(np.median(periods)) if periods else math.nan
     tol = 0.2 * period if np.isfinite(period) else 0.2
-    hs = {s: session_weighted_events(hs_lists[s], tol) for s in SIDES}
-    to = {s: session_weighted_events(to_lists[s], tol) for s in SIDES}
+    hs = {s: SessionWeightFusion().fuse(hs_lists[s], tol) for s in SIDES}
+    to = {s: SessionWeightFusion().fuse(to_lists[s], tol) for s in SIDES}
     if not side_views:
         why = "needs a left or right side view" if not tracks.keys() & set(SIDE_VIEWS) else "nobody in the side views"
         for s in SIDES:

@@ -1,25 +1,36 @@
-"""How the side views' events of one foot are combined.
+"""How the side views' timings of one foot's events are combined into one.
 
-Both side views time every event, each with a session-wide offset of its own (the contact
-template is fitted per view and session) and a per-event error. Weighting each event by
-its own fit quality mixes the two views' offsets in proportions that change from event to
-event and from one noise draw to the next — worst where one view sees a foot poorly (the
-far leg, occluded by the near one on real video): the same walk's left/right step-time
-asymmetry then moved between recordings. Here every event of a foot is the average of
-the views that timed it with one weight per view for the whole session (the median of
-that view's per-event weights: landmark visibility / fit residual²), so the near view,
-which sees the foot best, decides in the same proportion for every event of the session.
+Both side views time every event, each with an error of its own. Weighting each event by
+its own fit quality (landmark visibility / fit residual²) mixed the two views in
+proportions that changed from event to event and from one noise draw to the next; where the
+views' timings differ systematically — the far leg, seen through the near one on real
+video, or label repairs in one view — the same walk's left/right step-time asymmetry then
+moved between recordings. Here each view has one weight per foot and event kind for the
+whole session, the median of its per-event weights: the view that sees a foot best (higher
+visibility, smaller residuals) decides its events in the same proportion for every event of
+the session, and a noise draw can no longer re-mix the views event by event.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
 from .events import EventList, fuse_events
 
 
-def session_weighted_events(lists: dict[str, EventList], tol_s: float) -> EventList:
-    """One foot's events from ``lists`` (view name -> that view's events of the foot):
-    events closer than ``tol_s`` are one event, averaged with the views' session weights."""
-    steady = [EventList(e.time_s, np.full(len(e.time_s), float(np.median(e.weight))), e.source)
-              for e in lists.values() if len(e.time_s)]
-    return fuse_events(steady, tol_s)
+class SessionWeightFusion:
+    """Fuse one foot's per-view event lists with one weight per view for the session.
+
+    Attributes (after ``fuse``)
+    ---------------------------
+    weight_ : view -> the session weight used (median of the view's per-event weights).
+    """
+
+    def fuse(self, lists: dict[str, EventList], tol_s: float) -> EventList:
+        """``lists``: view name -> that view's events of the foot; events of different views
+        closer than ``tol_s`` are one event, their times averaged with the session weights."""
+        lists = {v: e for v, e in lists.items() if len(e.time_s)}
+        self.weight_ = {v: float(np.median(e.weight)) for v, e in lists.items()}
+        return fuse_events([replace(e, weight=np.full(len(e.time_s), self.weight_[v])) for v, e in lists.items()],
+                           tol_s)

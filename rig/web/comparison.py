@@ -9,6 +9,7 @@ smaller than the MDC cannot be told from measurement error.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rig.gait import compare_reports
@@ -54,6 +55,13 @@ class ComparisonRow:
     @property
     def changed(self) -> bool:
         return self.verdict == CHANGED
+
+    @property
+    def mdc_digits(self) -> int:
+        """Decimals that show the MDC to two significant digits (at least the measure's own)."""
+        if self.mdc95 is None or self.mdc95 <= 0:
+            return self.digits
+        return max(self.digits, 1 - math.floor(math.log10(self.mdc95)))
 
 
 def _num(v: object) -> float | None:
