@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 GAITRIG := $(VENV)/bin/gaitrig
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := mosquitto chromium
+DEBIAN_PACKAGES := mosquitto chromium fonts-dejavu-core
 
 .PHONY: setup demo test bench docs clean
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -75,3 +76,33 @@ def make_interpreter(model_path: Path | str, config: InterpreterConfig = Interpr
 
 def runtime_name(runtime: ModuleType | None = None) -> str:
     return (runtime or choose_runtime()).__name__.split(".")[0]
+
+
+class TimedInterpreter:
+    """An interpreter that times its invokes and, for tests, takes at least ``min_ms`` each.
+
+    Nothing here measures a Raspberry Pi; to see how a node behaves on one, its invokes are
+    slowed to a stated estimate (e.g. 25 ms per landmark run, 40 ms per detector run): the
+    wrapper sleeps the rest of the time after the real invoke, so the result is unchanged
+    and the thread gives the CPU away as an accelerator's wait would.
+    ``ewma_ms`` (the recent invoke time, smoothing ``alpha``) is what pacing reads.
+    """
+
+    def __init__(self, interpreter: Any, min_ms: float = 0.0, alpha: float = 0.2):
+        if min_ms < 0:
+            raise ValueError(f"min_ms must be >= 0, got {min_ms}")
+        self._interpreter, self.min_ms, self.alpha = interpreter, min_ms, alpha
+        self.runs = 0
+        self.ewma_ms: float | None = None
+
+    def invoke(self) -> None:
+        t0 = time.perf_counter()
+        self._interpreter.invoke()
+        if (rest_s := self.min_ms / 1000 - (time.perf_counter() - t0)) > 0:
+            time.sleep(rest_s)
+        ms = (time.perf_counter() - t0) * 1000
+        self.runs += 1
+        self.ewma_ms = ms if self.ewma_ms is None else self.ewma_ms + self.alpha * (ms - self.ewma_ms)
+
+    def __getattr__(self, name: str) -> Any:  # tensors, details: the wrapped interpreter's
+        return getattr(self._interpreter, name)

@@ -38,6 +38,8 @@ class Asset:
 
 MEDIAPIPE = ("mediapipe", "0.10.14")
 POSE2SIM = ("pose2sim", "0.10.49")  # ships Demo_SinglePerson/videos/cam01..04.mp4
+SPORTS2D = ("sports2d", "0.8.34")  # ships Demo/demo.mp4: people walking across a side view, 30 fps
+SPORTS2D_WALKER = "demo.mp4"
 
 # Real walking with reference events (rig.validation, docs/validation.md); sdists only.
 GAITKIT = ("gaitkit", "1.5.0")  # example trials: Fukuchi 2018, PhysioNet PD, Van Criekinge 2023
@@ -78,11 +80,16 @@ _ASSETS = (
           "07a3294ff4e15d5f2a57680857ac6ec39300b58fbbb99aba1eec8d2af08c0f58", 38587,
           *GAITANALYSISTOOLKIT,
           "GaitAnalysisToolKit-0.2.0/gaitanalysis/octave/2d_inverse_dynamics/test/rawdata.txt", "sdist"),
+    Asset(SPORTS2D_WALKER, "sample",
+          "d9a66417185647b112304b57093f0c180f37a768e6a14daca75ca541f3b78039", 3968304,
+          *SPORTS2D, "Sports2D/Demo/demo.mp4"),
 )
 
 ASSETS: dict[str, Asset] = {a.name: a for a in _ASSETS}
 MODELS: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "model")
-SAMPLES: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "sample")
+WALKING_SAMPLES: tuple[str, ...] = (SPORTS2D_WALKER,)  # real walking, for gait-event checks
+# the four synchronised pose2sim views (the reference comparisons run on these)
+SAMPLES: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "sample" and a.name not in WALKING_SAMPLES)
 VALIDATION: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "validation")
 
 

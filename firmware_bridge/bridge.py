@@ -5,8 +5,9 @@ controller report, first pulse in host Unix time), events (emergency stop, fault
 lost/restored, controller silent/back) and the link's health (retained, on change and
 every ~2 s). MQTT → serial: arm/disarm/ping/status commands, de-duplicated by command id
 (QoS 1 may redeliver), each answered by a CommandReply once the controller has ACKed or
-refused it. After every (re)connect the bridge asks the controller for its full status, so
-the retained MQTT state is right again after an outage.
+refused it. After every (re)connect, controller restart or sequence gap (a frame lost to
+line noise may have been the emergency stop) the bridge asks the controller for its full
+status, so the state on MQTT is right again at once rather than at the next periodic report.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ class Bridge:
         self.config = config
         self.bus = BusClient(config.mqtt, "bridge", simulated=simulated)
         self.link = SerialLink(config.serial, on_message=self._on_message, on_link=self._on_link,
-                               on_silent=self._on_silent)
+                               on_silent=self._on_silent, on_reset=self._on_reset,
+                               on_gap=self._request_status)
         self._jobs: queue.Queue[_Job | None] = queue.Queue(QUEUE_MAX)
         self._worker = threading.Thread(target=self._work, name="bridge-commands", daemon=True)
         self._lock = threading.Lock()
@@ -59,6 +61,7 @@ class Bridge:
         self._trigger: TriggerState | None = None
         self._link_key: tuple | None = None
         self._was_lost = False
+        self._status_queued = threading.Event()  # one status request waiting is enough
         self.diag = DiagAgent(self.bus, config, bridge_hooks(self))
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -119,7 +122,7 @@ class Bridge:
     def _repeat_reply(self, cmd_id: str) -> None:
         """A redelivered command: answer again if done, never execute twice."""
         reply = self._replies[cmd_id]
-        log.info("command %s received again; not resent to the controller", cmd_id)
+        log.info("command %r received again; not resent to the controller", cmd_id)
         if reply is not None:
             self.bus.send(topics.TREADMILL_CMD_REPLY, reply)
 
@@ -128,15 +131,17 @@ class Bridge:
             try:
                 self._execute(job)
             except Exception:
-                log.exception("command %s failed", job.id)
+                log.exception("command %r failed", job.id)
 
     def _execute(self, job: _Job) -> None:
+        if job.id is None and isinstance(job.msg, m.StatusRequest):
+            self._status_queued.clear()
         before = self._triggers
         result = self.link.command(job.msg)
         if result.ok and isinstance(job.msg, (m.Arm, m.Disarm)):
             self._ensure_trigger_state(before, armed=isinstance(job.msg, m.Arm))
         if job.id is not None:
-            log.info("command %s (%s): %s", job.id, job.msg.NAME, "ok" if result.ok else result.error)
+            log.info("command %r (%s): %s", job.id, job.msg.NAME, "ok" if result.ok else result.error)
             self._reply(job.id, result.ok, result.error)
 
     def _ensure_trigger_state(self, before: int, armed: bool) -> None:
@@ -188,18 +193,33 @@ class Bridge:
         self._triggers += 1
         self.bus.send(topics.TREADMILL_TRIGGER, state)
 
+    def _request_status(self) -> None:
+        """Queue the bridge's own STATUS_REQUEST unless one is already waiting."""
+        if self._status_queued.is_set():
+            return
+        self._status_queued.set()
+        try:
+            self._jobs.put_nowait(_Job(None, m.StatusRequest()))
+        except queue.Full:  # commands are queued; the periodic reports refresh the state
+            self._status_queued.clear()
+
     def _on_link(self, up: bool) -> None:
         if up:
             self._belt_refresh = True
-            try:
-                self._jobs.put_nowait(_Job(None, m.StatusRequest()))
-            except queue.Full:  # commands are queued; the periodic reports refresh the state
-                pass
+            self._request_status()
             if self._was_lost:
                 self._event("link_restored", f"{self.link.port} reopened")
         else:
             self._was_lost = True
-            self._event("link_lost", f"{self.link.port} failed; reopening with backoff")
+            why = f" ({self.link.last_error})" if self.link.last_error else ""
+            self._event("link_lost", f"{self.link.port} failed{why}; reopening with backoff")
+        self.publish_link()
+
+    def _on_reset(self, detail: str) -> None:
+        """The controller restarted: its belt and train state start afresh; report, refresh."""
+        self._belt_refresh = True
+        self._event("controller_reset", detail)
+        self._request_status()
         self.publish_link()
 
     def _on_silent(self, silent: bool) -> None:

@@ -9,7 +9,7 @@ from rig.config import BridgeConfig
 from rig.daemon import add_config_args, load_role_config, stop_event_on_signals
 
 HAND_HELP = """commands: start SPEED [RAMP] | stop | estop | release | incline PCT | fault CODE |
-  noise N | bitflip N | truncate N | pause S | vanish S | state | quit"""
+  noise N | bitflip N | truncate N | pause S | vanish S | reset | state | quit"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -96,7 +96,7 @@ def hand_command(sim, words: list[str]) -> str:
         "noise": lambda: sim.inject_noise(int(args[0])),
         "bitflip": lambda: sim.corrupt_next(int(args[0]) if args else 1, "bitflip"),
         "truncate": lambda: sim.corrupt_next(int(args[0]) if args else 1, "truncate"),
-        "pause": lambda: sim.pause(args[0]), "vanish": lambda: sim.vanish(args[0]),
+        "pause": lambda: sim.pause(args[0]), "vanish": lambda: sim.vanish(args[0]), "reset": sim.reset,
         "state": lambda: None,
     }
     if cmd not in actions:

@@ -14,6 +14,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,10 +31,19 @@ BY_ID = Path("/dev/serial/by-id")
 READ_TIMEOUT_S = 0.05
 PATH_CHECK_S = 0.5
 DEFAULT_CLOCK_HZ = 1_000_000
+RESYNC_MIN_S = 0.25  # a sequence gap asks for the full status at most this often (4 frames, ~1 % of the line)
+MAX_AHEAD_S = 10.0  # a clock this far ahead of the fitted heartbeat clock is implausible
+RESET_BEHIND_S = 0.5  # a clock this far behind the latest one: the controller restarted
+MISBEHAVING_RUN = 20  # this many impossible messages in a row, nothing sane between: reopen
 
 
 class LinkLost(Exception):
     """The open device stopped working (EIO, unplugged, path re-pointed)."""
+
+
+class ControllerMisbehaving(Exception):
+    """The controller sends only impossible values: reopening the line is our one remedy
+    (a USB CDC device that lost its state, a host that joined mid-garbage)."""
 
 
 @dataclass(frozen=True)
@@ -86,23 +96,36 @@ class SerialLink:
     """A self-healing connection to the treadmill controller.
 
     Callbacks run on the reader thread and must not block on ``command``:
-    ``on_message(msg, host_monotonic_s)``, ``on_link(up)``, ``on_silent(silent)``.
+    ``on_message(msg, host_monotonic_s)`` (only messages that passed ``m.validate``),
+    ``on_link(up)``, ``on_silent(silent)``, ``on_reset(detail)`` (the controller restarted)
+    and ``on_gap()`` (frames were lost: ask for the status; at most once per RESYNC_MIN_S).
     ``command(msg)`` blocks the calling thread until ACK/ERROR/timeout.
     """
 
     def __init__(self, settings: SerialSettings, *,
                  on_message: Callable[[m.Message, float], None] = _noop,
                  on_link: Callable[[bool], None] = _noop,
-                 on_silent: Callable[[bool], None] = _noop):
+                 on_silent: Callable[[bool], None] = _noop,
+                 on_reset: Callable[[str], None] = _noop,
+                 on_gap: Callable[[], None] = _noop):
         self.settings = settings
         self.port = preferred_path(settings.port)
         self.on_message, self.on_link, self.on_silent = on_message, on_link, on_silent
-        self.decoder = FrameDecoder(m.CONTROLLER_BODY_SIZES)
+        self.on_reset, self.on_gap = on_reset, on_gap
+        self.decoder = FrameDecoder(m.CONTROLLER_BODY_SIZES, restart_types=frozenset({m.Hello.TYPE}))
         self.clocksync = ClockSync(DEFAULT_CLOCK_HZ)
         self.hello: m.Hello | None = None
+        self.invalid: Counter[str] = Counter()  # rejected messages by "NAME.field"
+        self.errors = 0  # unexpected failures while handling the line (each reopened it)
+        self.last_error: str | None = None
+        self.resets = 0  # controller restarts seen
         self.reconnects = 0
         self.retransmits = 0
         self.silent = False
+        self._last_clock: int | None = None  # latest controller clock seen, across reconnects
+        self._invalid_run = 0  # impossible messages since the last sane one
+        self._next_resync = 0.0
+        self._resync_due = False  # a gap seen inside the rate limit: resync when it ends
         self._ever_connected = False
         self._serial: serial.Serial | None = None
         self._stop = threading.Event()
@@ -137,7 +160,8 @@ class SerialLink:
 
     @property
     def rejected(self) -> int:
-        return self.decoder.rejected_total
+        """Frames the decoder refused plus well-formed messages with impossible values."""
+        return self.decoder.rejected_total + sum(self.invalid.values())
 
     @property
     def lost(self) -> int:
@@ -186,39 +210,61 @@ class SerialLink:
 
     # -- reader thread --------------------------------------------------------------------
     def _run(self) -> None:
+        """Open, serve, and after any end reopen with exponential backoff, for as long as
+        the link runs; the backoff starts afresh only after a connection that lasted."""
         delay = self.settings.reconnect_min_s
         while not self._stop.is_set():
             ser = self._open()
-            if ser is None:
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.settings.reconnect_max_s)
-                continue
-            delay = self.settings.reconnect_min_s
-            self._serve(ser)
+            if ser is not None:
+                opened = time.monotonic()
+                healthy = self._serve(ser)
+                if healthy and time.monotonic() - opened > self.settings.reconnect_max_s:
+                    delay = self.settings.reconnect_min_s
+                if not healthy:
+                    log.error("reopening %s in %.1f s", self.port, delay)
+            self._stop.wait(delay)
+            delay = min(delay * 2, self.settings.reconnect_max_s)
 
     def _open(self) -> serial.Serial | None:
         try:
             ser = serial.Serial(self.port, self.settings.baudrate, timeout=READ_TIMEOUT_S,
                                 write_timeout=1.0, exclusive=True)
-        except (serial.SerialException, OSError, ValueError) as e:
+        except Exception as e:  # SerialException, OSError, ValueError: all mean "not now"
             log.debug("cannot open %s: %s", self.port, e)
             return None
         log.info("serial %s open", self.port)
         return ser
 
-    def _serve(self, ser: serial.Serial) -> None:
-        """Read until the device fails or we stop; then close and report the link down."""
+    def _serve(self, ser: serial.Serial) -> bool:
+        """Read until the device fails or we stop; then close and report the link down.
+        False after an unexpected failure in our own handling (logged, counted): the line
+        is closed and reopened like a lost device, never left with a dead reader."""
         self._connected(ser)
         try:
             self._read_loop(ser)
+            return True
         except (LinkLost, serial.SerialException, OSError) as e:
             if not self._stop.is_set():
+                self.last_error = str(e)
                 log.warning("serial link to %s lost: %s", self.port, e)
+            return True
+        except ControllerMisbehaving as e:
+            self.errors += 1
+            self.last_error = str(e)
+            log.error("%s; closing %s", e, self.port)
+            return False
+        except Exception as e:
+            self.errors += 1
+            self.last_error = f"{type(e).__name__}: {e}"
+            log.error("handling the controller's data failed (%s, failure %d); closing %s",
+                      self.last_error, self.errors, self.port, exc_info=self.errors == 1)
+            return False
         finally:
             self._disconnected(ser)
 
     def _connected(self, ser: serial.Serial) -> None:
         self.decoder.reset()
+        self._invalid_run = 0
         self._serial = ser
         self._last_heartbeat = time.monotonic()
         self.silent = False
@@ -249,6 +295,7 @@ class SerialLink:
             now = time.monotonic()
             if data:
                 self._feed(data, now)
+            self._maybe_resync(now)
             self._check_silence(now)
             if now >= next_check:
                 next_check = now + PATH_CHECK_S
@@ -256,9 +303,68 @@ class SerialLink:
                     raise LinkLost(f"{self.port} is gone or points to another device")
 
     def _feed(self, data: bytes, now: float) -> None:
+        lost = self.decoder.lost
         for frame in self.decoder.feed(data):
-            msg = m.decode(frame.type, frame.body)  # sizes already checked by the decoder
-            self._handle(msg, now)
+            msg = self._checked(m.decode(frame.type, frame.body), now)  # sizes checked by the decoder
+            if msg is not None:
+                self._handle(msg, now)
+        if self.decoder.lost > lost:
+            self._resync_due = True
+
+    def _maybe_resync(self, now: float) -> None:
+        """Ask for the full status after a gap; a gap inside the rate limit is deferred to its
+        end, never dropped (the lost frame may have been the emergency stop)."""
+        if self._resync_due and now >= self._next_resync:
+            self._resync_due = False
+            self._next_resync = now + RESYNC_MIN_S
+            self._call(self.on_gap)
+
+    def _checked(self, msg: m.Message, now: float) -> m.Message | None:
+        """The message if its values are possible, else None (counted, logged once per field)."""
+        try:
+            m.validate(msg, self.hello.clock_hz if self.hello else None)
+            self._check_clock(msg, now)
+        except m.InvalidMessage as e:
+            self.invalid[e.key] += 1
+            first = self.invalid[e.key] == 1
+            log.log(logging.ERROR if first else logging.DEBUG,
+                    "controller sent an impossible value, message rejected: %s%s", e,
+                    " (further ones are counted in rejected_frames, not logged)" if first else "")
+            self._invalid_run += 1
+            if self._invalid_run >= MISBEHAVING_RUN:
+                raise ControllerMisbehaving(f"controller misbehaves: {self._invalid_run} impossible "
+                                            f"messages in a row, the last {e}") from None
+            return None
+        self._invalid_run = 0
+        return msg
+
+    def _check_clock(self, msg: m.Message, now: float) -> None:
+        """A clock far behind the latest one means the controller restarted; a state clock far
+        ahead of the fitted heartbeat clock is impossible (rejected); a heartbeat that far
+        ahead means the controller restarted while the line was down (its clock is the truth)."""
+        clock = getattr(msg, "clock", None)
+        if clock is None:
+            return
+        hz, last = self.clocksync.clock_hz, self._last_clock
+        restarted = last is not None and clock < last - RESET_BEHIND_S * hz
+        if restarted:
+            self._controller_reset(f"controller clock went back from {last} to {clock} ticks "
+                                   f"({msg.NAME}): the controller restarted")
+        elif self.clocksync.ready and clock > self.clocksync.to_clock(now) + MAX_AHEAD_S * hz:
+            ahead_s = (clock - self.clocksync.to_clock(now)) / hz
+            if not isinstance(msg, m.Heartbeat):
+                raise m.InvalidMessage(f"{msg.NAME}.clock", f"{clock} is {ahead_s:.0f} s ahead of "
+                                       "the heartbeat clock")
+            restarted = True
+            self._controller_reset(f"controller clock jumped {ahead_s:.0f} s ahead (HEARTBEAT): "
+                                   "the controller restarted")
+        self._last_clock = clock if restarted or last is None else max(last, clock)
+
+    def _controller_reset(self, detail: str) -> None:
+        self.resets += 1
+        self.clocksync.reset()
+        log.warning("%s (reset %d)", detail, self.resets)
+        self._call(self.on_reset, detail)
 
     def _handle(self, msg: m.Message, now: float) -> None:
         if isinstance(msg, m.Heartbeat):

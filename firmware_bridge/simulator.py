@@ -1,7 +1,8 @@
 """A software treadmill controller on a pty, speaking the serial protocol as the firmware
 does: heartbeats, belt and trigger states, ACK/ERROR with de-duplication by seq, a trigger
 train counted exactly, a drifting clock — and fault injection (line noise, bit flips,
-truncated frames, a hung controller, the device vanishing) to prove the host survives.
+truncated frames, a hung controller, the device vanishing, a reboot, impossible values) to
+prove the host survives.
 
 The host opens ``sim.path``: a stable symlink to the pty's slave side, re-pointed at a new
 pty after ``vanish`` — as /dev/serial/by-id/... is for a real USB controller.
@@ -178,7 +179,7 @@ class TreadmillSimulator:
     def clock(self, at: float | None = None) -> int:
         """The controller clock at host monotonic time ``at`` (default now)."""
         t = time.monotonic() if at is None else at
-        return self._clock0 + int((t - self._t0) * self._ticks_per_s)
+        return max(0, self._clock0 + int((t - self._t0) * self._ticks_per_s))  # 0 at a reset
 
     def clock_to_monotonic(self, clock: int) -> float:
         """Host monotonic time at which the controller clock reads ``clock`` (ground truth)."""
@@ -278,6 +279,28 @@ class TreadmillSimulator:
     def pause(self, seconds: float) -> None:
         """The controller hangs: it neither sends nor reads (its trigger hardware runs on)."""
         self._paused_until = time.monotonic() + seconds
+
+    def reset(self) -> None:
+        """The controller reboots (watchdog, brown-out): belt and train state are lost, the
+        clock restarts near zero, frames are numbered from seq 0 again, the boot HELLO is sent."""
+        with self._lock:
+            if self.armed and self.trigger_line:
+                self.trigger_line.pulses(self._pulses_at(self.clock()), armed=False)
+            self._t0 = time.monotonic()
+            self._clock0 = self._rng.randrange(1000)
+            self._seq = 0
+            self._init_state()
+            self._decoder.reset()
+        log.info("simulated treadmill resets")
+        self._send(self._hello())
+
+    def inject(self, msg: m.Message) -> None:
+        """Send any message, however impossible its values (a HELLO at 0 Hz, 65.5 m/s)."""
+        self._send(msg)
+
+    def inject_bytes(self, data: bytes) -> None:
+        """Write raw bytes to the line as they are (forged or malformed frames)."""
+        self._write(data)
 
     def vanish(self, seconds: float) -> None:
         """The device disappears (USB unplug): the pty closes and the path is gone for

@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "rig.ops.diag_cli",
     "rig.gait.cli",
     "rig.web.cli",
+    "rig.calibration.cli",
+    "rig.clinic.cli",
 ]
 
 

@@ -23,10 +23,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+RIG_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"  # a topic level: no '/', '+', '#', nothing empty
+
+
 class MqttSettings(Section):
     host: str = Field("localhost", description="broker host")
     port: int = Field(1883, ge=1, le=65535, description="broker port (8883 with TLS)")
-    rig_id: str = Field("rig1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="second level of every topic")
+    rig_id: str = Field("rig1", pattern=RIG_ID_PATTERN, description="second level of every topic")
     username: str | None = Field(None, description="broker account of this daemon")
     password_file: Path | None = Field(None, description="file holding the account's password")
     tls_ca_file: Path | None = Field(None, description="CA certificate: enables TLS")
@@ -56,7 +59,8 @@ class SessionSettings(Section):
     walking_speed_min_m_s: float = Field(0.3, gt=0, description="belt speed that counts as walking")
     start_after_s: float = Field(2.0, ge=0, description="belt at walking speed this long starts a session")
     fps: float = Field(60.0, gt=0, le=1000, description="trigger rate the train is armed at")
-    end_timeout_s: float = Field(10.0, gt=0, description="wait this long for every node's end count")
+    end_timeout_s: float = Field(10.0, gt=0, description="wait this long for every node's end count, counted "
+                                 "from the last frame received (a node finishing its backlog is waited for)")
     views: list[View] = list(ALL_VIEWS)
 
     @field_validator("views")
@@ -69,12 +73,30 @@ class SessionSettings(Section):
 
 class StorageSettings(Section):
     database: Path = Path("/var/lib/gaitrig/gaitrig.sqlite")
+    reserve_mb: float = Field(16.0, ge=0, description="with less room than this left for the database (disk "
+                              "space or file size limit), frames are counted as lost instead of stored, so "
+                              "sessions can still be closed and analysed")
+
+
+class WebSettings(Section):
+    clinic_database: Path | None = Field(None, description="the tablet's own SQLite file (accounts, patients, "
+                                         "audit log); default: clinic.sqlite beside storage.database")
+    tls_certfile: Path | None = Field(None, description="PEM certificate: serve HTTPS (with tls_keyfile)")
+    tls_keyfile: Path | None = Field(None, description="PEM private key of tls_certfile")
+    lockout_after_failures: int = Field(5, ge=1, le=100, description="wrong passwords in a row that lock an account")
+    lockout_s: float = Field(900.0, gt=0, description="how long a locked account stays locked")
+    session_idle_s: float = Field(1800.0, gt=0, description="a login ends after this long without a request")
+    session_max_s: float = Field(43200.0, gt=0, description="a login ends this long after it began, in any case")
+
+    def clinic_path(self, coordinator_database: Path) -> Path:
+        return self.clinic_database or Path(coordinator_database).with_name("clinic.sqlite")
 
 
 class CoordinatorConfig(Section):
     mqtt: MqttSettings = MqttSettings()
     session: SessionSettings = SessionSettings()
     storage: StorageSettings = StorageSettings()
+    web: WebSettings = WebSettings()
 
 
 C = TypeVar("C", bound=BaseModel)
@@ -130,6 +152,10 @@ class ModelSettings(Section):
     delegate: Path | None = Field(None, description="optional TFLite delegate library, e.g. an Edge TPU's")
     belt_roi: tuple[float, float, float, float] = Field(
         (0.0, 0.0, 1.0, 1.0), description="x0,y0,x1,y1 fractions of the image: where the patient's feet are")
+    emulate_detector_ms: float = Field(0.0, ge=0, description="tests: slow each detector invoke to at least "
+                                       "this (a stated Raspberry Pi 5 estimate is 40); 0: this CPU's speed")
+    emulate_landmark_ms: float = Field(0.0, ge=0, description="tests: slow each landmark invoke to at least "
+                                       "this (a stated Raspberry Pi 5 estimate is 25); 0: this CPU's speed")
 
 
 class WalkerSettings(Section):
@@ -146,8 +172,18 @@ class NodeConfig(Section):
     camera: CameraSettings = CameraSettings()
     model: ModelSettings = ModelSettings()
     walker: WalkerSettings = WalkerSettings()
-    backlog_max_mb: float = Field(1000.0, gt=0, description="memory for frames waiting for inference (a "
-                                  "1456x1088 frame is 4.75 MB); beyond it frames are dropped and counted")
-    end_grace_s: float = Field(1.0, gt=0, description="wait this long for the last frames after the train stops")
+    backlog_max_mb: float = Field(50.0, gt=0, description="memory for frames waiting for inference (a "
+                                  "1456x1088 frame is 4.75 MB); beyond it they wait on disk as crops")
+    crop_spool_max_mb: float = Field(4000.0, gt=0, description="disk for frames waiting for inference, as "
+                                     "grayscale JPEG crops of the body; beyond it frames are dropped and counted")
+    trigger_rate_hz: float = Field(120.0, gt=0, description="rate to pace for until a train reports its own")
+    pace_margin: float = Field(0.75, gt=0, le=1, description="share of the trigger period the estimator may "
+                               "plan to use (the rest is headroom)")
+    preview_fps: float = Field(4.0, ge=0, le=30, description="landmarks on the live-preview topic per second "
+                               "while recording; 0: none")
+    max_keyframe_interval: int = Field(8, ge=1, le=30, description="at most this many frames per landmark run; "
+                                       "a slower node spools crops to disk instead")
+    end_grace_s: float = Field(1.0, gt=0, description="wait this long for the last frames after "
+                               "the train stops, counted from the last frame the camera delivered")
     spool_dir: Path = Field(Path("/var/lib/gaitrig"), description="on-disk spool while the broker is unreachable")
     spool_max_mb: float = Field(200.0, gt=0, description="spool bound; beyond it frames are counted as lost")

@@ -80,6 +80,7 @@ class Rig:
                         "--trigger-line", str(self.trigger_line))
         self._spawn("bridge", "bridge", *mqtt, "--serial", str(self.link))
         self.web_port = free_port()
+        self.web_password = _demo_account(self.database.with_name("clinic.sqlite"))
         self._spawn("web", "web", "--database", str(self.database), "--host", "127.0.0.1",
                     "--port", str(self.web_port))
 
@@ -180,6 +181,23 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+DEMO_USER = "demo"
+
+
+def _demo_account(clinic_db: Path) -> str:
+    """An admin account for this demo only, with a fresh random password (the rig has no
+    default password: a real one gets its first account from `gaitrig users add`)."""
+    import secrets
+
+    from rig.clinic.accounts import Accounts
+    from rig.clinic.store import ClinicStore
+    accounts = Accounts(ClinicStore(clinic_db))
+    password = secrets.token_urlsafe(9)
+    accounts.remove(DEMO_USER)
+    accounts.add(DEMO_USER, "admin", password)
+    return password
+
+
 def run(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a service manager: stop everything cleanly
         signal.signal(sig, _interrupt)
@@ -192,7 +210,8 @@ def run(args) -> int:
         rig.start()
         log.info("diagnostics, from another terminal: gaitrig diag status --mqtt 127.0.0.1:%d --rig-id %s",
                  rig.broker.port, RIG_ID)
-        log.info("the clinician's tablet pages: http://127.0.0.1:%d/", rig.web_port)
+        log.info("the clinician's tablet pages: http://127.0.0.1:%d/ (log in as %s, password: %s)",
+                 rig.web_port, DEMO_USER, rig.web_password)
         watch = Watch(rig)
         watch.wait_up(rig)
         while True:

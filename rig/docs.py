@@ -4,12 +4,16 @@ tests/test_docs.py fails when a committed document is out of step."""
 from __future__ import annotations
 
 import argparse
+import types
 from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
 
+import annotated_types as at
 from pydantic import BaseModel
 
 from rig.bus import topics
-from rig.bus.payloads import FLAG_FOUND, FLAG_SIMULATED, JSON_PAYLOADS, KEYPOINT_SCALE
+from rig.bus.payloads import (FLAG_FOUND, FLAG_SIMULATED, FLAG_TRACKED, JSON_MAX_BYTES, JSON_PAYLOADS,
+                              KEYPOINT_SCALE, DiagReply, Payload)
 from rig.config import BridgeConfig, CoordinatorConfig, NodeConfig
 
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
@@ -20,16 +24,46 @@ def _type_name(annotation) -> str:
     return name.replace("|", "\\|")
 
 
-def _fields_table(model: type[BaseModel], prefix: str = "") -> list[str]:
+_LIMITS = ((at.Ge, "ge", "≥"), (at.Gt, "gt", ">"), (at.Le, "le", "≤"), (at.Lt, "lt", "<"),
+           (at.MinLen, "min_length", "length ≥"), (at.MaxLen, "max_length", "length ≤"))
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _limits(metadata: list[Any]) -> list[str]:
+    return [f"{text} {_number(getattr(m, attr))}" for m in metadata for cls, attr, text in _LIMITS
+            if isinstance(m, cls)]
+
+
+def _typed(ann) -> tuple[str, list[str]]:
+    """A readable type name and the limits on it (from Annotated aliases such as UnixTime)."""
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is Annotated:
+        name, limits = _typed(args[0])
+        return name, limits + _limits([x for meta in args[1:] for x in getattr(meta, "metadata", [meta])])
+    if origin in (Union, types.UnionType, list, dict):
+        parts = [_typed(a) for a in args]
+        names = [p[0] for p in parts]
+        name = " | ".join(names) if origin in (Union, types.UnionType) else f"{origin.__name__}[{', '.join(names)}]"
+        return name, [lim for p in parts for lim in p[1]]
+    return ("None" if ann is type(None) else _type_name(ann)), []
+
+
+def _fields_table(model: type[BaseModel], prefix: str = "", limits: bool = False) -> list[str]:
     rows = []
     for name, f in model.model_fields.items():
         ann = f.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            rows += _fields_table(ann, f"{prefix}{name}.")
+            rows += _fields_table(ann, f"{prefix}{name}.", limits)
             continue
         default = "required" if f.is_required() else f"`{f.default if isinstance(f.default, Path) else repr(f.default)}`"
         desc = (f.description or "").replace("|", "\\|")
-        rows.append(f"| `{prefix}{name}` | `{_type_name(ann)}` | {default} | {desc} |")
+        type_name, bounds = _typed(ann)
+        bounds = ", ".join(bounds + _limits(f.metadata))
+        shown = f"`{type_name.replace('|', chr(92) + '|')}`" + (f" ({bounds})" if limits and bounds else "")
+        rows.append(f"| `{prefix}{name}` | {shown} | {default} | {desc} |")
     return rows
 
 
@@ -46,17 +80,27 @@ def render_mqtt() -> str:
     out += [f"- `{t.pattern}`: {t.why}" for t in topics.TOPICS]
     out += ["", "## JSON payloads (version 1)", "",
             "Every JSON payload carries `\"v\": 1`; unknown keys are rejected. A receiver counts and "
-            "logs (once per kind) every payload that does not validate, and keeps running.", ""]
+            "logs (once per kind) every payload that does not validate, and keeps running. Numbers must "
+            "be finite (no NaN or Infinity); the limits of each field are in its type column; strings "
+            f"are at most {Payload.model_config['str_max_length']} characters unless a smaller limit is "
+            f"given, and a payload at most {JSON_MAX_BYTES // 1024} KiB (DiagReply: "
+            f"{DiagReply.max_bytes // 2**20} MiB).", ""]
     for model in JSON_PAYLOADS:
-        out += [f"### {model.__name__}", "", "| field | type | default | meaning |", "|---|---|---|---|"]
-        out += _fields_table(model) + [""]
+        out += [f"### {model.__name__}", "", "| field | type (limits) | default | meaning |", "|---|---|---|---|"]
+        out += _fields_table(model, limits=True) + [""]
     out += ["### KeypointFrame (binary)", "",
             "Little-endian. Header, 18 bytes: version `u8` (1), flags `u8` "
-            f"(0x{FLAG_SIMULATED:02x} simulated, 0x{FLAG_FOUND:02x} person found), session id `u32`, "
+            f"(0x{FLAG_SIMULATED:02x} simulated, 0x{FLAG_FOUND:02x} person found, 0x{FLAG_TRACKED:02x} tracked "
+            "from the last keyframe, not inferred), session id `u32`, "
             "trigger index `u32`, exposure time `f64` (host Unix s).",
             f"Body, only when a person was found: 33 × (x, y, z as `i16` in 1/{KEYPOINT_SCALE:g} px, "
             "visibility `u8` in 1/255) = 231 bytes, landmarks in BlazePose order "
-            "(subject's left = odd indices 11…31). A frame is 18 or 249 bytes.", ""]
+            "(subject's left = odd indices 11…31). Tracked frames then carry a `u64` bit mask (bit i: "
+            "landmark i was lost by the optical flow and interpolated). A frame is 18, 249 or 257 bytes.",
+            "A landmark the model could not place is sent as (0, 0, 0) with visibility 0. Rejected: any "
+            "other size, unknown flags, session id 0, a time that is not finite or not a Unix time before "
+            "2100; the coordinator also rejects a frame whose view (from the topic) is not configured, "
+            "whose session is not the one recording, or whose trigger index the train has not reached.", ""]
     return "\n".join(out)
 
 

@@ -15,6 +15,7 @@ reads it. This module is the single definition of the format.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -144,7 +145,12 @@ def read_track(path: Path | str) -> KeypointTrack:
             raise KeypointFileError(f"{source}: file is empty; expected a {FORMAT} header")
         header = parse_header(first, source)
         rest = f.read()
-    fast = _read_frames_bulk(rest)
+    compact = rest.startswith('{"i":') and not any(c in rest for c in " \t\r")
+    if not compact:  # another spelling of the same JSON: rewrite it compactly first
+        rest_compact = _canonical_frames(rest)
+        fast = _read_frames_bulk(rest_compact) if rest_compact is not None else None
+    else:
+        fast = _read_frames_bulk(rest)
     if fast is not None:
         index, t_s, lm = fast
     else:
@@ -159,6 +165,37 @@ def read_track(path: Path | str) -> KeypointTrack:
 
 
 _SEPARATORS = str.maketrans("[],", "   ")
+_WHITESPACE = str.maketrans("", "", " \t\r")
+_FRAME_KEYS = re.compile(r'"(i|t|lm)":')
+
+
+def _canonical_frames(text: str) -> str | None:
+    """Frame lines rewritten in :func:`format_frame`'s compact form (no whitespace, keys
+    in the order i, t, lm), so that any spacing, key order or CRLF line ends reach the bulk
+    parser; None when a line is not made of exactly those three keys (the line parser then
+    judges it and names the defect). Frame lines hold no strings but their keys, so
+    dropping whitespace cannot change a value."""
+    text = text.translate(_WHITESPACE)
+    out = []
+    for ln in text.split("\n"):
+        if not ln:
+            continue
+        if ln.startswith('{"i":') and ',"t":' in ln and ',"lm":' in ln and ln.index(',"t":') < ln.index(',"lm":'):
+            out.append(ln)
+            continue
+        if not (ln.startswith("{") and ln.endswith("}")):
+            return None
+        keys = list(_FRAME_KEYS.finditer(ln))
+        if sorted(k.group(1) for k in keys) != ["i", "lm", "t"]:
+            return None
+        vals = {}
+        for k, nxt in zip(keys, keys[1:] + [None]):
+            end = (nxt.start() - 1) if nxt is not None else len(ln) - 1
+            if nxt is not None and ln[end] != ",":
+                return None
+            vals[k.group(1)] = ln[k.end():end]
+        out.append('{"i":' + vals["i"] + ',"t":' + vals["t"] + ',"lm":' + vals["lm"] + "}")
+    return "\n".join(out) + "\n"
 
 
 def _read_frames_bulk(text: str):
@@ -170,10 +207,12 @@ def _read_frames_bulk(text: str):
         return None
     null = np.fromiter((ln.endswith(',"lm":null}') for ln in lines), bool, len(lines))
     ok = all(ln.startswith('{"i":') and ln.endswith("]]}") for ln, nl in zip(lines, null) if not nl)
-    if not ok or not all(ln.startswith('{"i":') for ln in lines):
+    if not ok or not all(ln.startswith('{"i":') and ',"lm":' in ln for ln in lines):
         return None
     n = len(lines)
     found = ~null
+    if not all(',"lm":' in ln and ',"t":' in ln for ln in lines):
+        return None
     head = [ln[5:ln.index(',"lm":')].replace(',"t":', " ") for ln in lines]
     try:
         it = np.array(" ".join(head).split(), dtype=np.float64).reshape(n, 2)
@@ -182,8 +221,10 @@ def _read_frames_bulk(text: str):
     if found.any():
         body = " ".join(ln[ln.index(',"lm":') + 8:-3] for ln, f in zip(lines, found) if f)
         nf = int(found.sum())
-        # every frame must hold exactly 33 rows of 4 (counted by the rows' separators)
-        if body.count("],[") != nf * (N_LANDMARKS - 1) or any(c in body for c in "naNIe"):
+        # every frame must hold exactly 33 rows of 4 (counted by the rows' separators, per
+        # line: a frame of 32 rows and one of 34 must not pass as two of 33)
+        rows_ok = all(ln.count("],[") == N_LANDMARKS - 1 for ln, f in zip(lines, found) if f)
+        if not rows_ok or any(c in body for c in "naNIe"):
             return None  # odd shapes, NaN/Infinity/null or exponents: the line parser judges
         try:
             vals = np.fromstring(body.translate(_SEPARATORS), sep=" ")
@@ -195,6 +236,6 @@ def _read_frames_bulk(text: str):
     if found.any():
         lm[found] = vals.reshape(-1, N_LANDMARKS, 4)
     index = it[:, 0]
-    if not np.all(index == np.round(index)):
-        return None
+    if not np.all((index == np.round(index)) & (np.abs(index) < 2**53)):
+        return None  # fractions, or too large for a float to hold exactly: the line parser judges
     return index.astype(np.int64), it[:, 1], lm

@@ -25,3 +25,35 @@ def assets_or_skip(names):
             pytest.fail(msg)
         pytest.skip(msg)
     return fetch.cache_dir()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright (its own browser builds are never
+    downloaded); skipped without it unless under CI."""
+    import os
+    from pathlib import Path
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is required in CI (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir():
+    """Where the tests put tablet-size screenshots to look at (not committed)."""
+    import os
+    from pathlib import Path
+    d = Path(os.environ.get("GAITRIG_TEST_OUTPUT", Path(__file__).parent / "output")) / "screenshots"
+    d.mkdir(parents=True, exist_ok=True)
+    return d

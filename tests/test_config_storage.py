@@ -60,10 +60,11 @@ def test_migrations_apply_once_and_refuse_a_newer_schema(tmp_path):
         migrate(conn)
 
 
-def test_duplicate_frames_are_stored_once(tmp_path):
+def test_duplicate_frames_are_stored_once_and_a_different_second_frame_does_not_win(tmp_path):
     s = Storage(tmp_path / "g.sqlite")
     sid = s.open_session("belt running", 1.0, 60.0, ["left", "right"])
-    assert s.add_frame(sid, "left", 0, b"a") and s.add_frame(sid, "left", 1, b"b")
-    assert not s.add_frame(sid, "left", 1, b"b")
+    assert [s.add_frame(sid, "left", 0, b"a"), s.add_frame(sid, "left", 1, b"b")] == ["stored", "stored"]
+    assert s.add_frame(sid, "left", 1, b"b") == "duplicate"
+    assert s.add_frame(sid, "left", 1, b"forged") == "conflict"
     assert {n.view: n.frames_received for n in s.nodes(sid)} == {"left": 2, "right": 0}
     assert list(s.frames(sid, "left")) == [b"a", b"b"]

@@ -95,7 +95,7 @@ def _seen(name: str, online: bool, t: float, problems: dict | None = None) -> Se
 
 
 def test_status_lists_problems_first_and_skips_tools_without_health():
-    now = 1000.0
+    now = 1_700_000_000.0
     seen = {"node-left": _seen("node-left", True, now - 1), "node-rear": _seen("node-rear", False, now - 30),
             "bridge": _seen("bridge", True, now - 1, {"controller_silent": "no heartbeat"}),
             "coordinator": _seen("coordinator", True, now - 60),  # online but silent for 12 periods

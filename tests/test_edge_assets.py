@@ -28,7 +28,8 @@ def test_registry_pins_sources_and_hashes():
         assert len(a.sha256) == 64 and int(a.sha256, 16) >= 0
         assert a.member.endswith(a.name) or a.name.endswith(a.member.rsplit("/", 1)[1])
     assert {a.requirement for a in ASSETS.values()} == {"mediapipe==0.10.14", "pose2sim==0.10.49",
-                                                        "gaitkit==1.5.0", "GaitAnalysisToolKit==0.2.0"}
+                                                        "gaitkit==1.5.0", "GaitAnalysisToolKit==0.2.0",
+                                                        "sports2d==0.8.34"}
     assert {ASSETS[n].dist for n in VALIDATION} == {"sdist"}
 
 

@@ -1,13 +1,16 @@
 """A camera node running the real pose pipeline on real footage inside the rig: the video
-backend follows the simulated trigger line, inference falls behind the 120 Hz camera, the
-backlog waits in the bounded buffer and is finished after the belt stops — and the
-coordinator still gets every frame, each with the person found."""
+backend follows the simulated trigger line at 120 Hz. At a Raspberry Pi 5's estimated speed
+the node runs the landmark model on keyframes and tracks the frames between; slower still,
+frames wait on disk as crops and are finished after the belt stops — the coordinator gets
+every frame, each with the person found, until the disk bound, past which frames are
+counted as lost."""
 from __future__ import annotations
 
 import queue
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from conftest import assets_or_skip
@@ -16,7 +19,7 @@ from firmware_bridge.bridge import Bridge
 from firmware_bridge.simulator import TreadmillSimulator
 from rig.bus import topics
 from rig.bus.client import BusClient
-from rig.bus.payloads import NodeEnd, SessionSummary, decode
+from rig.bus.payloads import NodeEnd, NodeInfo, SessionSummary, decode, decode_keypoints
 from rig.config import (BridgeConfig, CameraSettings, CoordinatorConfig, ModelSettings, NodeConfig, SerialSettings,
                         SessionSettings, StorageSettings)
 from rig.coordinator.daemon import Coordinator
@@ -32,52 +35,108 @@ def video():
     return sample_path("cam01.mp4")
 
 
-@pytest.mark.parametrize("backlog_max_mb", [3000.0, 100.0])
-def test_inference_behind_the_camera_finishes_the_backlog(broker, tmp_path, video, backlog_max_mb):
-    """With room for the backlog nothing is lost; with a small bound (16 frames of 1080x1920)
-    the frames beyond it are dropped, counted, and the session says it is incomplete."""
-    mqtt = broker.settings()
-    line = tmp_path / "trigger-line"
-    sim = TreadmillSimulator(tmp_path / "tty", seed=3, trigger_line=line).start()
-    bridge = Bridge(BridgeConfig(mqtt=mqtt, serial=SerialSettings(port=sim.path))).start()
-    db = tmp_path / "g.sqlite"
-    stop = threading.Event()
-    coordinator = Coordinator(CoordinatorConfig(mqtt=mqtt, storage=StorageSettings(database=db), session=SessionSettings(
-        views=["left"], start_after_s=0.5, end_timeout_s=60.0, fps=120.0)))
-    node_cfg = NodeConfig(mqtt=mqtt, view="left", facing="left", spool_dir=tmp_path,
-                          camera=CameraSettings(backend="video", video=video, trigger_line=line),
-                          model=ModelSettings(threads=2), backlog_max_mb=backlog_max_mb)
-    node = NodeDaemon(node_cfg, build(node_cfg))
-    threads = [threading.Thread(target=d.run, args=(stop,), daemon=True) for d in (coordinator, node)]
-    for t in threads:
-        t.start()
-    watch = BusClient(mqtt, "watch").start()
-    ends, summaries = queue.Queue(), queue.Queue()
-    watch.on(topics.NODE_END, lambda m: ends.put(decode(NodeEnd, m.payload)))
-    watch.on(topics.SESSION_SUMMARY, lambda m: summaries.put(decode(SessionSummary, m.payload)))
-    time.sleep(1.0)
-    try:
-        sim.belt_start(1.0)
-        time.sleep(0.5 + 3.0)
-        sim.belt_stop()
-        end = ends.get(timeout=90)
-        summary = summaries.get(timeout=30)
-        pulses = sim.pulses_sent
-        assert end.backlog_at_train_end > 0, "inference kept up: the backlog path was not exercised"
-        assert end.captured == pulses > 300 and end.missed_triggers == 0
-        assert end.frames + end.dropped == pulses
-        assert summary.frames == {"left": end.frames} and summary.dropped == {"left": end.dropped}
-        if backlog_max_mb == 100.0:
-            assert end.dropped > 0 and not summary.complete
-            return
-        assert end.dropped == 0 and end.frames == pulses and summary.complete
-        track = session_tracks(Storage(db), summary.session_id)["left"]
-        assert list(track.index) == list(range(pulses))
-        assert track.found.all(), "the person in the footage was not found in every frame"
-    finally:
-        stop.set()
-        for t in threads:
+PI5_MS = (40.0, 25.0)  # the stated Raspberry Pi 5 estimate: detector, landmark run
+LATENCY_P95_MAX_S = 1.0  # trigger to publish, while the node keeps up
+
+
+class Rig:
+    """Simulated treadmill + bridge + coordinator + one video node on real footage, 120 Hz."""
+
+    def __init__(self, broker, tmp_path, video, **node_settings):
+        mqtt = broker.settings()
+        line = tmp_path / "trigger-line"
+        self.sim = TreadmillSimulator(tmp_path / "tty", seed=3, trigger_line=line).start()
+        self.bridge = Bridge(BridgeConfig(mqtt=mqtt, serial=SerialSettings(port=self.sim.path))).start()
+        self.db = tmp_path / "g.sqlite"
+        self.stop = threading.Event()
+        coordinator = Coordinator(CoordinatorConfig(mqtt=mqtt, storage=StorageSettings(database=self.db),
+                                                    session=SessionSettings(views=["left"], start_after_s=0.5,
+                                                                            end_timeout_s=120.0, fps=120.0)))
+        model = node_settings.pop("model", ModelSettings(threads=1))
+        cfg = NodeConfig(mqtt=mqtt, view="left", facing="left", spool_dir=tmp_path, model=model,
+                         camera=CameraSettings(backend="video", video=video, trigger_line=line), **node_settings)
+        self.node = NodeDaemon(cfg, build(cfg))
+        self.threads = [threading.Thread(target=d.run, args=(self.stop,), daemon=True)
+                        for d in (coordinator, self.node)]
+        for t in self.threads:
+            t.start()
+        self.watch = BusClient(mqtt, "watch").start()
+        self.ends, self.summaries, self.latency_s = queue.Queue(), queue.Queue(), []
+        self.watch.on(topics.NODE_END, lambda m: self.ends.put(decode(NodeEnd, m.payload)))
+        self.watch.on(topics.SESSION_SUMMARY, lambda m: self.summaries.put(decode(SessionSummary, m.payload)))
+        self.watch.on(topics.NODE_KEYPOINTS,
+                      lambda m: self.latency_s.append(time.time() - decode_keypoints(m.payload).t))
+        self.infos = []  # the node's birth message (camera, model, pacing)
+        self.watch.on(topics.NODE_INFO, lambda m: self.infos.append(decode(NodeInfo, m.payload)))
+        self.previews = []  # (received, frame) of the live preview
+        self.watch.on(topics.NODE_PREVIEW, lambda m: self.previews.append((time.time(), decode_keypoints(m.payload))))
+
+    def walk(self, seconds: float) -> tuple[NodeEnd, SessionSummary, int]:
+        time.sleep(1.0)
+        self.sim.belt_start(1.0)
+        time.sleep(0.5 + seconds)
+        self.sim.belt_stop()
+        end = self.ends.get(timeout=600)  # a loaded machine spools and finishes late
+        return end, self.summaries.get(timeout=30), self.sim.pulses_sent
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
             t.join(10)
-        watch.close()
-        bridge.stop()
-        sim.stop()
+        self.watch.close()
+        self.bridge.stop()
+        self.sim.stop()
+
+
+@pytest.fixture
+def rig(broker, tmp_path, video):
+    rigs = []
+
+    def make(**node_settings):
+        rigs.append(Rig(broker, tmp_path, video, **node_settings))
+        return rigs[-1]
+    yield make
+    for r in rigs:
+        r.close()
+
+
+def stored_track(rig: Rig, summary: SessionSummary, pulses: int):
+    track = session_tracks(Storage(rig.db), summary.session_id)["left"]
+    assert list(track.index) == list(range(pulses))
+    return track
+
+
+def test_pi_speed_node_keeps_up_at_120_hz_on_keyframes(rig):
+    """The interpreter slowed to a Pi 5 estimate cannot run the landmark model at 120 Hz:
+    the node measures that, runs it on keyframes, tracks the rest, and keeps up."""
+    r = rig(model=ModelSettings(threads=1, emulate_detector_ms=PI5_MS[0], emulate_landmark_ms=PI5_MS[1]))
+    pacing = r.node.stage.figures()
+    assert pacing["pace_mode"] in ("keyframes", "behind") and pacing["landmark_ms"] >= PI5_MS[1]
+    end, summary, pulses = r.walk(3.0)
+    assert end.captured == pulses > 300 and end.missed_triggers == 0
+    assert end.dropped == 0 and end.frames == pulses and summary.complete
+    assert 0 < end.tracked < pulses  # both kinds of frame were published
+    assert stored_track(r, summary, pulses).found.all(), "a frame with the person has no landmarks"
+    assert r.infos and r.infos[-1].pacing["landmark_ms"] == pacing["landmark_ms"]  # in the birth message
+    span_s = r.previews[-1][0] - r.previews[0][0]  # live preview: landmarks at 4 fps, not 120
+    assert 3 <= len(r.previews) <= 4 * span_s + 2 and all(f.lm is not None for _, f in r.previews)
+    if end.spooled == 0:  # kept up live (a busy machine may need the disk spool: see the benchmark)
+        assert np.percentile(r.latency_s, 95) <= LATENCY_P95_MAX_S
+
+
+def test_a_node_far_behind_spools_crops_to_disk_and_loses_nothing(rig):
+    """Landmark runs of 120 ms and memory for three frames: the excess waits on disk as crops
+    and is finished after the belt stops; every frame still has the person."""
+    r = rig(model=ModelSettings(threads=1, emulate_landmark_ms=120.0), backlog_max_mb=20.0)
+    end, summary, pulses = r.walk(2.0)
+    assert end.spooled > 0 and end.backlog_at_train_end > 0
+    assert end.dropped == 0 and end.frames == end.captured == pulses and summary.complete
+    assert stored_track(r, summary, pulses).found.all()
+
+
+def test_past_the_disk_bound_frames_are_dropped_and_counted(rig):
+    r = rig(model=ModelSettings(threads=1, emulate_landmark_ms=120.0), backlog_max_mb=20.0,
+            crop_spool_max_mb=1.0)
+    end, summary, pulses = r.walk(2.0)
+    assert end.dropped > 0 and end.frames + end.dropped == pulses == end.captured
+    assert summary.dropped == {"left": end.dropped} and not summary.complete

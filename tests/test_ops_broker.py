@@ -247,3 +247,22 @@ def test_config_queues_a_minute_of_frames_and_tls_moves_plain_to_loopback():
     conf = b.mosquitto_conf(RIG, password_file="/p", acl_file="/a", tls=b.Tls("/c.pem", "/k.pem"))
     assert "allow_anonymous false" in conf and "persistence true" in conf
     assert "listener 1883 127.0.0.1" in conf and "listener 8883" in conf and "certfile /c.pem" in conf
+
+
+@pytest.mark.parametrize("args, error", [
+    (["--rig-id", "#"], "--rig-id '#': use 1 to 32 letters, digits, '_' or '-' (it is a topic level: no '/', '+', '#')"),
+    (["--rig-id", "a/b"], "--rig-id 'a/b': use 1 to 32 letters"),
+    (["--rig-id", "+"], "--rig-id '+': use 1 to 32 letters"),
+    (["--rig-id", ""], "--rig-id '': use 1 to 32 letters"),
+    (["--rig-id", "r" * 33], "--rig-id 'rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr': use 1 to 32 letters"),
+    (["--rig-id", "ok", "--person", "#:tablet"], "--person '#:tablet': name may hold only"),
+    (["--rig-id", "ok", "--persistence-dir", "/var/lib/m\nallow_anonymous true"],
+     "--persistence-dir '/var/lib/m\\nallow_anonymous true': a path without spaces or control characters"),
+    (["--rig-id", "ok", "--conf-dir", "/etc/mosquitto conf"], "--conf-dir '/etc/mosquitto conf': a path without"),
+])
+def test_hostile_names_are_refused_and_nothing_is_written(tmp_path, capsys, args, error):
+    out = tmp_path / "conf"
+    assert main(["broker-config", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gaitrig broker-config: {error}") and err.count("\n") == 1, err
+    assert not out.exists()

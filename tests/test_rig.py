@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -203,13 +202,14 @@ def test_demo_runs_diag_status_lists_every_daemon_and_ctrl_c_stops_everything(tm
     for line in proc.stderr:
         if m := re.search(r"gaitrig (diag status .*)$", line):
             diag_cmd = m.group(1).split()
-        if m := re.search(r"tablet pages: (http\S+)", line):
-            tablet = m.group(1)
+        if m := re.search(r"tablet pages: (http\S+)/ \(log in as (\w+), password: (\S+)\)", line):
+            tablet, user, password = m.groups()
         if "all daemons up" in line:
             break
     status = subprocess.run([sys.executable, "-m", "rig.cli", *diag_cmd], capture_output=True, text=True,
                             timeout=60)
-    page = urllib.request.urlopen(tablet, timeout=10).read().decode()
+    from test_web import http, login_cookie
+    page = http(tablet + "/", login_cookie(tablet, user, password))[1]
     proc.send_signal(signal.SIGINT)
     assert status.returncode == 0, status.stderr
     rows = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:] if line.strip()}

@@ -69,6 +69,20 @@ def test_a_silent_node_times_out_and_the_session_is_incomplete():
     assert m.tick(15.2) == [FinishSession(False, ("right",), "no end-of-session count from right")]
 
 
+def test_a_node_still_finishing_its_backlog_is_waited_for_while_its_frames_arrive():
+    m = machine()
+    walk(m)
+    m.belt(10.0, False, 0.0, False)
+    m.trigger(10.1, False, 100)
+    for k in range(100):  # one frame every 0.5 s from each node: 50 s, ten times the timeout
+        t = 10.1 + 0.5 * k
+        m.frame_received("left", t)
+        m.frame_received("right", t)
+        assert m.tick(t + 0.4) == []
+    m.node_end(60.0, "left", 100)
+    assert m.node_end(60.0, "right", 100) == [FinishSession(True, ())]
+
+
 def test_controller_that_never_confirms_the_disarm_is_not_waited_on_forever():
     m = machine()
     walk(m)
@@ -103,3 +117,13 @@ def test_frames_short_of_pulses_make_the_session_incomplete():
     m.belt(10.0, False, 0.0, False)
     out = close(m, 10.1, 100, {"left": 100, "right": 98})
     assert out[-1] == FinishSession(False, (), "fewer frames than pulses from right")
+
+
+def test_a_belt_that_stops_in_one_report_can_start_the_next_session():
+    """The bridge publishes on change: 1.2 m/s, then stopped, then 1.2 m/s again."""
+    m = machine()
+    walk(m)
+    m.belt(10.0, False, 0.0, False)
+    close(m, 10.1, 5, {"left": 5, "right": 5})
+    assert m.phase is Phase.IDLE
+    assert walk(m, 20.0)[0] == OpenSession("belt running")

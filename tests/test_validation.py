@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assets_or_skip
 
+from edge_models.registry import VALIDATION
 from rig.gait import analyze_tracks
 from rig.keypoints import VIEWS
 from rig.sim._camera import default_cameras
@@ -14,6 +16,7 @@ from rig.validation.trials import judge_event, plate_events
 
 @pytest.fixture(scope="module")
 def trials():
+    assets_or_skip(VALIDATION)
     return {t.name: t for t in load_trials()}
 
 

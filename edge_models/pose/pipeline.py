@@ -13,13 +13,14 @@ Per frame (Bazarevsky et al. 2020; MediaPipe pose_landmark_cpu graph):
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edge_models.fetch import model_path
-from edge_models.interpreter import InterpreterConfig, make_interpreter
+from edge_models.interpreter import InterpreterConfig, TimedInterpreter, make_interpreter
 from edge_models.pose.detector import MIN_SCORE, PoseDetector
 from edge_models.pose.filters import OneEuroFilter
 from edge_models.pose.geometry import RotatedRect, rect_from_alignment_points
@@ -55,13 +56,18 @@ class PosePipeline:
 
     def __init__(self, models_dir: Path | str | None = None, threads: int = 2,
                  belt_roi: BeltRoi | None = None, delegate_path: str | None = None,
-                 min_detection_score: float = MIN_SCORE, min_presence: float = MIN_PRESENCE):
+                 min_detection_score: float = MIN_SCORE, min_presence: float = MIN_PRESENCE,
+                 min_invoke_ms: tuple[float, float] = (0.0, 0.0)):
+        """``min_invoke_ms`` (detector, landmark) slows the models to a stated device's
+        speed (see :class:`TimedInterpreter`); 0 runs them at this machine's."""
         directory = Path(models_dir) if models_dir is not None else None
         config = InterpreterConfig(num_threads=threads, delegate_path=delegate_path)
-        self._detector = PoseDetector(
-            make_interpreter(model_path(POSE_DETECTION, directory), config), min_detection_score)
-        self._landmarks = LandmarkModel(
-            make_interpreter(model_path(POSE_LANDMARK_FULL, directory), config))
+        self.detector_interpreter = TimedInterpreter(
+            make_interpreter(model_path(POSE_DETECTION, directory), config), min_invoke_ms[0])
+        self.landmark_interpreter = TimedInterpreter(
+            make_interpreter(model_path(POSE_LANDMARK_FULL, directory), config), min_invoke_ms[1])
+        self._detector = PoseDetector(self.detector_interpreter, min_detection_score)
+        self._landmarks = LandmarkModel(self.landmark_interpreter)
         self.belt_roi = belt_roi or BeltRoi()
         self.min_presence = min_presence
         self.stats = PipelineStats()
@@ -72,6 +78,21 @@ class PosePipeline:
     @property
     def tracking(self) -> bool:
         return self._rect is not None
+
+    def time_models(self, width: int, height: int, runs: int = 5) -> tuple[float, float]:
+        """Median ms of one detector run and one landmark run (pre- and post-processing
+        included) on a blank ``width``×``height`` frame; the track is left as it was."""
+        frame = np.full((height, width, 3), 127, np.uint8)
+        rect = RotatedRect(width / 2, height / 2, min(width, height) * 0.8, 0.0)
+        det_ms, lm_ms = [], []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            self._detector.detect(frame)
+            t1 = time.perf_counter()
+            self._landmarks.run(frame, rect)
+            det_ms.append((t1 - t0) * 1000)
+            lm_ms.append((time.perf_counter() - t1) * 1000)
+        return float(np.median(det_ms)), float(np.median(lm_ms))
 
     def reset(self) -> None:
         """Forget the track (next frame runs the detector)."""

@@ -33,6 +33,8 @@ class ClockSync:
 
     def __init__(self, clock_hz: int, window: int = 240, gate_s: float = 0.002,
                  envelope_quantile: float = 0.1, max_drift_ppm: float = 500.0):
+        if clock_hz <= 0:
+            raise ValueError(f"clock rate must be > 0 Hz, not {clock_hz}")
         self.clock_hz = clock_hz
         self.window = window
         self.gate_s = gate_s

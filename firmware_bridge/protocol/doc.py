@@ -10,6 +10,7 @@ import dataclasses
 import struct
 import sys
 
+from firmware_bridge import link
 from firmware_bridge.protocol import framing, messages as m
 
 TYPE_NAMES = {"B": "u8", "b": "i8", "H": "u16", "h": "i16", "I": "u32", "i": "i32",
@@ -75,6 +76,34 @@ RULES = """## Sequence numbers, acknowledgement and retransmission
   `pulses_sent = floor((disarm clock − first_pulse_clock) · rate / clock_hz) + 1`
   (0 if disarmed before the first pulse).
 - Unknown command types are answered by ERROR `UNKNOWN_COMMAND`.
+- A gap in the controller's sequence numbers means a state change may have been lost
+  (an emergency stop in a burst of line noise): the host then sends STATUS_REQUEST at once
+  (at most every {resync:g} s; a gap inside that time is answered when it ends) instead of
+  waiting for the next periodic report.
+
+## Values the host accepts
+
+Every controller message is checked after decoding against the **accepted** column of its
+table and the rules under it (ranges a treadmill and its controller can produce: belt speed
+at most 8 m/s, clock rate 1 kHz … 1 GHz, clocks below 2^62, an armed train at 1 mHz … 1 kHz).
+A message that fails is dropped, counted as rejected (`LinkState.rejected_frames`) and
+logged once per message field; the bridge publishes nothing from it. Argument ranges of host
+commands (ARM's rate) are checked by the controller, which answers ERROR `BAD_ARGUMENT`.
+
+{misbehaving} impossible messages in a row with nothing sane between them mean the controller
+misbehaves: the host logs an error and closes and reopens the line with backoff.
+
+## Controller reset
+
+The controller clock never runs backwards while it runs. A state or heartbeat clock more
+than {behind:g} s *behind* the latest one seen means the controller restarted (watchdog,
+brown-out, reflash): the host reports the event `controller_reset`, forgets its clock fit
+and asks STATUS_REQUEST. A controller numbers its frames from seq 0 at boot; the gap before
+a HELLO with seq 0 is not counted as lost frames. A state clock more than {ahead:g} s *ahead*
+of the fitted heartbeat clock is rejected as impossible; a heartbeat that far ahead means
+the controller restarted while the line was down, and counts as a reset.
+If handling a message fails in an unexpected way, the host logs it, counts it, closes the
+line and reopens it with backoff; the reading thread never ends before the daemon does.
 
 ## Controller silence and clock synchronisation
 
@@ -97,7 +126,9 @@ def _field_rows(cls: type[m.Message]) -> list[str]:
     for fl in dataclasses.fields(cls):
         fmt = fl.metadata["fmt"]
         unit = fl.metadata["unit"] or "–"
-        rows.append(f"| {offset} | `{fl.name}` | {TYPE_NAMES[fmt]} | {unit} | {fl.metadata['doc']} |")
+        valid = fl.metadata["valid"]
+        accepted = f"{valid[0]}…{valid[1]}" if valid else "any"
+        rows.append(f"| {offset} | `{fl.name}` | {TYPE_NAMES[fmt]} | {unit} | {accepted} | {fl.metadata['doc']} |")
         offset += struct.calcsize("<" + fmt)
     return rows
 
@@ -107,8 +138,9 @@ def _message_section(cls: type[m.Message]) -> str:
     rows = _field_rows(cls)
     if not rows:
         return head + "\nNo body.\n"
-    table = ["| offset | field | type | unit | meaning |", "|---|---|---|---|---|", *rows]
-    return head + "\n" + "\n".join(table) + "\n"
+    table = ["| offset | field | type | unit | accepted | meaning |", "|---|---|---|---|---|---|", *rows]
+    rules = "".join(f"- {rule}\n" for rule in cls.RULES)
+    return head + "\n" + "\n".join(table) + "\n" + (f"\nAlso required:\n\n{rules}" if rules else "")
 
 
 def _code_table(title: str, enum, meanings: dict) -> str:
@@ -125,7 +157,8 @@ def render_markdown() -> str:
         *(_message_section(c) for c in m.MESSAGES.values()),
         _code_table("Error codes (in ERROR)", m.ErrorCode, m.ERROR_MEANINGS),
         _code_table("Fault codes (in FAULT)", m.FaultCode, m.FAULT_MEANINGS),
-        RULES,
+        RULES.format(misbehaving=link.MISBEHAVING_RUN, behind=link.RESET_BEHIND_S,
+                     ahead=link.MAX_AHEAD_S, resync=link.RESYNC_MIN_S),
     ]
     return "\n".join(parts)
 

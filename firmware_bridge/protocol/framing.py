@@ -100,9 +100,10 @@ class SequenceTracker:
         self.lost = 0
         self._expected: int | None = None
 
-    def see(self, seq: int) -> int:
-        """Record a received seq; returns how many frames were skipped before it."""
-        gap = 0 if self._expected is None else (seq - self._expected) & 0xFF
+    def see(self, seq: int, restart: bool = False) -> int:
+        """Record a received seq; returns how many frames were skipped before it.
+        ``restart``: the sender says it numbers afresh here (a boot), so no gap is counted."""
+        gap = 0 if self._expected is None or restart else (seq - self._expected) & 0xFF
         self.lost += gap
         self._expected = (seq + 1) & 0xFF
         return gap
@@ -116,10 +117,14 @@ class FrameDecoder:
     """Streaming decoder: ``feed(bytes) -> [Frame]``. Never raises on bad input; every
     rejection is counted in ``rejected[reason]`` and decoding resumes at the next 0x00.
     ``body_sizes`` (type -> body length), when given, also rejects unknown types and
-    wrongly sized bodies. Memory is bounded by MAX_ENCODED whatever arrives."""
+    wrongly sized bodies. Memory is bounded by MAX_ENCODED whatever arrives.
+    ``restart_types``: a frame of one of these types with seq 0 starts the sender's numbering
+    afresh (its boot message), so the gap before it is not counted as lost."""
 
-    def __init__(self, body_sizes: Mapping[int, int] | None = None, track_sequence: bool = True):
+    def __init__(self, body_sizes: Mapping[int, int] | None = None, track_sequence: bool = True,
+                 restart_types: frozenset[int] = frozenset()):
         self.body_sizes = body_sizes
+        self.restart_types = restart_types
         self.rejected: Counter[str] = Counter()
         self.frames = 0
         self.sequence = SequenceTracker() if track_sequence else None
@@ -170,7 +175,7 @@ class FrameDecoder:
             return None
         self.frames += 1
         if self.sequence:
-            self.sequence.see(result.seq)
+            self.sequence.see(result.seq, result.seq == 0 and result.type in self.restart_types)
         return result
 
     def _append(self, tail: bytes) -> None:

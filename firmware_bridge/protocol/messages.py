@@ -22,6 +22,24 @@ class MessageError(ValueError):
     """A body that does not fit its message type."""
 
 
+class InvalidMessage(MessageError):
+    """A well-formed message whose values no working controller sends (a speed of 65 m/s,
+    a clock of 2^64 - 1, an armed train at 0 Hz); ``key`` names the message and field."""
+
+    def __init__(self, key: str, detail: str):
+        super().__init__(f"{key}: {detail}")
+        self.key = key
+
+
+# What a treadmill and its controller can produce. A 64-bit clock at 1 GHz needs 146 years
+# to reach 2^62; anything above is garbage (an erased 0xFF.. word, a corrupted counter).
+MAX_CLOCK = 2**62
+MIN_CLOCK_HZ, MAX_CLOCK_HZ = 1_000, 1_000_000_000
+MAX_SPEED_MM_S = 8_000  # 28.8 km/h: no clinical (or sprint) treadmill runs faster
+MIN_INCLINE_PERMILLE, MAX_INCLINE_PERMILLE = -250, 400
+MAX_RATE_MHZ = 1_000_000  # 1 kHz, the ARM limit
+
+
 class ErrorCode(IntEnum):
     """Why the controller refused a command (sent in ERROR)."""
     UNKNOWN_COMMAND = 1
@@ -66,9 +84,10 @@ FAULT_MEANINGS = {
 }
 
 
-def f(fmt: str, unit: str, doc: str):
-    """A message field: struct format char, unit and meaning (used by codec and doc)."""
-    return dataclasses.field(metadata={"fmt": fmt, "unit": unit, "doc": doc})
+def f(fmt: str, unit: str, doc: str, valid: tuple[int, int] | None = None):
+    """A message field: struct format char, unit, meaning and, for controller messages, the
+    inclusive range a working controller sends (used by codec, validation and doc)."""
+    return dataclasses.field(metadata={"fmt": fmt, "unit": unit, "doc": doc, "valid": valid})
 
 
 class Message:
@@ -78,6 +97,12 @@ class Message:
     DIRECTION: ClassVar[str]
     DOC: ClassVar[str]
     STRUCT: ClassVar[struct.Struct]
+    RULES: ClassVar[tuple[str, ...]] = ()  # cross-field rules, for the doc
+    RANGES: ClassVar[tuple[tuple[str, int, int, str], ...]]  # (field, low, high, unit)
+
+    def problems(self, clock_hz: int | None) -> list[tuple[str, str]]:
+        """(field, why) for each cross-field rule broken; ``clock_hz`` from the HELLO if known."""
+        return []
 
 
 MESSAGES: dict[int, type[Message]] = {}
@@ -90,6 +115,8 @@ def message(type_id: int, name: str, direction: str, doc: str):
         fmt = "<" + "".join(fl.metadata["fmt"] for fl in dataclasses.fields(cls))
         cls.TYPE, cls.NAME, cls.DIRECTION, cls.DOC = type_id, name, direction, doc
         cls.STRUCT = struct.Struct(fmt)
+        cls.RANGES = tuple((fl.name, *fl.metadata["valid"], fl.metadata["unit"])
+                           for fl in dataclasses.fields(cls) if fl.metadata["valid"])
         assert type_id not in MESSAGES, f"duplicate message type {type_id:#x}"
         MESSAGES[type_id] = cls
         return cls
@@ -103,7 +130,7 @@ class Hello(Message):
     fw_minor: int = f("B", "", "firmware version, minor")
     fw_patch: int = f("B", "", "firmware version, patch")
     protocol: int = f("B", "", f"protocol version (this document: {PROTOCOL_VERSION})")
-    clock_hz: int = f("I", "Hz", "nominal rate of the controller clock")
+    clock_hz: int = f("I", "Hz", "nominal rate of the controller clock", (MIN_CLOCK_HZ, MAX_CLOCK_HZ))
 
     @property
     def firmware(self) -> str:
@@ -113,10 +140,11 @@ class Hello(Message):
 @message(0x02, "BELT_STATE", CONTROLLER,
          "Belt state; sent on every change (speed changes at most every 100 ms) and every ~1 s.")
 class BeltStateMsg(Message):
-    clock: int = f("Q", "ticks", "controller clock when the state was sampled")
+    clock: int = f("Q", "ticks", "controller clock when the state was sampled", (0, MAX_CLOCK))
     running: bool = f("?", "", "belt motor running")
-    speed_mm_s: int = f("H", "mm/s", "belt speed")
-    incline_permille: int = f("h", "0.1 %", "incline, tenths of a percent")
+    speed_mm_s: int = f("H", "mm/s", "belt speed", (0, MAX_SPEED_MM_S))
+    incline_permille: int = f("h", "0.1 %", "incline, tenths of a percent",
+                              (MIN_INCLINE_PERMILLE, MAX_INCLINE_PERMILLE))
     estop: bool = f("?", "", "emergency stop engaged")
 
 
@@ -124,16 +152,37 @@ class BeltStateMsg(Message):
          "Trigger-train state; sent on arm and on disarm (before their ACK) and every ~1 s while "
          "armed. After disarm, pulses_sent is final.")
 class TriggerStateMsg(Message):
-    clock: int = f("Q", "ticks", "controller clock when the state was sampled")
+    clock: int = f("Q", "ticks", "controller clock when the state was sampled", (0, MAX_CLOCK))
     armed: bool = f("?", "", "the train is running")
-    rate_mhz: int = f("I", "mHz", "pulse rate")
-    first_pulse_clock: int = f("Q", "ticks", "clock of pulse 0; 0 if never armed")
+    rate_mhz: int = f("I", "mHz", "pulse rate; 0 if never armed", (0, MAX_RATE_MHZ))
+    first_pulse_clock: int = f("Q", "ticks", "clock of pulse 0; 0 if never armed", (0, MAX_CLOCK))
     pulses_sent: int = f("I", "", "pulses emitted since arming (pulse k at first + k/rate)")
+    RULES = ("armed, or pulses_sent > 0: rate_mhz ≥ 1 and first_pulse_clock > 0",
+             "first_pulse_clock ≤ clock + clock_hz (pulse 0 follows ARM within a second)",
+             "pulses_sent ≤ floor((clock − first_pulse_clock) · rate / clock_hz) + 2 "
+             "(no more pulses than the train can have emitted by `clock`; one pulse of slack)")
+
+    def problems(self, clock_hz: int | None) -> list[tuple[str, str]]:
+        out = []
+        if (self.armed or self.pulses_sent) and not (self.rate_mhz and self.first_pulse_clock):
+            out.append(("rate_mhz", f"a train with rate {self.rate_mhz} mHz and first pulse at clock "
+                        f"{self.first_pulse_clock} cannot be armed or have sent {self.pulses_sent} pulses"))
+        elif clock_hz and self.first_pulse_clock:
+            if self.first_pulse_clock > self.clock + clock_hz:
+                out.append(("first_pulse_clock", f"pulse 0 at clock {self.first_pulse_clock} is more "
+                            f"than a second after the sample clock {self.clock}"))
+            else:
+                ticks = max(0, self.clock - self.first_pulse_clock)
+                possible = ticks * self.rate_mhz // (clock_hz * 1000) + 2
+                if self.pulses_sent > possible:
+                    out.append(("pulses_sent", f"{self.pulses_sent} pulses, but at most {possible} "
+                                "can have been emitted by the sample clock"))
+        return out
 
 
 @message(0x04, "HEARTBEAT", CONTROLLER, "Liveness and clock sample; sent every ~250 ms.")
 class Heartbeat(Message):
-    clock: int = f("Q", "ticks", "controller clock at transmission")
+    clock: int = f("Q", "ticks", "controller clock at transmission", (0, MAX_CLOCK))
 
 
 @message(0x05, "ACK", CONTROLLER, "A command was accepted and executed.")
@@ -151,7 +200,7 @@ class Error(Message):
 
 @message(0x07, "FAULT", CONTROLLER, "A fault condition, reported once when it occurs.")
 class Fault(Message):
-    clock: int = f("Q", "ticks", "controller clock at the fault")
+    clock: int = f("Q", "ticks", "controller clock at the fault", (0, MAX_CLOCK))
     code: int = f("H", "", "FaultCode")
 
 
@@ -199,6 +248,17 @@ def decode(msg_type: int, body: bytes) -> Message:
     if len(body) != cls.STRUCT.size:
         raise MessageError(f"{cls.NAME}: body is {len(body)} bytes, expected {cls.STRUCT.size}")
     return cls(*cls.STRUCT.unpack(body))
+
+
+def validate(msg: Message, clock_hz: int | None = None) -> None:
+    """Raise InvalidMessage for the first field out of its range or rule broken; the codec
+    itself accepts any value that fits the wire type, as the receiver must judge them."""
+    for name, low, high, unit in msg.RANGES:
+        value = getattr(msg, name)
+        if not low <= value <= high:
+            raise InvalidMessage(f"{msg.NAME}.{name}", f"{value}{' ' + unit if unit else ''} is outside {low}..{high}")
+    for field, why in msg.problems(clock_hz):
+        raise InvalidMessage(f"{msg.NAME}.{field}", why)
 
 
 def name_of(msg_type: int) -> str:

@@ -21,7 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from rig import __version__
 from rig.bus import topics
-from rig.bus.payloads import Payload, PayloadError, Presence
+from rig.bus.payloads import Payload, PayloadError, Presence, clip
 from rig.config import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class BusClient:
         self.rig_id = settings.rig_id
         self.daemon = daemon
         self.rejected: Counter[str] = Counter()
+        self._rejected_lock = threading.Lock()  # paho's thread and a daemon's worker both count
         self.reconnects = 0
         self._subs: list[tuple[str, int]] = []
         self._connected = threading.Event()
@@ -153,10 +154,12 @@ class BusClient:
         return on_message
 
     def count_rejection(self, e: PayloadError, topic: str) -> None:
-        self.rejected[e.kind] += 1
-        level = logging.WARNING if self.rejected[e.kind] == 1 else logging.DEBUG
-        log.log(level, "rejected payload on %s: %s (first of its kind; further ones are counted)"
-                if level == logging.WARNING else "rejected payload on %s: %s", topic, e)
+        """Count by kind; log the first of each kind (clipped: topic and message come from outside)."""
+        with self._rejected_lock:
+            self.rejected[e.kind] += 1
+            first = self.rejected[e.kind] == 1
+        log.log(logging.WARNING if first else logging.DEBUG, "rejected payload on %s: %s%s", clip(topic),
+                clip(str(e), 300), " (first of its kind; further ones are counted)" if first else "")
 
     def publish(self, topic: str, payload: bytes | Payload, *, qos: int = 1, retain: bool = False,
                 properties: Properties | None = None) -> mqtt.MQTTMessageInfo:

@@ -83,6 +83,11 @@ NODE_INFO = Topic(
     "node/{view}/info", 1, True, "node", "coordinator, diag",
     "NodeInfo", "The camera's geometry and which way the patient faces in it; retained, so the "
     "coordinator can export keypoint files for any session.")
+NODE_PREVIEW = Topic(
+    "node/{view}/preview", 0, True, "node", "tablet, coordinator",
+    "KeypointFrame (binary)", "A live view for the tablet: the latest landmarks a few times a second "
+    "whatever the trigger rate (never the image: video does not leave the node). Retained, QoS 0: "
+    "only the newest matters.")
 PRESENCE = Topic(
     "presence/{daemon}", 1, True, "every daemon", "diag, coordinator",
     "Presence", "Birth on connect, death as last will: presence is always true. A sequence "
@@ -115,7 +120,8 @@ DIAG_REPLY = Topic(
 
 TOPICS: tuple[Topic, ...] = (
     TREADMILL_STATE, TREADMILL_TRIGGER, TREADMILL_EVENT, TREADMILL_CMD, TREADMILL_CMD_REPLY,
-    BRIDGE_LINK, SESSION_STATE, SESSION_CMD, SESSION_SUMMARY, NODE_KEYPOINTS, NODE_END, NODE_INFO, PRESENCE,
+    BRIDGE_LINK, SESSION_STATE, SESSION_CMD, SESSION_SUMMARY, NODE_KEYPOINTS, NODE_END, NODE_INFO, NODE_PREVIEW,
+    PRESENCE,
     DIAG_HEALTH, DIAG_EVENT, DIAG_CMD, DIAG_CMD_TECH, DIAG_REPLY,
 )
 DIAG_TOPICS: tuple[Topic, ...] = (DIAG_HEALTH, DIAG_EVENT, DIAG_CMD, DIAG_CMD_TECH, DIAG_REPLY)

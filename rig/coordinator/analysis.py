@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import statistics
 from dataclasses import dataclass
 
@@ -28,13 +29,39 @@ def walking_belt_speed(storage: Storage, sid: int, walking_min_m_s: float) -> fl
 
 
 def analyze_session(storage: Storage, sid: int, walking_min_m_s: float) -> SessionAnalysis:
-    """Run the engine and store its report (or why it could not run) with the session."""
+    """Run the engine and store its report (or why it could not run) with the session. A
+    failure of the engine itself is recorded as the reason too, so no session is left
+    without one; only a database error (the report could not be stored) propagates."""
     speed = walking_belt_speed(storage, sid, walking_min_m_s)
     try:
         report = analyze_tracks(session_tracks(storage, sid), speed).to_dict()
+        report_json = json.dumps(report, allow_nan=False)
     except (ExportError, GaitInputError) as e:
-        log.warning("session %d: no gait analysis: %s", sid, e)
-        storage.save_report(sid, speed, None, str(e))
-        return SessionAnalysis(speed, None, str(e))
-    storage.save_report(sid, speed, json.dumps(report), None)
+        return _failed(storage, sid, speed, str(e))
+    except sqlite3.Error:
+        raise
+    except Exception as e:  # an engine bug on this session's data: say so, keep the daemon
+        log.exception("session %d: the gait analysis failed", sid)
+        return _failed(storage, sid, speed, f"the gait analysis failed ({type(e).__name__}: {e}); "
+                       "the keypoints are stored and can be exported")
+    storage.save_report(sid, speed, report_json, None)
     return SessionAnalysis(speed, report, None)
+
+
+def _failed(storage: Storage, sid: int, speed: float, error: str) -> SessionAnalysis:
+    log.warning("session %d: no gait analysis: %s", sid, error)
+    storage.save_report(sid, speed, None, error)
+    return SessionAnalysis(speed, None, error)
+
+
+def analyze_pending(storage: Storage, walking_min_m_s: float) -> list[int]:
+    """Analyse every closed session that has neither a report nor a reason why not (the
+    coordinator stopped, or the disk was full, between closing it and storing its report);
+    committed one by one. Returns their ids."""
+    done = []
+    for sid in storage.unanalysed_sessions():
+        log.info("session %d was closed but never analysed: analysing it now", sid)
+        analyze_session(storage, sid, walking_min_m_s)
+        storage.commit()
+        done.append(sid)
+    return done

@@ -3,24 +3,32 @@ carries out its actions (arm/disarm over MQTT, SQLite writes, session state and 
 and stores every keypoint frame.
 
 paho's network thread only decodes and queues; one worker thread owns the database
-and the state machine, so no locks are needed around either.
+and the state machine, so no locks are needed around either. Whatever a message holds, the
+worker keeps running: a message the intake rules refuse is counted by kind, a failed
+database write (a full disk) rolls back to the last commit and the frames it held are
+counted as lost and announced on diagnostics, and anything unexpected is logged.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
+import sqlite3
 import threading
 import time
 import uuid
 
 from rig.bus import topics
 from rig.bus.client import BusClient
-from rig.bus.payloads import (BeltState, CommandReply, NodeEnd, NodeInfo, SessionCommand, SessionState,
-                              SessionSummary, TreadmillCommand, TriggerState, decode, decode_keypoints)
+from rig.bus.payloads import (BeltState, CommandReply, NodeEnd, NodeInfo, PayloadError, SessionCommand,
+                              SessionState, SessionSummary, TreadmillCommand, TriggerState, clip, decode,
+                              decode_keypoints)
 from rig.config import CoordinatorConfig
+from rig.coordinator import intake
 from rig.coordinator import sessions as sm
-from rig.coordinator.analysis import analyze_session
+from rig.coordinator.analysis import analyze_pending, analyze_session
+from rig.coordinator.diskguard import DiskGuard
 from rig.coordinator.storage import Storage
 from rig.ops import notify
 from rig.ops.diag import DiagAgent
@@ -46,6 +54,9 @@ class Coordinator:
         self.storage: Storage | None = None
         self.session_frames: dict[str, int] = {}  # frames stored per view, current or last session
         self.last_session_id: int | None = None
+        self.train: intake.Train | None = None  # the open session's trigger train, to bound frame indices
+        self.disk = DiskGuard(lambda: self.storage, config.storage.reserve_mb * 1e6, self._frames_lost)
+        self.internal_errors = 0
         self._subscribe()
         self.diag = DiagAgent(self.bus, config, coordinator_hooks(self))
 
@@ -55,7 +66,7 @@ class Coordinator:
             topics.TREADMILL_TRIGGER: lambda m: ("trigger", decode(TriggerState, m.payload)),
             topics.TREADMILL_CMD_REPLY: lambda m: ("reply", decode(CommandReply, m.payload)),
             topics.SESSION_CMD: lambda m: ("command", decode(SessionCommand, m.payload)),
-            topics.NODE_END: lambda m: ("end", decode(NodeEnd, m.payload)),
+            topics.NODE_END: lambda m: ("end", (m.topic, decode(NodeEnd, m.payload))),
             topics.NODE_INFO: lambda m: ("info", (m.topic, decode(NodeInfo, m.payload))),
             topics.NODE_KEYPOINTS: lambda m: ("frame", (m.topic, m.payload, decode_keypoints(m.payload))),
         }
@@ -66,6 +77,7 @@ class Coordinator:
     def run(self, stop: threading.Event) -> None:
         self.storage = Storage(self.config.storage.database)
         self._recover_unfinished()
+        self._guarded("analysis", analyze_pending, self.storage, self.config.session.walking_speed_min_m_s)
         self.bus.start()
         self._publish_state("idle")
         self.diag.start(stop)
@@ -86,13 +98,14 @@ class Coordinator:
         while not stop.is_set():
             try:
                 kind, payload = self.inbox.get(timeout=TICK_S)
-                self._handle(kind, payload)
+                self._guarded(_source(kind, payload), self._handle, kind, payload)
             except queue.Empty:
                 pass
-            self._do(self.machine.tick(time.time()))
+            self._guarded("tick", lambda: self._do(self.machine.tick(time.time())))
             self._retry_commands()
             if time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                self.storage.commit()
+                self._guarded("commit", self.storage.commit)
+                self.disk.retry()
                 last_commit = time.monotonic()
             live.beat()  # a hung database or state machine stops the watchdog pings
 
@@ -102,23 +115,44 @@ class Coordinator:
             self.storage.mark_closing(row.id, "coordinator restarted")
             self.storage.close_session(row.id, time.time(), complete=False)
 
+    # -- failures ------------------------------------------------------------------------------
+    def _guarded(self, source: str, fn, *args) -> None:
+        """Run one step of the worker; no message and no failed write may stop the daemon."""
+        try:
+            fn(*args)
+        except PayloadError as e:
+            self.bus.count_rejection(e, source)
+        except sqlite3.Error as e:
+            self.disk.failed(e)
+        except Exception:  # a bug must cost one message, not the daemon
+            self.internal_errors += 1
+            if self.internal_errors <= 10:
+                log.exception("internal error handling %s (%d so far)", source, self.internal_errors)
+
+    def _frames_lost(self, sid: int, view: str, n: int) -> None:
+        """Frames received but lost to the disk: the session counts them as gone for good."""
+        if sid == self.session_id:
+            self.machine.frames_lost(view, n)
+            self.session_frames[view] = self.session_frames.get(view, 0) - n
+
     # -- events ---------------------------------------------------------------------------------
     def _handle(self, kind: str, payload) -> None:
         now = time.time()
         if kind == "frame":
-            self._frame(*payload)
+            self._frame(now, *payload)
         elif kind == "belt":
             self.belt = payload
             self._belt_sample()
             self._do(self.machine.belt(now, payload.running, payload.speed_m_s, payload.estop))
         elif kind == "trigger":
             if self.session_id is not None and payload.armed:
-                self.storage.set_train(self.session_id, payload.first_pulse_t, None)
+                self._current_train().report(payload)
+                self.disk.durable(self.storage.set_train, self.session_id, payload.first_pulse_t, None)
             self._do(self.machine.trigger(now, payload.armed, payload.pulses_sent))
         elif kind == "end":
-            self._node_end(now, payload)
+            self._node_end(now, *payload)
         elif kind == "command":
-            log.info("session command %s by %s", payload.action, payload.by)
+            log.info("session command %s by %s", payload.action, clip(payload.by, 64))
             self._do(self.machine.command(now, payload.action))
         elif kind == "reply":
             self._on_reply(payload)
@@ -126,40 +160,62 @@ class Coordinator:
             payload(self.storage)
         elif kind == "info":
             topic, info = payload
-            self.storage.set_node_info(topics.NODE_INFO.fields(self.bus.rig_id, topic)["view"], info.model_dump_json())
+            view = topics.NODE_INFO.fields(self.bus.rig_id, topic)["view"]
+            intake.check_info(view, info)
+            self.disk.durable(self.storage.set_node_info, view, info.model_dump_json())
 
     def _belt_sample(self) -> None:
         b = self.belt
         if self.session_id is not None and b is not None:
             self.storage.add_belt_sample(self.session_id, b.t, b.running, b.speed_m_s, b.incline_pct, b.estop)
 
-    def _frame(self, topic: str, raw: bytes, frame) -> None:
-        view = topics.NODE_KEYPOINTS.fields(self.bus.rig_id, topic)["view"]
-        if view not in self.config.session.views:
-            log.debug("frame from unconfigured view %s ignored", view)
-            return
-        if self.storage.session(frame.session_id) is None:
-            log.warning("frame for unknown session %d from %s dropped", frame.session_id, view)
-            return
-        if self.storage.add_frame(frame.session_id, view, frame.index, raw) and frame.session_id == self.session_id:
-            self.machine.frame_received(view)
-            self.session_frames[view] = self.session_frames.get(view, 0) + 1
+    def _current_train(self) -> intake.Train | None:
+        """The open session's train, rebuilt from its row when the session changed (or was
+        resumed after a restart)."""
+        if self.session_id is None:
+            return None
+        if self.train is None or self.train.session_id != self.session_id:
+            row = self.storage.session(self.session_id)
+            self.train = intake.Train(row.id, row.started_t, row.fps, row.first_pulse_t,
+                                      final_pulses=row.pulses_sent if row.state == "closing" else None)
+        return self.train
 
-    def _node_end(self, now: float, end: NodeEnd) -> None:
-        if self.storage.session(end.session_id) is None:
+    def _frame(self, now: float, topic: str, raw: bytes, frame) -> None:
+        view = topics.NODE_KEYPOINTS.fields(self.bus.rig_id, topic)["view"]
+        intake.check_frame(view, frame, self.config.session.views, self.session_id, self._current_train(), now)
+        if self.disk.paused:
+            if not self.storage.has_frame(frame.session_id, view, frame.index):
+                self.disk.refuse_frame(frame.session_id, view)
             return
-        self.storage.node_end(end.session_id, end.view, end.frames, end.captured, end.missed_triggers,
-                              end.dropped, end.simulated)
-        if end.session_id == self.session_id:
-            self._do(self.machine.node_end(now, end.view, end.frames))
+        status = self.storage.add_frame(frame.session_id, view, frame.index, raw)
+        if status == "stored":
+            self.machine.frame_received(view, time.time())
+            self.session_frames[view] = self.session_frames.get(view, 0) + 1
+            self.disk.frame_stored()
+        elif status == "conflict":
+            self.machine.frame_conflict(view)
+            raise PayloadError("frame_conflict", f"frame {frame.index} from {view} differs from the one stored "
+                               "for that index; the first is kept")
+
+    def _node_end(self, now: float, topic: str, end: NodeEnd) -> None:
+        view = topics.NODE_END.fields(self.bus.rig_id, topic)["view"]
+        intake.check_end(view, end, self.config.session.views, self.session_id)
+        self.disk.durable(self.storage.node_end, end.session_id, view, end.frames, end.captured,
+                          end.missed_triggers, end.dropped, end.simulated)
+        self._do(self.machine.node_end(now, view, end.frames))
 
     # -- actions ----------------------------------------------------------------------------------
     def _do(self, actions: list[sm.Action]) -> None:
         for action in actions:
             match action:
                 case sm.OpenSession(reason):
-                    self.session_id = self.storage.open_session(reason, time.time(), self.config.session.fps,
-                                                                self.config.session.views)
+                    self.session_id = self.disk.durable(self.storage.open_session, reason, time.time(),
+                                                        self.config.session.fps, self.config.session.views,
+                                                        defer=False)
+                    if self.session_id is None:
+                        log.error("no session recorded: the database refuses writes (%s)", self.disk.problem)
+                        continue
+                    self.disk.session_opened()
                     log.info("session %d started (%s)", self.session_id, reason)
                     self.session_frames, self.last_session_id = {}, self.session_id
                     self._belt_sample()
@@ -169,47 +225,62 @@ class Coordinator:
                 case sm.Disarm():
                     self._command("disarm")
                 case sm.BeginClosing(reason, pulses):
-                    self.storage.set_train(self.session_id, None, pulses)
-                    self.storage.mark_closing(self.session_id, reason)
+                    self._current_train().final_pulses = pulses
+                    self.disk.durable(self.storage.set_train, self.session_id, None, pulses)
+                    self.disk.durable(self.storage.mark_closing, self.session_id, reason)
                     log.info("session %d closing (%s): %d pulses sent", self.session_id, reason, pulses)
                     self._publish_state("closing", reason=reason, pulses_sent=pulses)
                 case sm.FinishSession():
                     self._finish(action)
 
     def _finish(self, action: sm.FinishSession) -> None:
+        """Close, analyse (with any earlier session whose analysis never ran), announce. The
+        session goes idle even if the database refuses every write."""
         sid = self.session_id
-        self.storage.close_session(sid, time.time(), action.complete)
-        analyze_session(self.storage, sid, self.config.session.walking_speed_min_m_s)
-        self.storage.commit()
-        summary = self.summary(sid)
-        if action.problem:
-            log.warning("session %d closed incomplete: %s", sid, action.problem)
-        else:
-            log.info("session %d closed: %s frames", sid, summary.frames)
-        self.bus.send(topics.SESSION_SUMMARY, summary)
-        self.session_id = None
-        self._publish_state("idle", reason=self.machine.stop_reason)
+        if sid is None:  # the database refused to open it
+            self._publish_state("idle", reason=self.machine.stop_reason)
+            return
+        try:
+            self.disk.durable(self.storage.close_session, sid, time.time(), action.complete)
+            self._guarded("analysis", analyze_session, self.storage, sid, self.config.session.walking_speed_min_m_s)
+            self._guarded("analysis", analyze_pending, self.storage, self.config.session.walking_speed_min_m_s)
+            self._guarded("commit", self.storage.commit)
+            summary = self.summary(sid, action.problem)
+            if action.problem:
+                log.warning("session %d closed incomplete: %s", sid, action.problem)
+            else:
+                log.info("session %d closed: %s frames", sid, summary.frames)
+            self.bus.send(topics.SESSION_SUMMARY, summary)
+        finally:
+            self.session_id = None
+            self._publish_state("idle", reason=self.machine.stop_reason)
 
     def _analysis_fields(self, sid: int) -> dict:
         stored = self.storage.report(sid)
         if stored is None:
-            return {}
+            return {"analysis_error": "not analysed yet: the database refused the report; retried at the next close"}
         report_json, error = stored
         report = json.loads(report_json) if report_json else None
-        return {"belt_speed_m_s": report["belt_speed_m_s"] if report else None,
-                "cadence_steps_per_min": report["spatiotemporal"]["cadence_steps_per_min"] if report else None,
-                "findings": [f["text"] for f in report["findings"]] if report else [],
-                "analysis_error": error}
+        return {"belt_speed_m_s": _finite(report["belt_speed_m_s"]) if report else None,
+                "cadence_steps_per_min": _finite(report["spatiotemporal"]["cadence_steps_per_min"]) if report else None,
+                "findings": [clip(f["text"], 1000) for f in report["findings"]][:64] if report else [],
+                "analysis_error": clip(error, 1000) if error else None}
 
-    def summary(self, sid: int) -> SessionSummary:
+    def summary(self, sid: int, problem: str | None = None) -> SessionSummary:
+        """The summary of a session from the database; conflicts and losses are the open
+        (or just closed) session's, counted in memory."""
         row = self.storage.session(sid)
         pulses = row.pulses_sent or 0
         nodes = self.storage.nodes(sid)
+        current = sid == self.session_id
         return SessionSummary(
             session_id=sid, started_t=row.started_t, ended_t=row.ended_t or time.time(),
-            reason=row.stop_reason or "", pulses_sent=pulses,
+            reason=clip(row.stop_reason or "", 1000), pulses_sent=pulses,
             frames={n.view: n.frames_received for n in nodes},
             dropped={n.view: max(pulses - n.frames_received, 0) for n in nodes},
+            problem=clip(problem, 1000) if problem else None,
+            conflicts=dict(self.machine.conflicts) if current else {},
+            frames_lost=dict(self.machine.lost) if current else {},
             **self._analysis_fields(sid),
             complete=bool(row.complete))
 
@@ -245,3 +316,12 @@ class Coordinator:
         self.bus.send(topics.SESSION_STATE, SessionState(
             t=time.time(), state=state, session_id=self.session_id, reason=reason,
             views=self.config.session.views if state != "idle" else [], pulses_sent=pulses_sent))
+
+
+def _source(kind: str, payload) -> str:
+    """Where an inbox message came from, for the rejection log: its topic when it has one."""
+    return payload[0] if kind in ("frame", "end", "info") else kind
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None

@@ -4,17 +4,36 @@ first trigger pulse."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-from rig.bus.payloads import decode_keypoints
+from rig.bus.payloads import KeypointFrame, PayloadError, decode_keypoints
 from rig.coordinator.storage import Storage
 from rig.keypoints import N_LANDMARKS, KeypointHeader, KeypointTrack, write_track
 
 
+log = logging.getLogger(__name__)
+
+
 class ExportError(RuntimeError):
     pass
+
+
+def _readable(payloads: Iterable[bytes], session_id: int, view: str) -> list[KeypointFrame]:
+    """Stored frames that still decode. A database written before frames were checked on
+    receipt may hold one with a NaN time: it is left out (and logged), not fatal."""
+    frames, bad = [], 0
+    for payload in payloads:
+        try:
+            frames.append(decode_keypoints(payload))
+        except PayloadError:
+            bad += 1
+    if bad:
+        log.warning("session %d, view %s: %d stored frames are unreadable and left out", session_id, view, bad)
+    return frames
 
 
 def session_tracks(storage: Storage, session_id: int) -> dict[str, KeypointTrack]:
@@ -26,7 +45,7 @@ def session_tracks(storage: Storage, session_id: int) -> dict[str, KeypointTrack
         raise ExportError(f"session {session_id} never started its trigger train: nothing to export")
     tracks = {}
     for node in storage.nodes(session_id):
-        frames = [decode_keypoints(p) for p in storage.frames(session_id, node.view)]
+        frames = _readable(storage.frames(session_id, node.view), session_id, node.view)
         if not frames:
             continue
         info_json = storage.node_info(node.view)

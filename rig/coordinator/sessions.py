@@ -4,10 +4,13 @@ A session starts by itself once the belt has run at walking speed for ``start_af
 (or by a manual start) and stops when the belt stops, the emergency stop fires, or by a
 manual stop. Stopping goes through *closing*: the trigger train is disarmed, its final
 pulse count is awaited, then every node's end-of-session count, or a timeout.
+A session is complete only if every view sent a frame for every pulse, no second frame
+contradicted one already stored, and no frame was lost to a failed database write.
 The daemon feeds events in and carries out the returned actions.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -62,15 +65,20 @@ class SessionMachine:
     stop_reason: str | None = None
     _walking_since: float | None = None
     _needs_belt_rest: bool = False  # after an auto stop, the belt must stop before the next start
+    _belt_moving: bool = False  # at walking speed, whether or not the e-stop is engaged
     _stopped_at: float | None = None
     _closing_since: float | None = None
     _pulses_sent: int | None = None
     _ends: dict[str, int] = field(default_factory=dict)
     _received: dict[str, int] = field(default_factory=dict)
+    conflicts: Counter[str] = field(default_factory=Counter)  # per view, this session
+    lost: Counter[str] = field(default_factory=Counter)  # per view: received, then lost to the database
+    _progress_at: float = 0.0  # last frame received while closing
 
     # -- inputs -------------------------------------------------------------------------------
     def belt(self, now: float, running: bool, speed_m_s: float, estop: bool) -> list[Action]:
-        walking = running and not estop and speed_m_s >= self.settings.walking_speed_min_m_s
+        self._belt_moving = running and speed_m_s >= self.settings.walking_speed_min_m_s
+        walking = self._belt_moving and not estop
         if not walking:
             self._walking_since = None
             self._needs_belt_rest = False
@@ -98,8 +106,22 @@ class SessionMachine:
             return [BeginClosing(self.stop_reason or "stopped", pulses_sent)] + self._maybe_finish(now)
         return []
 
-    def frame_received(self, view: str) -> None:
+    def frame_received(self, view: str, now: float | None = None) -> None:
+        """A frame arrived; while frames keep arriving after the stop (a node finishing its
+        backlog), the end timeout counts from the last one: only silence is waited out."""
         self._received[view] = self._received.get(view, 0) + 1
+        if now is not None and self.phase is Phase.CLOSING:
+            self._progress_at = now
+
+    def frame_conflict(self, view: str) -> None:
+        """A second, different frame for an index already stored (the first was kept)."""
+        self.conflicts[view] += 1
+
+    def frames_lost(self, view: str, n: int) -> None:
+        """Frames received, then lost when their database transaction failed: they will not
+        come again, so they count towards the view's end count, but not as received."""
+        self._received[view] = self._received.get(view, 0) - n
+        self.lost[view] += n
 
     def node_end(self, now: float, view: str, frames: int) -> list[Action]:
         self._ends[view] = frames
@@ -122,11 +144,12 @@ class SessionMachine:
     def _start(self, reason: str, manual: bool) -> list[Action]:
         self.phase, self.manual, self.stop_reason = Phase.RECORDING, manual, None
         self._pulses_sent, self._closing_since, self._ends, self._received = None, None, {}, {}
+        self.conflicts, self.lost = Counter(), Counter()
         return [OpenSession(reason), Arm(self.settings.fps)]
 
     def _stop(self, now: float, reason: str) -> list[Action]:
         self.phase, self.stop_reason, self._stopped_at = Phase.CLOSING, reason, now
-        self._needs_belt_rest = not self.manual
+        self._needs_belt_rest = not self.manual and self._belt_moving  # a belt already at rest has rested
         return [Disarm()]
 
     def _maybe_finish(self, now: float) -> list[Action]:
@@ -137,16 +160,27 @@ class SessionMachine:
             self.phase = Phase.IDLE  # the controller never confirmed the disarm: report, don't wait
             return [FinishSession(False, tuple(self.settings.views), "no final pulse count from the controller")]
         views = self.settings.views
-        done = [v for v in views if v in self._ends and self._received.get(v, 0) >= self._ends[v]]
-        timed_out = now - (self._closing_since or now) >= self.settings.end_timeout_s
+        done = [v for v in views if v in self._ends and self._received.get(v, 0) + self.lost[v] >= self._ends[v]]
+        timed_out = now - max(self._closing_since or now, self._progress_at) >= self.settings.end_timeout_s
         if len(done) < len(views) and not timed_out:
             return []
-        short = [v for v in views if self._received.get(v, 0) < self._pulses_sent]
         missing = tuple(v for v in views if v not in done)
-        problem = None
-        if missing:
-            problem = f"no end-of-session count from {', '.join(missing)}"
-        elif short:
-            problem = f"fewer frames than pulses from {', '.join(short)}"
+        problem = self._problem(missing)
         self.phase = Phase.IDLE
         return [FinishSession(problem is None, missing, problem)]
+
+    def _problem(self, missing: tuple[str, ...]) -> str | None:
+        """Why the closing session is incomplete, every reason that applies; None if it is not."""
+        short = [v for v in self.settings.views if self._received.get(v, 0) < (self._pulses_sent or 0)]
+        problems = []
+        if missing:
+            problems.append(f"no end-of-session count from {', '.join(missing)}")
+        elif short:
+            problems.append(f"fewer frames than pulses from {', '.join(short)}")
+        if self.lost:
+            problems.append("frames lost to a failed database write (disk full?): "
+                            + ", ".join(f"{v} {n}" for v, n in sorted(self.lost.items())))
+        if self.conflicts:
+            problems.append("conflicting frames for an index already stored (first kept): "
+                            + ", ".join(f"{v} {n}" for v, n in sorted(self.conflicts.items())))
+        return "; ".join(problems) or None

@@ -6,10 +6,18 @@ how many have been applied.
 """
 from __future__ import annotations
 
+import logging
+import math
+import os
+import resource
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
+
+log = logging.getLogger(__name__)
+FrameStatus = Literal["stored", "duplicate", "conflict"]
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -93,37 +101,76 @@ class NodeRow:
     simulated: bool | None
 
 
-def migrate(conn: sqlite3.Connection) -> int:
+def migrate(conn: sqlite3.Connection, migrations: tuple[str, ...] = MIGRATIONS) -> int:
     """Apply pending migrations in one transaction each; returns the schema version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
+    if version > len(migrations):
         raise RuntimeError(f"database schema version {version} is newer than this gaitrig "
-                           f"({len(MIGRATIONS)}); upgrade gaitrig")
-    for i in range(version, len(MIGRATIONS)):
-        conn.executescript(f"BEGIN; {MIGRATIONS[i]}; PRAGMA user_version = {i + 1}; COMMIT;")
-    return len(MIGRATIONS)
+                           f"({len(migrations)}); upgrade gaitrig")
+    for i in range(version, len(migrations)):
+        conn.executescript(f"BEGIN; {migrations[i]}; PRAGMA user_version = {i + 1}; COMMIT;")
+    return len(migrations)
 
 
 class Storage:
-    """One connection, used from one thread (the coordinator's worker)."""
+    """One connection, used from one thread (the coordinator's worker). Writes accumulate
+    in one open transaction, committed every half second; ``pending`` counts the frames it
+    holds, which is exactly what a failed commit (a full disk) loses."""
 
     def __init__(self, path: Path | str):
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = None if str(path) == ":memory:" else Path(path)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         migrate(self.conn)
+        self.pending: Counter[tuple[int, str]] = Counter()  # frames in the open transaction
         self.conn.execute("BEGIN")
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
+        self.pending.clear()
         self.conn.execute("BEGIN")
 
+    def headroom_bytes(self) -> float:
+        """How much more the database may write: the free space of its file system, and
+        what this process's file size limit (RLIMIT_FSIZE) still allows its largest file."""
+        if self.path is None:
+            return math.inf
+        fs = os.statvfs(self.path.parent)
+        room = float(fs.f_bavail * fs.f_frsize)
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            files = (self.path, self.path.with_name(self.path.name + "-wal"))
+            room = min(room, limit - max(f.stat().st_size if f.exists() else 0 for f in files))
+        return room
+
+    def abandon(self) -> Counter[tuple[int, str]]:
+        """After a failed write: roll back the open transaction (SQLite may have done so
+        already) and start a new one. Returns the frames lost, per (session, view); the
+        database keeps only what was committed, so it stays consistent."""
+        lost, self.pending = self.pending, Counter()
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        try:  # move the log into the database file so the log can start over: room for small writes
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            pass  # no room for that either; the next commit tries again
+        self.conn.execute("BEGIN")
+        return lost
+
     def close(self) -> None:
-        self.conn.execute("COMMIT")
-        self.conn.close()
+        """Commit what is pending and close; if the commit fails (disk full) the pending
+        writes are rolled back and the database keeps its last committed state."""
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            log.error("closing the database: the last %d frames were not committed (%s)", sum(self.pending.values()), e)
+        finally:
+            self.conn.close()  # rolls back whatever did not commit
 
     # -- sessions -------------------------------------------------------------------------
     def open_session(self, start_reason: str, started_t: float, fps: float, views: list[str]) -> int:
@@ -163,14 +210,25 @@ class Storage:
         rows = self.conn.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE state != 'closed'")
         return [_session_row(r) for r in rows]
 
+    def unanalysed_sessions(self) -> list[int]:
+        """Closed sessions without a gait report (nor a recorded reason why not)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM sessions WHERE state = 'closed' AND id NOT IN (SELECT session_id FROM session_reports) "
+            "ORDER BY id")]
+
     # -- nodes and frames -------------------------------------------------------------------
-    def add_frame(self, sid: int, view: str, idx: int, payload: bytes) -> bool:
-        """Store a frame once; returns False for a duplicate (QoS 1 redelivery)."""
+    def add_frame(self, sid: int, view: str, idx: int, payload: bytes) -> FrameStatus:
+        """Store a frame once. The first frame for an index stays: the same bytes again are a
+        QoS 1 redelivery ("duplicate"), different bytes a "conflict" the caller reports."""
         cur = self.conn.execute("INSERT OR IGNORE INTO keypoints VALUES (?, ?, ?, ?)", (sid, view, idx, payload))
-        if cur.rowcount:
-            self.conn.execute("UPDATE session_nodes SET frames_received = frames_received + 1 "
-                              "WHERE session_id = ? AND view = ?", (sid, view))
-        return bool(cur.rowcount)
+        if not cur.rowcount:
+            (stored,) = self.conn.execute("SELECT payload FROM keypoints WHERE session_id = ? AND view = ? AND idx = ?",
+                                          (sid, view, idx)).fetchone()
+            return "duplicate" if stored == payload else "conflict"
+        self.conn.execute("UPDATE session_nodes SET frames_received = frames_received + 1 "
+                          "WHERE session_id = ? AND view = ?", (sid, view))
+        self.pending[sid, view] += 1
+        return "stored"
 
     def node_end(self, sid: int, view: str, frames: int, captured: int, missed: int, dropped: int,
                  simulated: bool) -> None:
@@ -184,6 +242,10 @@ class Storage:
             "SELECT view, frames_received, frames_reported, captured, missed_triggers, dropped, simulated "
             "FROM session_nodes WHERE session_id = ? ORDER BY view", (sid,))
         return [NodeRow(r[0], r[1], r[2], r[3], r[4], r[5], None if r[6] is None else bool(r[6])) for r in rows]
+
+    def has_frame(self, sid: int, view: str, idx: int) -> bool:
+        return self.conn.execute("SELECT 1 FROM keypoints WHERE session_id = ? AND view = ? AND idx = ?",
+                                 (sid, view, idx)).fetchone() is not None
 
     def frames(self, sid: int, view: str) -> Iterator[bytes]:
         for (payload,) in self.conn.execute(

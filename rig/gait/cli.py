@@ -8,9 +8,10 @@ import math
 import sys
 from pathlib import Path
 
-from rig.keypoints import KeypointFileError, read_track
+from rig.keypoints import KeypointFileError
 
 from .compare import compare_reports
+from .inputs import read_checked, validate_report
 from .repeatability import MdcTableError
 from .report import GaitInputError, analyze_tracks
 
@@ -28,9 +29,9 @@ def load_tracks(paths: list[str]) -> dict:
     if len(paths) > 1 and sum(sizes) > 50e6 and (os.cpu_count() or 1) > 1:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as ex:
-            read = list(ex.map(read_track, paths))
+            read = list(ex.map(read_checked, paths))
     else:
-        read = [read_track(p) for p in paths]
+        read = [read_checked(p) for p in paths]
     tracks = {}
     for p, tr in zip(paths, read):
         v = tr.header.view
@@ -45,15 +46,22 @@ def run_analyze(args) -> int:
         return _fail("at most four keypoint files (left, right, rear, front)")
     try:
         tracks = load_tracks(args.files)
-        report = analyze_tracks(tracks, args.belt_speed)
-    except (KeypointFileError, GaitInputError) as e:
+        cameras = None
+        if args.cameras:
+            from rig.threed.camera import load_cameras
+            cameras = load_cameras(args.cameras)
+        report = analyze_tracks(tracks, args.belt_speed, cameras)
+    except (KeypointFileError, GaitInputError, ValueError) as e:
         return _fail(str(e).splitlines()[0])
     except OSError as e:
         return _fail(f"{e.filename}: {e.strerror}")
     d = report.to_dict()
     text = json.dumps(d, indent=None if args.json else 2, separators=(",", ":") if args.json else None)
     if args.out:
-        Path(args.out).write_text(json.dumps(d) + "\n")
+        try:
+            Path(args.out).write_text(json.dumps(d) + "\n")
+        except OSError as e:
+            return _fail(f"--out {args.out}: {e.strerror}")
     if args.json:
         print(text)
     else:
@@ -73,6 +81,16 @@ def format_report(d: dict) -> str:
         lines.append(f"  events: left {len(d['events']['left']['heel_strike_s'])} heel strikes, "
                      f"right {len(d['events']['right']['heel_strike_s'])}; cycles used L {d['cycles_used']['left']} "
                      f"/ R {d['cycles_used']['right']}, rejected L {d['cycles_rejected']['left']} / R {d['cycles_rejected']['right']}")
+        k3 = (d.get("kinematics") or {}).get("3d")
+        if k3:
+            sm = k3["summary"]
+            ev, fp = sm["rearfoot_eversion_3d_deg"], sm["foot_progression_3d_deg"]
+            lines.append(f"  angles: 3D from the calibrated cameras ({', '.join(k3['views'])}); rearfoot eversion "
+                         f"L {_f(ev['left']['mean'], '{:.1f}')} / R {_f(ev['right']['mean'], '{:.1f}')} deg, "
+                         f"foot progression L {_f(fp['left']['mean'], '{:.1f}')} / R {_f(fp['right']['mean'], '{:.1f}')} deg, "
+                         f"step width {_f(sm['step_width_3d_m']['mean'], '{:.3f}')} m")
+        else:
+            lines.append("  angles: 2D projections (" + d.get("unavailable", {}).get("kinematics.3d", "no 3D") + ")")
         lines.append(f"  cadence {_f(sp['cadence_steps_per_min'], '{:.1f}')} steps/min; double support "
                      f"{_f(sp['double_support_pct'], '{:.1f}')} % of the cycle")
         lines.append(f"  {'measure':<18}{'left':>10}{'right':>10}{'SI %':>9}")
@@ -105,16 +123,9 @@ def format_report(d: dict) -> str:
 
 def run_compare(args) -> int:
     try:
-        a = json.loads(Path(args.a).read_text())
-        b = json.loads(Path(args.b).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        return _fail(f"cannot read a gait report: {e}")
-    for name, r in ((args.a, a), (args.b, b)):
-        if not isinstance(r, dict) or r.get("format") != "gaitrig-gait/1":
-            return _fail(f"{name}: not a gaitrig-gait/1 report (from `gaitrig analyze --json`)")
-    try:
+        a, b = _read_report(args.a), _read_report(args.b)
         out = compare_reports(a, b, names=(args.a, args.b))
-    except MdcTableError as e:
+    except (GaitInputError, MdcTableError) as e:
         return _fail(str(e))
     if args.json:
         print(json.dumps(out))
@@ -139,12 +150,27 @@ def format_comparison(out: dict) -> str:
     return "\n".join(lines)
 
 
+def _read_report(path: str) -> dict:
+    """A checked gait report; GaitInputError (one line, naming the file) for anything else."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise GaitInputError(f"{path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise GaitInputError(f"{path}: not a text file (byte {e.start} is not UTF-8); expected a gait report") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, or nesting too deep to parse
+        raise GaitInputError(f"{path}: not JSON ({str(e).splitlines()[0][:80]}); expected a gait report") from None
+    validate_report(report, path)
+    return report
+
+
 def register(sub) -> None:
     p = sub.add_parser("analyze", help="gait analysis of keypoint files (any subset of the four views)",
                        description="Gait events, cycles, spatiotemporal parameters, 2D kinematics and findings "
                        "from gaitrig-keypoints/1 files; the view comes from each file's header.")
     p.add_argument("files", nargs="+", help="keypoint files (.jsonl), up to one per view")
     p.add_argument("--belt-speed", type=float, required=True, help="treadmill belt speed, m/s")
+    p.add_argument("--cameras", help="rig calibration (gaitrig calibrate solve) for 3D angles; without it, 2D")
     p.add_argument("--json", action="store_true", help="print one JSON object (docs/gait-analysis.md)")
     p.add_argument("--out", help="also write the JSON report to this file")
     p.set_defaults(func=run_analyze)

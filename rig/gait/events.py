@@ -35,16 +35,20 @@ from ._signals import fill_gaps, moving_average, stride_period_s
 class EventList:
     """Event times of one kind for one foot from one view (or fused).
 
-    ``time_s`` sorted; ``weight`` per event (visibility × fit quality); ``source`` view names.
+    ``time_s`` sorted; ``weight`` per event (visibility × confidence); ``source`` view
+    names; ``confidence`` in [0, 1] per event; ``contact`` ("heel" / "forefoot") for
+    initial contacts, else None.
     """
 
     time_s: np.ndarray
     weight: np.ndarray
     source: list
+    confidence: np.ndarray | None = None
+    contact: list | None = None
 
     @classmethod
     def empty(cls) -> "EventList":
-        return cls(np.empty(0), np.empty(0), [])
+        return cls(np.empty(0), np.empty(0), [], np.empty(0), [])
 
 
 class CoordinateEventDetector:
@@ -105,152 +109,151 @@ class CoordinateEventDetector:
         return out
 
 
-class ContactOnsetRefiner:
-    """Refine event candidates to the instant a foot point joins (or leaves) the belt.
+class BeltVelocityEvents:
+    """Initial contact and foot off of one foot as force plates define them, from the
+    forward image velocity of its heel and toe landmarks in belt speeds (stance = -1).
 
-    In stance a point of the foot in contact (the heel after heel strike, the toe tip
-    before toe-off) moves with the belt: linearly in the side image. The refiner fits, in a
-    window around each candidate, ``x(t) = c + s (t - t0) + A g(t)`` where
-    ``g = max(0, t0 - t)^beta`` before contact (``kind="on"``) or ``max(0, t - t0)^beta``
-    after it (``kind="off"``), for ``t0`` on a sub-frame grid and ``beta`` in ``betas``,
-    jointly on the point's image x and y (shared ``t0``); ``t0`` minimising the residual
-    is the event. This is the foot-velocity idea of O'Connor et al. 2007 made exact for a
-    treadmill: the event is where the velocity joins the belt's, not an extremum.
+    Measured on real feet against a plate (docs/validation.md): a landing foot does not
+    join the belt at contact. The heel's image velocity crosses zero 42-48 ms before the
+    plate's initial contact (20 N); at contact the heel still moves forward relative to
+    the belt, so in the image it moves back at only 0.63-0.69 of the belt speed, reaching
+    it ~100 ms later (heel rocker). The forefoot keeps the belt's speed until it rolls over
+    the toes, and its image velocity crosses zero close to foot off. So: initial contact =
+    the velocity falls through ``-ic_fraction`` (0.6, calibrated on the validation set),
+    foot off = the toe's rises through ``-fo_fraction`` (0). Velocity-threshold events in
+    the sense of O'Connor CM, Thorpe SK, O'Malley MJ, Vaughan CL (2007), *Automatic
+    detection of gait events using kinematic data*, Gait & Posture 25:469-474, and
+    Ghoussayni S, Stevens C, Durham S, Ewins D (2004), *Assessment and validation of a
+    simple automated method for the detection of gait events and intervals*, Gait &
+    Posture 20:266-272, with thresholds in belt speeds so one definition holds at every
+    pace. Initial contact is the heel's crossing, or the toe's when it comes more than two
+    frames earlier (a forefoot or flat-foot landing, ``contact_`` = "forefoot"): it is
+    reported as initial contact, not forced into a heel strike.
 
-    Parameters
-    ----------
-    kind : "on" (heel strike) or "off" (toe-off).
-    search_s : (lo, hi) range of t0 relative to the candidate.
-    window_s : (before, after) fit window relative to the candidate (floored in frames:
-        :meth:`window_at`).
-    betas : onset shapes tried.
-    min_points : fewer valid frames in the window → the event is dropped.
-    min_side_points : the event is dropped unless the window holds at least this many
-        valid frames on each side of ``t0``. With the belt slope and the onset template
-        fixed the hinge bridges a few missing frames, but with the frames on one side of
-        the contact missing ``t0`` is unconstrained: it slides to the first frame after
-        the gap, and an event reported from it would be a guess.
+    Velocity: cubic Savitzky-Golay derivative, ``smooth_s`` × the period scale (widened up
+    to 2× when the measured noise exceeds ``target_noise`` belt speeds), gaps up to
+    ``max_gap_s`` bridged. A quadratic derivative 1.5× longer picks the crossing nearest the
+    Zeni candidate (noise cannot move it to a jitter); the time is the noise-averaged
+    crossing of the cubic one within +-``refine_s``. Confidence ``1 / (1 + (sigma_t /
+    frame)^2)``, ``sigma_t`` = velocity noise / velocity slope at the crossing; events below
+    ``min_confidence`` or without a crossing near their candidate are dropped and counted
+    (``dropped_``), never guessed.
 
-    Attributes (after ``refine``)
+    Attributes (after ``detect``)
     -----------------------------
-    time_s_ : refined times (NaN where the fit could not be made).
-    rms_px_ : residual RMS of each fit.
+    ic_s_, fo_s_ : event times. ic_conf_, fo_conf_ : confidences. contact_ : "heel" or
+    "forefoot" per initial contact. dropped_ : {"ic": n, "fo": n}.
     """
 
-    def __init__(self, kind: str, search_s=(-0.02, 0.08), window_s=(0.04, 0.16),
-                 betas=None, grid_per_frame: int | None = None, min_points: int = 5,
-                 min_side_points: int = 2) -> None:
-        if kind not in ("on", "off"):
-            raise ValueError("kind must be 'on' or 'off'")
-        self.kind = kind
-        self.search_s = search_s
-        self.window_s = window_s
-        # onset shapes calibrated on the walker over 30-120 fps and 80-140 steps/min
-        # (docs/gait-analysis.md); beta = 2.0 for heel strike made them 4-7 ms late
-        self.betas = tuple(betas) if betas else ((1.7,) if kind == "on" else (1.85,))
-        self.grid_per_frame = grid_per_frame
-        self.min_points = min_points
-        self.min_side_points = min_side_points
+    def __init__(self, ic_fraction: float = 0.6, fo_fraction: float = 0.0, smooth_s: float = 0.14,
+                 max_gap_s: float = 0.1, min_confidence: float = 0.2,
+                 ic_search_s=(-0.06, 0.16), fo_search_s=(-0.12, 0.12), polyorder: int = 3, refine_s: float = 0.04,
+                 target_noise: float = 0.06) -> None:
+        self.target_noise = target_noise
+        self.polyorder = polyorder
+        self.refine_s = refine_s
+        self.ic_fraction = ic_fraction
+        self.fo_fraction = fo_fraction
+        self.smooth_s = smooth_s
+        self.max_gap_s = max_gap_s
+        self.min_confidence = min_confidence
+        self.ic_search_s = ic_search_s
+        self.fo_search_s = fo_search_s
 
-    def refine(self, t: np.ndarray, xy: np.ndarray, candidates_s: np.ndarray,
-               slope: np.ndarray | None = None, amp: np.ndarray | None = None) -> "ContactOnsetRefiner":
-        """``xy``: (n, k) image coordinates (NaN where missing), fitted jointly.
-
-        ``slope`` (k,): the belt's known image velocity per component (px/s); when given,
-        the linear term is fixed to it (one parameter fewer: steadier under noise). Without
-        it the slope is fitted and ``slope_`` reports the median over the events.
-        ``amp`` (k,): the onset amplitude ``A`` fixed as well (a template learned from the
-        median of a previous pass, ``amp_``): only the offset ``c`` and ``t0`` remain free."""
-        n_c = len(candidates_s)
-        self.time_s_ = np.full(n_c, np.nan)
-        self.rms_px_ = np.full(n_c, np.nan)
-        if n_c == 0 or len(t) < 3:
-            return self
+    def detect(self, t: np.ndarray, heel_fwd: np.ndarray, toe_fwd: np.ndarray, belt_px_s: float,
+               ic_candidates_s: np.ndarray, fo_candidates_s: np.ndarray, scale: float = 1.0) -> "BeltVelocityEvents":
+        """``*_fwd``: forward image coordinate (px; stance moves toward -); ``belt_px_s`` > 0
+        the belt's image speed; candidates from :class:`CoordinateEventDetector`;
+        ``scale`` stretches the search windows with the stride period."""
         dt = float(np.median(np.diff(t)))
-        before, after = self.window_at(dt)
-        nw = int(np.ceil((before + after) / dt)) + 2
-        # window sample indices per candidate: (n_c, nw)
-        start = np.searchsorted(t, candidates_s - before)
-        idx = start[:, None] + np.arange(nw)[None, :]
-        inside = idx < len(t)
-        idx = np.minimum(idx, len(t) - 1)
-        tw = t[idx]
-        inside &= tw <= (candidates_s + after)[:, None]
-        xyw = xy[idx]  # (n_c, nw, k)
-        valid = inside[:, :, None] & np.isfinite(xyw)
-        xyw = np.where(valid, xyw, 0.0)
-        w = valid.astype(float)
-        gpf = self.grid_per_frame or max(2, int(np.ceil(dt / 0.0015)))
-        step = dt / gpf
-        offs = np.arange(self.search_s[0], self.search_s[1] + 1e-12, step)
-        best = np.full(n_c, np.inf)
-        best_t = np.full(n_c, np.nan)
-        for beta in self.betas:
-            rss_all = np.empty((n_c, len(offs)))
-            for j, o in enumerate(offs):
-                t0 = candidates_s + o
-                tau = tw - t0[:, None]  # (n_c, nw)
-                g = np.maximum(-tau if self.kind == "on" else tau, 0.0) ** beta
-                rss_all[:, j] = _rss_hinge(tau, g, xyw, w, slope, amp)[0]
-            j = np.argmin(rss_all, axis=1)
-            r = rss_all[np.arange(n_c), j]
-            # parabolic refinement of the grid minimum
-            jj = np.clip(j, 1, len(offs) - 2)
-            a, b, c = rss_all[np.arange(n_c), jj - 1], rss_all[np.arange(n_c), jj], rss_all[np.arange(n_c), jj + 1]
-            den = a - 2 * b + c
-            with np.errstate(invalid="ignore", divide="ignore"):
-                d = np.where((den > 0) & (j == jj), 0.5 * (a - c) / den, 0.0)
-            tt = candidates_s + offs[j] + np.clip(np.nan_to_num(d), -0.5, 0.5) * step
-            better = r < best
-            best = np.where(better, r, best)
-            best_t = np.where(better, tt, best_t)
-        npts = w.sum(axis=(1, 2))
-        okc = (npts >= self.min_points * xy.shape[1]) & np.isfinite(best)
-        # the hinge needs valid frames on both sides of t0
-        seen = valid.all(axis=2)
-        n_before = np.sum(seen & (tw < best_t[:, None]), axis=1)
-        n_after = np.sum(seen & (tw > best_t[:, None]), axis=1)
-        okc &= (n_before >= self.min_side_points) & (n_after >= self.min_side_points)
-        self.time_s_ = np.where(okc, best_t, np.nan)
-        if slope is None:
-            self.slope_ = self._slopes(t, xy, self.time_s_)
-        elif amp is None and okc.any():
-            tau = tw - np.where(okc, best_t, candidates_s)[:, None]
-            g = np.maximum(-tau if self.kind == "on" else tau, 0.0) ** self.betas[0]
-            coef = _rss_hinge(tau, g, xyw, w, slope)[1]
-            self.amp_ = np.nanmedian(np.where(okc[:, None], coef[:, :, -1], np.nan), axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.rms_px_ = np.where(okc, np.sqrt(best / np.maximum(npts - 4 * xy.shape[1], 1)), np.nan)
+        # landmark noise is fixed in pixels, so a slow belt (few px/s) needs a longer
+        # window: SG derivative noise falls as window^-1.5, widen up to 2x to reach the
+        # target noise (measured where the heel rides the belt)
+        sigma = _stance_noise(self._velocity(t, heel_fwd, dt, self.smooth_s * scale, self.polyorder) / belt_px_s)
+        window_s = self.smooth_s * scale * float(np.clip((sigma / self.target_noise) ** (2 / 3), 1.0, 2.0))
+        u_heel, u_toe = ((self._velocity(t, x, dt, window_s, self.polyorder) / belt_px_s,
+                          self._velocity(t, x, dt, 1.5 * window_s, 2) / belt_px_s)
+                         for x in (heel_fwd, toe_fwd))
+        lo, hi = (scale * x for x in self.ic_search_s)
+        heel_ic = self._crossings(t, u_heel, -self.ic_fraction, -1, ic_candidates_s, lo, hi, dt, scale)
+        toe_ic = self._crossings(t, u_toe, -self.ic_fraction, -1, ic_candidates_s, lo, hi, dt, scale)
+        # the toe times a landing it clearly leads (forefoot or flat foot first)
+        use_toe = np.isfinite(toe_ic[0]) & ~(heel_ic[0] <= toe_ic[0] + 2 * dt)
+        ic_t = np.where(use_toe, toe_ic[0], heel_ic[0])
+        ic_c = np.where(use_toe, toe_ic[1], heel_ic[1])
+        lo, hi = (scale * x for x in self.fo_search_s)
+        fo_t, fo_c = self._crossings(t, u_toe, -self.fo_fraction, +1, fo_candidates_s, lo, hi, dt, scale)
+        keep_ic = np.isfinite(ic_t) & (ic_c >= self.min_confidence)
+        keep_fo = np.isfinite(fo_t) & (fo_c >= self.min_confidence)
+        self.dropped_ = {"ic": int((~keep_ic).sum()), "fo": int((~keep_fo).sum())}
+        self.ic_s_, self.ic_conf_ = ic_t[keep_ic], ic_c[keep_ic]
+        self.contact_ = ["forefoot" if x else "heel" for x in use_toe[keep_ic]]
+        self.fo_s_, self.fo_conf_ = fo_t[keep_fo], fo_c[keep_fo]
         return self
 
-    def window_at(self, dt: float) -> tuple[float, float]:
-        """The fit window (before, after the candidate) in seconds at frame interval ``dt``.
+    def _velocity(self, t, x, dt, window_s, polyorder):
+        from scipy.signal import savgol_filter
+        n = max(5, int(round(window_s / dt)) | 1)
+        filled = fill_gaps(t, x, self.max_gap_s)
+        ok = np.isfinite(filled)
+        if ok.sum() <= n:
+            return np.full(len(x), np.nan)
+        v = savgol_filter(np.where(ok, filled, 0.0), n, polyorder, deriv=1, delta=dt, mode="interp")
+        # a derivative whose window touches an unbridged gap is not a velocity
+        bad = np.convolve((~ok).astype(float), np.ones(n), mode="same") > 0
+        v[bad] = np.nan
+        return v
 
-        ``window_s`` is physical (it follows the onset's duration, scaled with the stride
-        period); at a low frame rate and a fast pace it can hold fewer frames than the fit
-        is required to have (at 30 fps and 140 steps/min ``(0.031, 0.125)`` s is 4.7 frame
-        intervals, so about a third of all heel strikes got only 4 valid frames and were
-        dropped by ``min_points`` in every view alike). So the window has a floor in
-        frames: ``min_side_points`` frame intervals on each side of the candidate, and
-        ``min_points + 1`` in all (one spare for a missing frame), the extra going to the
-        stance side (after a heel strike, before a toe-off), where the hinge model is exact
-        (the contact point moves with the belt) and a longer window adds no shape bias.
-        At 60 fps and above the physical window is the larger except at the fastest
-        paces."""
-        before, after = self.window_s
-        side = self.min_side_points * dt
-        before, after = max(before, side), max(after, side)
-        short = (self.min_points + 1) * dt - (before + after)
-        if short > 0:
-            if self.kind == "on":
-                after += short
-            else:
-                before += short
-        return before, after
+    def _crossings(self, t, uu, level, direction, candidates, lo, hi, dt, scale):
+        """(time, confidence) of the crossing of ``level`` in ``direction`` nearest each
+        candidate within [c + lo, c + hi]; NaN where there is none. ``uu`` = (fine, coarse)
+        velocities: the coarse one (quadratic, longer) picks the crossing, so noise cannot
+        put it on a jitter of the fine one; the fine one (cubic: little bias where the
+        velocity bends at contact) times it."""
+        u, coarse = uu
+        d = coarse - level
+        if direction < 0:
+            i = np.flatnonzero((d[:-1] > 0) & (d[1:] <= 0))
+        else:
+            i = np.flatnonzero((d[:-1] < 0) & (d[1:] >= 0))
+        tc = t[i] + (t[i + 1] - t[i]) * d[i] / (d[i] - d[i + 1])
+        slope = np.abs(coarse[i + 1] - coarse[i]) / (t[i + 1] - t[i])
+        sigma_u = _stance_noise(u)
+        times = np.full(len(candidates), np.nan)
+        conf = np.zeros(len(candidates))
+        for k, c in enumerate(candidates):
+            m = (tc >= c + lo) & (tc <= c + hi)
+            if not m.any():
+                continue
+            j = np.flatnonzero(m)[np.argmin(np.abs(tc[m] - c))]
+            times[k] = self._level_time(t, u, level, direction, tc[j], dt, scale)
+            sigma_t = sigma_u / max(slope[j], 1e-9)
+            conf[k] = 1.0 / (1.0 + (sigma_t / dt) ** 2)
+        return times, conf
 
-    def _slopes(self, t, xy, events_s):
-        before, after = self.window_at(float(np.median(np.diff(t))))
-        return _stance_slopes(t, xy, events_s, self.kind, after if self.kind == "on" else before)
+
+    def _level_time(self, t, u, level, direction, tc, dt, scale):
+        """Noise-averaged crossing time near ``tc``: the start of a window of +-``refine_s``
+        plus the time ``u`` spends on its pre-crossing side within it (exact for a monotone
+        signal; with noise, jittered extra crossings average out instead of one being
+        picked)."""
+        w = max(self.refine_s * scale, 2 * dt)
+        m = (t >= tc - w) & (t <= tc + w) & np.isfinite(u)
+        if m.sum() < 3:
+            return tc
+        before = (u[m] > level) if direction < 0 else (u[m] < level)
+        return float(t[m][0] - 0.5 * dt + dt * before.sum())
+
+
+def _stance_noise(u: np.ndarray) -> float:
+    """Velocity noise (belt speeds): robust spread of the frame-to-frame change of ``u``
+    where the foot rides the belt (u near -1)."""
+    st = np.isfinite(u) & (np.abs(u + 1.0) < 0.3)
+    du = np.diff(np.where(st, u, np.nan))
+    du = du[np.isfinite(du)]
+    if len(du) < 5:
+        return 0.1
+    return float(1.4826 * np.median(np.abs(du - np.median(du))) / np.sqrt(2.0))
 
 
 def _stance_slopes(t, xy, events_s, kind, span_s):
@@ -274,57 +277,26 @@ def _stance_slopes(t, xy, events_s, kind, span_s):
     return np.array(out)
 
 
-def _rss_hinge(tau, g, y, w, slope=None, amp=None):
-    """Weighted least squares of y (n_c, nw, k) on [1, tau, g] (or on [1, g] after
-    removing a known slope) per candidate and per component; returns the summed residual
-    sum of squares (n_c,)."""
-    rss = np.zeros(len(tau))
-    coefs = np.zeros((len(tau), y.shape[2], 3))
-    for k in range(y.shape[2]):
-        wk = w[:, :, k]
-        yk = y[:, :, k]
-        if amp is not None:
-            r = yk - slope[k] * tau - amp[k] * g
-            sw = np.maximum(wk.sum(axis=1), 1e-12)
-            c = np.sum(wk * r, axis=1) / sw
-            rss += np.sum(wk * (r - c[:, None]) ** 2, axis=1)
-            continue
-        if slope is not None:
-            yk = yk - slope[k] * tau
-            cols = (np.ones_like(tau), g)
-        else:
-            cols = (np.ones_like(tau), tau, g)
-        m = len(cols)
-        M = np.empty((len(tau), m, m))
-        v = np.empty((len(tau), m))
-        for a in range(m):
-            for b in range(a, m):
-                M[:, a, b] = M[:, b, a] = np.sum(wk * cols[a] * cols[b], axis=1)
-            v[:, a] = np.sum(wk * cols[a] * yk, axis=1)
-        M += np.eye(m)[None] * 1e-9 * (1 + np.abs(M).max(axis=(1, 2)))[:, None, None]
-        coef = np.linalg.solve(M, v[:, :, None])[:, :, 0]
-        fit = sum(coef[:, a:a + 1] * cols[a] for a in range(m))
-        rss += np.sum(wk * (yk - fit) ** 2, axis=1)
-        coefs[:, k, 3 - m:] = coef
-    return rss, coefs
-
-
 def fuse_events(lists: list[EventList], tol_s: float) -> EventList:
     """Merge event lists of one foot from several views.
 
-    Events from different views closer than ``tol_s`` are the same event: their times are
-    averaged with the lists' weights. An event seen by one view only is kept.
+    Events from different views closer than ``tol_s`` are the same event: their times and
+    confidences are averaged with the lists' weights. An event seen by one view only is
+    kept. A fused initial contact is "forefoot" when most of its weight says so.
     """
     lists = [e for e in lists if len(e.time_s)]
     if not lists:
         return EventList.empty()
+    n = [len(e.time_s) for e in lists]
     t = np.concatenate([e.time_s for e in lists])
     w = np.concatenate([e.weight for e in lists])
-    src = sum((list(e.source) if len(e.source) == len(e.time_s) else [None] * len(e.time_s) for e in lists), [])
+    conf = np.concatenate([e.confidence if e.confidence is not None else np.ones(k) for e, k in zip(lists, n)])
+    src = sum((list(e.source) if len(e.source) == k else [None] * k for e, k in zip(lists, n)), [])
+    con = sum((list(e.contact) if e.contact and len(e.contact) == k else [None] * k for e, k in zip(lists, n)), [])
     o = np.argsort(t)
-    t, w = t[o], w[o]
-    src = [src[i] for i in o]
-    out_t, out_w, out_s = [], [], []
+    t, w, conf = t[o], w[o], conf[o]
+    src, con = [src[i] for i in o], [con[i] for i in o]
+    out_t, out_w, out_s, out_c, out_k = [], [], [], [], []
     i = 0
     while i < len(t):
         j = i + 1
@@ -333,9 +305,13 @@ def fuse_events(lists: list[EventList], tol_s: float) -> EventList:
         ww = np.maximum(w[i:j], 1e-9)
         out_t.append(float(np.sum(t[i:j] * ww) / np.sum(ww)))
         out_w.append(float(np.sum(ww)))
+        out_c.append(float(np.sum(conf[i:j] * ww) / np.sum(ww)))
         out_s.append("+".join(sorted({s for s in src[i:j] if s})))
+        fore = sum(x for x, c in zip(ww, con[i:j]) if c == "forefoot")
+        heel = sum(x for x, c in zip(ww, con[i:j]) if c == "heel")
+        out_k.append(None if fore + heel == 0 else ("forefoot" if fore > heel else "heel"))
         i = j
-    return EventList(np.array(out_t), np.array(out_w), out_s)
+    return EventList(np.array(out_t), np.array(out_w), out_s, np.array(out_c), out_k)
 
 
 # Stride period the fit windows were tuned at (110 steps/min); windows scale with the
@@ -358,6 +334,7 @@ class SideViewEventDetector:
     -----------------------------
     heel_strike_ / toe_off_ : dict side -> :class:`EventList`.
     stride_period_s_ : dict side -> period. belt_px_per_s_ : dict side -> stance speed.
+    dropped_ : dict side -> {"ic": n, "fo": n} events dropped as untrustworthy.
     reasons_ : dict side -> why no events were found (absent when found).
     """
 
@@ -371,7 +348,7 @@ class SideViewEventDetector:
         sgn = 1.0 if self.facing == "right" else -1.0
         pelvis = sgn * 0.5 * (lm[:, 23, 0] + lm[:, 24, 0])
         self.heel_strike_, self.toe_off_, self.reasons_ = {}, {}, {}
-        self.stride_period_s_, self.belt_px_per_s_ = {}, {}
+        self.stride_period_s_, self.belt_px_per_s_, self.dropped_ = {}, {}, {}
         for side in SIDES:
             self.heel_strike_[side] = EventList.empty()
             self.toe_off_[side] = EventList.empty()
@@ -392,27 +369,18 @@ class SideViewEventDetector:
                 self.reasons_[side] = f"{view} view: no periodic stepping of the {side} foot"
                 continue
             k = float(np.clip(per / _REF_PERIOD_S, 0.7, 1.4))
-            on = dict(kind="on", search_s=(-0.02 * k, 0.08 * k), window_s=(0.04 * k, 0.16 * k))
-            off = dict(kind="off", search_s=(-0.08 * k, 0.02 * k), window_s=(0.16 * k, 0.09 * k))
+            hs_c, to_c = zeni.heel_strike_candidates_s_, zeni.toe_off_candidates_s_
+            slope = _stance_slopes(t, lm[:, HEEL[side], :1], hs_c + 0.2 * k, "on", 0.15 * k)[0]
+            self.belt_px_per_s_[side] = float(slope)
+            det = BeltVelocityEvents().detect(t, heel_f, sgn * lm[:, TOE[side], 0], abs(slope) if slope else np.nan,
+                                              hs_c, to_c, scale=k)
+            self.dropped_[side] = det.dropped_
             lists = {}
-            for name, kw, pt, cand in (("hs", on, HEEL[side], zeni.heel_strike_candidates_s_),
-                                       ("to", off, TOE[side], zeni.toe_off_candidates_s_)):
-                xy = lm[:, pt, :2]
-                first = ContactOnsetRefiner(**kw).refine(t, xy, cand)
-                slope = first.slope_
-                if name == "hs":
-                    self.belt_px_per_s_[side] = float(slope[0])
-                r = first
-                if np.all(np.isfinite(slope)):
-                    r = ContactOnsetRefiner(**kw).refine(t, xy, cand, slope=slope)
-                    if np.all(np.isfinite(getattr(r, "amp_", [np.nan]))):
-                        r = ContactOnsetRefiner(**kw).refine(t, xy, cand, slope=slope, amp=r.amp_)
-                ok = np.isfinite(r.time_s_)
-                vis = lm[:, pt, 3]
-                iv = np.clip(np.searchsorted(t, r.time_s_[ok]), 0, len(t) - 1)
-                wv = np.nan_to_num(vis[iv], nan=0.3)
-                weight = wv / np.maximum(r.rms_px_[ok], 0.5) ** 2
-                lists[name] = EventList(r.time_s_[ok], weight, [view] * int(ok.sum()))
+            for name, times, conf, pt, contact in (("hs", det.ic_s_, det.ic_conf_, HEEL[side], det.contact_),
+                                                   ("to", det.fo_s_, det.fo_conf_, TOE[side], None)):
+                iv = np.clip(np.searchsorted(t, times), 0, len(t) - 1)
+                wv = np.nan_to_num(lm[iv, pt, 3], nan=0.3)
+                lists[name] = EventList(times, wv * conf, [view] * len(times), conf, contact)
             belt = -self.belt_px_per_s_.get(side, np.nan)  # backward in the walker's frame
             if not (belt * sgn >= self.min_belt_leg_per_s * leg):
                 self.reasons_[side] = (f"{view} view: the {side} foot does not move back with a belt in "

@@ -89,6 +89,8 @@ class ClinicalFindings:
                 v = s.get("mean")
                 if v is None or not math.isfinite(v) or v <= 0:
                     continue
+                if not self._enough(s, f"findings.{code}.{side}", what):
+                    continue
                 lvl = _level(v, s.get("ci"), thr)
                 if lvl:
                     out.append(dict(code=f"excessive_{code}", side=side, level=lvl, value=v, ci95=s.get("ci"),
@@ -99,7 +101,7 @@ class ClinicalFindings:
         if po:
             thr, ref = self.thresholds["pelvic_obliquity_2d_deg"]
             v = po.get("mean")
-            lvl = _level(v, po.get("ci"), thr)
+            lvl = _level(v, po.get("ci"), thr) if self._enough(po, "findings.pelvic_obliquity", "pelvic obliquity") else None
             if lvl:
                 high = "left" if v > 0 else "right"
                 out.append(dict(code="pelvic_obliquity", level=lvl, value=v, ci95=po.get("ci"), threshold=thr,
@@ -109,6 +111,15 @@ class ClinicalFindings:
                                      f"a sign of a {('right' if high == 'left' else 'left')} short leg to check clinically"))
         self.findings_ = out
         return self
+
+    def _enough(self, summary: dict, key: str, what: str) -> bool:
+        """A frontal finding needs ``min_strides`` strides behind its mean (static captures
+        have no stride count and are judged on their CI); else the reason is recorded."""
+        n = summary.get("n")
+        if n is None or n >= self.min_strides:
+            return True
+        self.unavailable_[key] = f"too few strides to judge {what} (n = {n}; needs at least {self.min_strides})"
+        return False
 
 
 def _fmt(ci) -> str:

@@ -88,9 +88,11 @@ def _gaps(t: np.ndarray, found: np.ndarray) -> list[tuple[float, float]]:
     return out
 
 
-def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> GaitReport:
+def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, cameras: dict | None = None) -> GaitReport:
     """Analyse one session: ``tracks`` maps view name -> track (any subset of left, right,
-    rear, front, all at one frame rate); ``belt_speed_m_s`` the treadmill belt speed.
+    rear, front, all at one frame rate); ``belt_speed_m_s`` the treadmill belt speed;
+    ``cameras`` the rig calibration (rig.threed.camera.load_cameras) for the 3D section —
+    without it the report's angles are the 2D projections and it says so.
 
     Raises :class:`GaitInputError` for input that cannot be analysed at all; anything that
     cannot be computed from usable input is null in the report with its reason under
@@ -123,11 +125,14 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> G
     hs_lists = {s: {} for s in SIDES}  # foot -> view -> events
     to_lists = {s: {} for s in SIDES}
     reasons = {s: [] for s in SIDES}
+    dropped = {s: {"ic": 0, "fo": 0} for s in SIDES}
     periods = []
     for v, (t, lm, facing) in side_views.items():
         det = SideViewEventDetector(facing).detect(v, t, lm)
         per_view[v] = det
         for s in SIDES:
+            for kind, n in det.dropped_.get(s, {}).items():
+                dropped[s][kind] += n
             if s in det.reasons_:
                 reasons[s].append(det.reasons_[s])
                 continue
@@ -175,6 +180,7 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> G
     }
     if walking:
         unavailable.update(fr.unavailable_)
+    implausible = _withhold_implausible(sag.curves_, frontal_summary, unavailable)
     static = None
     still, why_not_still = _standing_still(frontal_views)
     if not walking and frontal_views and not still:
@@ -200,6 +206,7 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> G
                                      si_n=st.symmetry_index_n_ if walking else None)
     if walking:
         unavailable.update(fnd.unavailable_)
+    k3d = _kinematics_3d(tracks, side_views, cameras, seg.strides_, hs_t, fps, unavailable) if walking else None
 
     ps = st.per_side_
     spatio = {
@@ -237,13 +244,23 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> G
         "t_start_s": t0, "t_end_s": t1, "duration_s": t1 - t0,
         "belt_speed_m_s": belt_speed_m_s,
         "events": {s: {"heel_strike_s": hs[s].time_s, "toe_off_s": to[s].time_s,
-                       "heel_strike_views": hs[s].source, "toe_off_views": to[s].source} for s in SIDES},
+                       "heel_strike_views": hs[s].source, "toe_off_views": to[s].source,
+                       "heel_strike_confidence": hs[s].confidence, "toe_off_confidence": to[s].confidence,
+                       "initial_contact_type": hs[s].contact} for s in SIDES},
+        "events_note": ("heel_strike_s is the initial contact as a force plate defines it, whichever part "
+                        "of the foot lands first (initial_contact_type: heel or forefoot); toe_off_s is "
+                        "foot off. Events whose timing could not be trusted are dropped, never guessed, "
+                        "and counted under quality.events_dropped (per view that saw them)."),
         "cycles_used": {s: len(seg.strides_[s]) for s in SIDES},
         "cycles_rejected": {s: int(sum(seg.rejected_[s].values())) for s in SIDES},
         "cycles_rejected_reasons": {s: dict(seg.rejected_[s]) for s in SIDES},
         "spatiotemporal": spatio,
         "kinematics": {
-            "note": "All angles are 2D projections onto a camera's image plane, not 3D joint angles.",
+            "source": "3d" if k3d is not None else "2d",
+            "note": ("3D joint angles from the calibrated cameras under '3d'; the 2D projections are kept beside them."
+                     if k3d is not None else
+                     "All angles are 2D projections onto a camera's image plane, not 3D joint angles."),
+            "3d": k3d.to_dict() if k3d is not None else None,
             "cycle_pct": list(range(101)),
             "sagittal": sag.curves_ if walking else {},
             "frontal": fr.curves_ if walking else {},
@@ -254,9 +271,62 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float) -> G
         "findings": fnd.findings_,
         "per_stride": per_stride,
         "unavailable": unavailable,
-        "quality": quality,
+        "quality": {**quality, "events_dropped": dropped, "implausible_angles": implausible},
     }
     return GaitReport(data)
+
+
+def _kinematics_3d(tracks, side_views, cameras, strides, hs_t, fps, unavailable):
+    """The 3D section (side views with their label swaps repaired), or None with the reason."""
+    if not cameras:
+        unavailable["kinematics.3d"] = "rig not calibrated (gaitrig calibrate): angles are 2D projections"
+        return None
+    from rig.threed.report3d import Kinematics3D
+    views = {v: (tr.index, tr.t_s, side_views[v][1] if v in side_views else tr.lm) for v, tr in tracks.items()}
+    k3d = Kinematics3D().compute(views, cameras, strides, hs_t, fps)
+    if k3d.unavailable_:
+        unavailable.update(k3d.unavailable_)
+        return None
+    return k3d
+
+
+# What a human joint can do, generously (2D projections included): a value beyond it is a
+# measurement problem (a landmark on the wrong body part, a swapped label), not a finding.
+HUMAN_RANGE_DEG = {
+    "hip_flexion_2d_deg": (-45.0, 130.0), "knee_flexion_2d_deg": (-20.0, 150.0),
+    "ankle_dorsiflexion_2d_deg": (-70.0, 50.0), "rearfoot_eversion_2d_deg": (-30.0, 30.0),
+    "knee_fppa_2d_deg": (-35.0, 35.0), "pelvic_obliquity_2d_deg": (-20.0, 20.0), "pelvic_drop_2d_deg": (-20.0, 20.0),
+}
+
+
+def _withhold_implausible(curves: dict, frontal_summary: dict, unavailable: dict) -> list[str]:
+    """Null every angle (curve or summary) outside :data:`HUMAN_RANGE_DEG`, say why under
+    ``unavailable`` and return what was withheld (for ``quality.implausible_angles``)."""
+    out = []
+
+    def check(name, side, values):
+        lo, hi = HUMAN_RANGE_DEG[name]
+        v = np.asarray([x for x in np.ravel(values) if x is not None], float)
+        v = v[np.isfinite(v)]
+        if len(v) and (v.min() < lo or v.max() > hi):
+            key = f"kinematics.{name}" + (f".{side}" if side else "")
+            unavailable[key] = (f"{name}{' ' + side if side else ''} reaches {v.min():.0f}..{v.max():.0f}°, outside what a "
+                                f"human joint does ({lo:g}..{hi:g}°): a measurement problem, not reported")
+            out.append(key)
+            return True
+        return False
+
+    for name, per_side in curves.items():
+        for side, c in per_side.items():
+            if c.get("mean") is not None and name in HUMAN_RANGE_DEG and check(name, side, c["mean"]):
+                per_side[side] = {**c, "mean": None, "sd": None}
+    for name, per_side in frontal_summary.items():
+        items = per_side.items() if "mean" not in per_side else [(None, per_side)]
+        for side, summ in items:
+            m = summ.get("mean")
+            if m is not None and np.isfinite(m) and check(name, side, [m]):
+                summ.update(mean=math.nan, ci=[math.nan, math.nan])
+    return out
 
 
 def _standing_still(frontal_views, max_frac: float = 0.08) -> tuple[bool, str]:

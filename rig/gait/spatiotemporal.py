@@ -84,6 +84,9 @@ def step_times(hs: dict[str, np.ndarray], max_step_s: float) -> dict[str, np.nda
     return out
 
 
+MIN_STRIDES_FOR_MEAN = 2  # a per-side mean from one stride is that stride, not the patient
+
+
 class SpatiotemporalParameters:
     """Spatiotemporal parameters from accepted strides and heel strikes.
 
@@ -140,15 +143,32 @@ class SpatiotemporalParameters:
         self.double_support_pct_ = mean_ci(per["left"]["double_support_pct"] + per["right"]["double_support_pct"])
         if self.double_support_pct_["n"] == 0:
             self.unavailable_["spatiotemporal.double_support_pct"] = "no stride with both feet's events"
+        self._need_two(measures)
         self.symmetry_index_pct_, self.symmetry_index_ci95_pct_, self.symmetry_index_n_ = {}, {}, {}
         for m in SI_MEASURES:
             r, lft = self.per_side_[m]["right"], self.per_side_[m]["left"]
             self.symmetry_index_n_[m] = {"left": lft["n"], "right": r["n"]}
             self.symmetry_index_pct_[m] = symmetry_index_pct(r["mean"], lft["mean"])
             self.symmetry_index_ci95_pct_[m] = symmetry_index_ci(r, lft)
+            if min(r["n"], lft["n"]) < MIN_STRIDES_FOR_MEAN:
+                self.symmetry_index_pct_[m] = math.nan
+                self.symmetry_index_ci95_pct_[m] = [math.nan, math.nan]
+                self.unavailable_[f"spatiotemporal.symmetry_index.{m}"] = (
+                    f"a symmetry index needs at least {MIN_STRIDES_FOR_MEAN} strides (steps) per side; "
+                    f"found left {lft['n']}, right {r['n']}")
         for side in SIDES:
             if not strides.get(side):
                 self.unavailable_[f"spatiotemporal.stance_pct.{side}"] = f"no accepted {side} stride"
             if len(steps[side]) == 0:
                 self.unavailable_[f"spatiotemporal.step_time_s.{side}"] = f"no {side} step (needs a heel strike of each foot)"
         return self
+
+    def _need_two(self, measures) -> None:
+        """Per-side means from a single stride (or step) are withheld, with the reason."""
+        for m in measures:
+            for side in SIDES:
+                summ = self.per_side_[m][side]
+                if summ["n"] == 1:
+                    self.per_side_[m][side] = {**summ, "mean": math.nan}
+                    self.unavailable_[f"spatiotemporal.{m}.{side}"] = (
+                        f"only one {side} stride (step): a mean needs at least {MIN_STRIDES_FOR_MEAN}")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
+import json
 import logging
 import sys
 from dataclasses import dataclass
@@ -11,6 +13,8 @@ from rig.config import NodeConfig
 from rig.daemon import add_config_args, load_role_config, stop_event_on_signals
 from rig.node.camera import Camera, CameraError
 from rig.node.daemon import Estimator
+from rig.node.pacing import Pacer, SpeedTest, time_tracking
+from rig.node.stages import FrameStage, KeyframeStage
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +28,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_args(p, "node")
     p.add_argument("--view", choices=["left", "right", "rear", "front"], help="overrides view")
     p.add_argument("--trigger-line", type=Path, help="simulated backend: overrides camera.trigger_line")
+    p.add_argument("--benchmark", action="store_true", help="time the pose models on this CPU, print the "
+                   "chosen pace (every frame or keyframes, interval, headroom) as JSON and exit")
+    p.add_argument("--rate-hz", type=float, help="with --benchmark: the trigger rate to pace for")
     p.set_defaults(func=run)
 
 
 @dataclass(frozen=True)
 class NodeParts:
     camera: Camera
-    estimator: Estimator
+    estimator: Estimator  # one frame, for the diag self-test
     model_name: str
     facing: str | None
+    stage: FrameStage | None = None  # what the inference thread runs (default: the estimator per frame)
 
 
 def build(config: NodeConfig) -> NodeParts:
@@ -49,7 +57,10 @@ def build(config: NodeConfig) -> NodeParts:
                                  config.camera.miss_fraction, seed=config.walker.seed)
         facing = config.facing or scene.walker(60.0).header(config.view).facing
         return NodeParts(camera, lambda frame, index: frame.landmarks, "simulated walker", facing)
-    return NodeParts(_camera(config), _pose_estimator(config), "BlazePose full (TFLite)", config.facing)
+    camera = _camera(config)
+    pipe = _pose_pipeline(config)
+    return NodeParts(camera, lambda frame, index: pipe.process(frame.image), "BlazePose full (TFLite)",
+                     config.facing, KeyframeStage(pipe, self_test(pipe, config, camera)))
 
 
 def _camera(config: NodeConfig) -> Camera:
@@ -60,22 +71,76 @@ def _camera(config: NodeConfig) -> Camera:
     return Picamera2Camera(c.width, c.height, c.camera_num, c.analogue_gain, c.trigger_mode_file)
 
 
-def _pose_estimator(config: NodeConfig) -> Estimator:
+def _pose_pipeline(config: NodeConfig):
     """The edge pose pipeline; a missing or corrupt model stops the node with the fetch command."""
     from edge_models.pose import BeltRoi, PosePipeline
     m = config.model
     try:
-        pipe = PosePipeline(m.models_dir, threads=m.threads, belt_roi=BeltRoi(*m.belt_roi),
-                            delegate_path=str(m.delegate) if m.delegate else None)
+        return PosePipeline(m.models_dir, threads=m.threads, belt_roi=BeltRoi(*m.belt_roi),
+                            delegate_path=str(m.delegate) if m.delegate else None,
+                            min_invoke_ms=(m.emulate_detector_ms, m.emulate_landmark_ms))
     except (RuntimeError, ValueError) as e:
         raise CameraError(f"pose model: {e}") from None
-    return lambda frame, index: pipe.process(frame.image)
+
+
+def self_test(pipe, config: NodeConfig, camera: Camera, rate_hz: float | None = None) -> Pacer:
+    """Time the models on this CPU at the camera's size and choose the pace."""
+    width, height = (camera.width, camera.height) if camera.width and camera.height else \
+        (config.camera.width, config.camera.height)
+    detector_ms, landmark_ms = pipe.time_models(width, height)
+    speed = SpeedTest(detector_ms, landmark_ms, time_tracking(width, height))
+    pacer = Pacer(speed, pipe.landmark_interpreter.ewma_ms, rate_hz or config.trigger_rate_hz,
+                  config.pace_margin, config.max_keyframe_interval)
+    p = pacer.pace
+    log.info("self-test: detector %.1f ms, landmark %.1f ms, flow %.1f ms per frame -> %s, interval %d, "
+             "headroom %.0f %% at %g Hz", detector_ms, landmark_ms, speed.track_ms, p.mode, p.interval,
+             p.headroom_pct, p.rate_hz)
+    return pacer
+
+
+def run_benchmark(config: NodeConfig, rate_hz: float | None) -> int:
+    camera = None
+    if config.camera.backend == "video":
+        from rig.node.camera import VideoCamera
+        camera = VideoCamera(config.camera.video, None)
+        camera.open()  # the size of the footage
+    pacer = self_test(_pose_pipeline(config), config, camera or _NoCamera(), rate_hz)
+    print(json.dumps({**pacer.pace.figures(), "emulated": {
+        "detector_ms": config.model.emulate_detector_ms, "landmark_ms": config.model.emulate_landmark_ms}}, indent=1))
+    return 0
+
+
+class _NoCamera:
+    width = height = 0
+
+
+def return_freed_frames_to_the_os() -> None:
+    """Frames are megabytes each; glibc's malloc serves blocks that size from mmap until the
+    first one is freed, then raises its threshold and keeps freed frames in the heap, where
+    the node's memory only grows. A fixed threshold keeps every frame an mmap, returned on
+    free; two arenas stop each thread (capture, inference, MQTT...) from growing its own."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    libc.mallopt(M_ARENA_MAX, 2)
+
+
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's malloc.h
 
 
 def run(args) -> int:
     from rig.node.daemon import NodeDaemon
+    return_freed_frames_to_the_os()
     config = load_role_config(NodeConfig, args, {
         "view": args.view, "camera.trigger_line": str(args.trigger_line) if args.trigger_line else None})
+    if args.benchmark:
+        try:
+            return run_benchmark(config, args.rate_hz)
+        except CameraError as e:
+            print(f"gaitrig node: {e}", file=sys.stderr)
+            return 2
     try:
         NodeDaemon(config, build(config)).run(stop_event_on_signals())
     except CameraError as e:

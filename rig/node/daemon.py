@@ -1,5 +1,7 @@
 """The camera-node daemon: capture never blocks, inference runs on its own thread behind
-a bounded buffer, every frame is labelled with its trigger index and published.
+a bounded buffer (memory, then compressed crops on disk), every frame is labelled with its
+trigger index and published — inferred on keyframes or tracked between them, as the node's
+self-measured speed allows (rig/node/pacing.py).
 
 Session control comes over MQTT: the retained session state says which session is
 recording; the retained trigger state says when the train started (pulse 0) and, once
@@ -9,7 +11,6 @@ its end-of-session count.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -18,13 +19,16 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from edge_models.pose.keyframes import Estimate
 from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import NodeEnd, NodeInfo, SessionState, TriggerState, decode
 from rig.config import NodeConfig
 from rig.node.camera import CameraError, CapturedFrame
+from rig.node.crop_spool import Backlog, CropSpool
 from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
+from rig.node.stages import ImmediateStage
 from rig.node.trigger import TriggerIndexer
 from rig.ops import notify
 from rig.ops.diag import DiagAgent
@@ -48,7 +52,9 @@ class NodeStats:
     frames_out: int = 0  # keypoint frames published (or spooled)
     dropped: int = 0
     missed_triggers: int = 0
-    latency_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    spooled: int = 0  # frames that waited on disk as crops
+    latency_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))  # estimator per frame
+    publish_latency_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))  # exposure -> sent
     last_frame: CapturedFrame | None = None
     last_frame_mono: float | None = None
     camera_error: str | None = None  # why the camera cannot be opened or read, until it recovers
@@ -62,6 +68,8 @@ class Train:
     ended_at: float | None = None
     dropped: int = 0
     published: int = 0
+    tracked: int = 0
+    spooled: int = 0
     backlog_at_end: int = 0
 
     def same_train(self, trig: TriggerState) -> bool:
@@ -70,21 +78,19 @@ class Train:
         return trig.rate_hz == i.rate_hz and abs(trig.first_pulse_t - i.first_pulse_t) < 0.5 / i.rate_hz
 
 
-def frame_bytes(frame: CapturedFrame) -> int:
-    """What a waiting frame holds in memory (the simulated camera's landmarks: ~1 kB)."""
-    return frame.image.nbytes if frame.image is not None else 1024
-
-
 class NodeDaemon:
     def __init__(self, config: NodeConfig, parts: "NodeParts"):
-        self.config, self.camera, self.estimator = config, parts.camera, parts.estimator
+        self.config, self.camera, self.parts = config, parts.camera, parts
         self.model_name, self.facing = parts.model_name, parts.facing
         self.simulated = simulated = parts.camera.name == "simulated"
         self.bus = BusClient(config.mqtt, f"node-{config.view}", simulated=simulated)
         spool = Spool(config.spool_dir / f"spool-{config.view}.sqlite", int(config.spool_max_mb * 1e6))
         self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool)
-        self.frames: queue.Queue = queue.Queue()  # bounded in bytes, below: frames are big
-        self.backlog_bytes = 0
+        self.stage = parts.stage or ImmediateStage(lambda frame: parts.estimator(frame, 0))
+        crops = None if simulated else CropSpool(config.spool_dir / f"crops-{config.view}",
+                                                  int(config.crop_spool_max_mb * 1e6))
+        self.frames = Backlog(config.backlog_max_mb * 1e6, crops)
+        self._stage_session: int | None = None  # the session whose frames the stage holds
         self.live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
         self._camera_open = False
         self.lock = threading.Lock()
@@ -95,6 +101,8 @@ class NodeDaemon:
         self.bus.on(topics.SESSION_STATE, self._on_session)
         self.bus.on(topics.TREADMILL_TRIGGER, self._on_trigger)
         self.stats = NodeStats()
+        self.pending_rate_hz: float | None = None
+        self._preview_at = 0.0  # monotonic time of the last live-preview message
         self.infer_lock = threading.Lock()  # the estimator is shared with the self-test
         self.diag = DiagAgent(self.bus, config, node_hooks(self))
 
@@ -113,11 +121,12 @@ class NodeDaemon:
                     self._start_train(self.recording_session, trig)
             elif not trig.armed and t is not None and t.pulses_sent is None:
                 t.pulses_sent, t.ended_at = trig.pulses_sent, time.monotonic()
-                t.backlog_at_end = self.frames.qsize()
+                t.backlog_at_end = len(self.frames)
 
     def _start_train(self, session_id: int, trig: TriggerState) -> None:
         log.info("session %d: train armed at %.1f Hz", session_id, trig.rate_hz)
         self.train = Train(session_id, TriggerIndexer(trig.first_pulse_t, trig.rate_hz))
+        self.pending_rate_hz = trig.rate_hz  # the inference thread re-paces before its next frame
         early, self.early = list(self.early), deque(maxlen=EARLY_FRAMES)
         for frame in early:
             self._enqueue(self.train, frame)
@@ -159,7 +168,7 @@ class NodeDaemon:
         self.bus.send(topics.NODE_INFO, NodeInfo(
             view=self.config.view, width=self.camera.width, height=self.camera.height,
             facing=self.facing, camera=self.camera.name, model=self.model_name,
-            simulated=self.simulated), view=self.config.view)
+            pacing=self.stage.figures(), simulated=self.simulated), view=self.config.view)
         return True
 
     def _camera_failed(self, e: CameraError) -> None:
@@ -201,49 +210,83 @@ class NodeDaemon:
         index = t.indexer.index(frame.t)
         if index is None or (t.pulses_sent is not None and index >= t.pulses_sent):
             return
-        size = frame_bytes(frame)
-        if self.backlog_bytes + size > self.config.backlog_max_mb * 1e6:
+        where = self.frames.put(t.session_id, index, frame, self.stage.region)
+        if where == "refused":
             t.dropped += 1
             self.stats.dropped += 1
-            return
-        self.backlog_bytes += size
-        self.frames.put_nowait((t.session_id, index, frame))
+            if t.dropped == 1:
+                log.error("session %d: frames are being lost: the disk spool of crops is full (%.0f MB)",
+                          t.session_id, self.config.crop_spool_max_mb)
+        elif where == "disk":
+            t.spooled += 1
+            self.stats.spooled += 1
+            if t.spooled == 1:
+                log.warning("session %d: inference is behind; frames wait on disk as crops", t.session_id)
 
     def _infer_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            try:
-                session_id, index, frame = self.frames.get(timeout=0.05)
-            except queue.Empty:
+            item = self.frames.get(timeout_s=0.05)
+            if item is None:
                 self._maybe_end()
                 continue
-            with self.lock:
-                self.backlog_bytes -= frame_bytes(frame)
+            session_id, index, frame = item
+            if session_id != self._stage_session:
+                self._flush_stage()
+                self._stage_session = session_id
+            if (rate_hz := self.pending_rate_hz) is not None:
+                self.pending_rate_hz = None
+                self.stage.set_rate(rate_hz)
             t0 = time.perf_counter()
             with self.infer_lock:
-                lm = self.estimator(frame, index)
+                estimates = self.stage.push(index, frame)
             self.stats.latency_ms.append((time.perf_counter() - t0) * 1000)
-            sent = self.publisher.frame(session_id, index, frame.t, lm)
+            self._publish(session_id, estimates)
+
+    def _publish(self, session_id: int | None, estimates: list[Estimate]) -> None:
+        fps = self.config.preview_fps
+        if estimates and fps > 0 and (now := time.monotonic()) - self._preview_at >= 1.0 / fps:
+            self._preview_at = now
+            e = estimates[-1]
+            self.publisher.preview(session_id, e.index, e.t, e.lm)
+        for e in estimates:
+            sent = self.publisher.frame(session_id, e.index, e.t, e.lm, e.tracked, e.interpolated)
+            self.stats.publish_latency_ms.append((time.time() - e.t) * 1000)
             self.stats.frames_out += sent
             self.stats.dropped += not sent
             with self.lock:  # the train outlives its queued frames: only _maybe_end clears it
-                if self.train is not None:
-                    self.train.published += sent
-                    self.train.dropped += not sent
+                t = self.train
+                if t is not None and t.session_id == session_id:
+                    t.published += sent
+                    t.dropped += not sent
+                    t.tracked += sent and e.tracked
+
+    def _flush_stage(self) -> None:
+        """Publish the frames the stage holds for its next keyframe (a session ended)."""
+        with self.infer_lock:
+            estimates = self.stage.flush()
+        self._publish(self._stage_session, estimates)
+        self._stage_session = None
 
     def _maybe_end(self) -> None:
         """After the train stops: once every pulse's frame is through (or the grace expired)."""
         with self.lock:
             t = self.train
-            if t is None or t.pulses_sent is None or not self.frames.empty():
+            if t is None or t.pulses_sent is None or len(self.frames):
                 return
             all_in = t.indexer.last_index >= t.pulses_sent - 1
-            if not all_in and time.monotonic() - t.ended_at < self.config.end_grace_s:
+            # a camera still delivering the train's frames (catching up) is waited for
+            last_progress = max(t.ended_at, self.stats.last_frame_mono or 0.0)
+            if not all_in and time.monotonic() - last_progress < self.config.end_grace_s:
                 return
-            self.train = None
+        self._flush_stage()
+        with self.lock:
+            if self.train is t:  # (a new train may have been armed meanwhile)
+                self.train = None
         missed = t.indexer.finish(t.pulses_sent)
         self.stats.missed_triggers += missed
         self.publisher.end(NodeEnd(
             session_id=t.session_id, view=self.config.view,
             frames=t.published,
             captured=t.indexer.captured, missed_triggers=missed, dropped=t.dropped,
-            backlog_at_train_end=t.backlog_at_end, simulated=self.simulated))
+            backlog_at_train_end=t.backlog_at_end, tracked=t.tracked, spooled=t.spooled,
+            simulated=self.simulated))

@@ -24,9 +24,17 @@ class KeypointPublisher:
         self.refused = 0  # the spool was full: frames lost, and counted
         self._order = threading.Lock()  # direct publishing and replay must not interleave
 
-    def frame(self, session_id: int, index: int, t: float, lm: np.ndarray | None) -> bool:
-        payload = encode_keypoints(KeypointFrame(session_id, index, t, lm, self.simulated))
+    def frame(self, session_id: int, index: int, t: float, lm: np.ndarray | None, tracked: bool = False,
+              interpolated: np.ndarray | None = None) -> bool:
+        payload = encode_keypoints(KeypointFrame(session_id, index, t, lm, self.simulated, tracked, interpolated))
         return self._send(topics.NODE_KEYPOINTS, payload)
+
+    def preview(self, session_id: int, index: int, t: float, lm: np.ndarray | None) -> None:
+        """The live view: best effort, never spooled (the next one replaces it)."""
+        if self.bus.connected:
+            payload = encode_keypoints(KeypointFrame(session_id, index, t, lm, self.simulated))
+            self.bus.publish(topics.NODE_PREVIEW.path(self.bus.rig_id, view=self.view), payload,
+                             qos=topics.NODE_PREVIEW.qos, retain=True)
 
     def end(self, end: NodeEnd) -> None:
         self._send(topics.NODE_END, end.encode())

@@ -23,11 +23,13 @@ import secrets
 from dataclasses import dataclass
 
 from rig.bus import topics
-from rig.config import ALL_VIEWS
+from rig.config import ALL_VIEWS, RIG_ID_PATTERN
 
 DAEMONS: tuple[str, ...] = ("bridge", "coordinator") + tuple(f"node-{v}" for v in ALL_VIEWS)
 PERSON_ROLES: tuple[str, ...] = ("tablet", "technician")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # no '+', '#', '/': safe inside %u patterns
+RIG_ID_RE = re.compile(RIG_ID_PATTERN)  # the same rule the daemons' configs apply
+CONF_VALUE_RE = re.compile(r"^[^\s\x00-\x1f\x7f]+$")  # one token on a mosquitto.conf line
 
 # A minute of frames from every camera at the fastest trigger rate, queued per client
 # (a coordinator that is away for a minute loses nothing), with headroom for the rest.
@@ -73,6 +75,22 @@ class Tls:
     certfile: str
     keyfile: str
     cafile: str | None = None
+
+
+def check_rig_id(rig_id: str) -> str:
+    """The rig id is a topic level in every ACL line: '#', '+', '/' or nothing would widen
+    the grants to other rigs or to everything."""
+    if not RIG_ID_RE.match(rig_id):
+        raise BrokerConfigError(f"--rig-id {rig_id[:40]!r}: use 1 to 32 letters, digits, '_' or '-' "
+                                "(it is a topic level: no '/', '+', '#')")
+    return rig_id
+
+
+def check_conf_value(option: str, value: str) -> str:
+    """A path written into mosquitto.conf: one token, so a newline cannot add directives."""
+    if not CONF_VALUE_RE.match(value):
+        raise BrokerConfigError(f"{option} {value[:60]!r}: a path without spaces or control characters")
+    return value
 
 
 def daemon_accounts() -> list[Account]:

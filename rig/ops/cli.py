@@ -79,11 +79,18 @@ def _secrets(out: Path, accounts: list[broker.Account]) -> dict[str, str]:
 
 
 def write_broker_files(args) -> list[Path]:
+    broker.check_rig_id(args.rig_id)
     accounts = broker.all_accounts([broker.parse_person(p) for p in args.person])
     tls = _tls(args)  # every check before the first file is written
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     conf_dir = args.conf_dir or str(out.resolve())
+    values = [("--conf-dir", conf_dir), ("--persistence-dir", args.persistence_dir)]
+    if tls:
+        values += [("--tls-cert", tls.certfile), ("--tls-key", tls.keyfile), ("--tls-ca", tls.cafile)]
+    for option, value in values:
+        if value is not None:
+            broker.check_conf_value(option, value)
+    out.mkdir(parents=True, exist_ok=True)
     passwords = _secrets(out, accounts)
     _write(out / "passwd", broker.password_file_text(passwords), 0o640)
     _write(out / "acl", broker.acl_text(args.rig_id, accounts), 0o640)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from rig.bus import topics
 from rig.bus.client import BusClient
-from rig.bus.payloads import DiagCommand, DiagEvent, DiagHealth, DiagReply, PayloadError, decode
+from rig.bus.payloads import DiagCommand, DiagEvent, DiagHealth, DiagReply, PayloadError, clip, decode
 from rig.ops import health as h
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ def apply_setting(config: BaseModel, key: str, value: Any) -> None:
 
 
 def jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """Plain JSON types; NaN and Infinity (which payloads refuse) become null."""
+    return json.loads(json.dumps(value, default=str), parse_constant=lambda _: None)
 
 
 # -- the agent -------------------------------------------------------------------------------
@@ -248,11 +249,12 @@ class DiagAgent:
             reply = DiagReply(daemon=self.name, cmd=name, ok=True, result=self._execute(cmd, tech), t=time.time())
         except DiagError as e:
             self.refused += e.refused
-            reply = DiagReply(daemon=self.name, cmd=name, ok=False, error=str(e), result=jsonable(e.result),
+            reply = DiagReply(daemon=self.name, cmd=name, ok=False, error=clip(str(e), 1000), result=jsonable(e.result),
                               t=time.time())
         except Exception as e:  # a bug in a hook must not take the daemon down
             log.exception("diagnostics command %s failed", name)
-            reply = DiagReply(daemon=self.name, cmd=name, ok=False, error=f"internal error: {e!r}", t=time.time())
+            reply = DiagReply(daemon=self.name, cmd=name, ok=False, error=clip(f"internal error: {e!r}", 1000),
+                              t=time.time())
         info = self._reply(msg, reply)
         if reply.ok and name == "restart":
             self._restart(info)

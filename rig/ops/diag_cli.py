@@ -34,7 +34,8 @@ STALE_PERIODS = 3  # no health for this many periods while "online": hung, or cu
 NOT_AUTHORISED = 135
 KEY_FIGURES = {
     "node": ("frames_in", "frames_out", "dropped", "missed_triggers", "inference_latency_ms_p95",
-             "inference_backlog", "spool_messages"),
+             "inference_backlog", "spool_messages", "pace_mode", "keyframe_interval", "landmark_ms",
+             "headroom_pct", "crop_spool_frames"),
     "bridge": ("serial_connected", "controller_silent", "serial_rejected_frames", "serial_lost_frames",
                "serial_reconnects", "controller_clock_drift_ppm"),
     "coordinator": ("session_state", "session_id", "frames_received_*", "db_mb"),

@@ -50,7 +50,7 @@ def node_hooks(node: "NodeDaemon") -> DiagHooks:
 
 
 def node_figures(node: "NodeDaemon") -> dict[str, Any]:
-    st, train, spool = node.stats, node.train, node.publisher.spool
+    st, train, spool, crops = node.stats, node.train, node.publisher.spool, node.frames.spool
     latencies = list(st.latency_ms)
     age = None if st.last_frame_mono is None else round(time.monotonic() - st.last_frame_mono, 2)
     return {"camera": node.camera.name, "session_id": train.session_id if train else node.recording_session,
@@ -60,7 +60,11 @@ def node_figures(node: "NodeDaemon") -> dict[str, Any]:
             "frames_lost": node.publisher.refused,
             "inference_latency_ms_p50": h.percentile_ms(latencies, 50),
             "inference_latency_ms_p95": h.percentile_ms(latencies, 95),
-            "inference_backlog": node.frames.qsize(), "inference_backlog_mb": round(node.backlog_bytes / 1e6, 1),
+            "publish_latency_ms_p95": h.percentile_ms(list(st.publish_latency_ms), 95),
+            "inference_backlog": len(node.frames), "inference_backlog_mb": round(node.frames.memory_bytes / 1e6, 1),
+            "crop_spool_frames": crops.count if crops else 0, "crop_spool_mb": round(crops.bytes / 1e6, 1) if crops else 0.0,
+            "frames_spooled": st.spooled, "session_dropped": train.dropped if train else 0,
+            **node.stage.figures(),
             "last_frame_age_s": age,
             "spool_messages": spool.count, "spool_mb": round(spool.bytes / 1e6, 3),
             "camera_error": st.camera_error}
@@ -75,7 +79,12 @@ def node_problems(f: dict, backlog_max_mb: float, spool_max_mb: float) -> dict[s
                               if f["last_frame_age_s"] is not None else "no frame since start while a train runs")
     if f["inference_backlog_mb"] > BACKLOG_SHARE * backlog_max_mb:
         out["inference_backlog"] = (f"{f['inference_backlog']} frames ({f['inference_backlog_mb']:.0f} MB) wait "
-                                    f"for inference; frames are dropped beyond {backlog_max_mb:.0f} MB")
+                                    f"for inference; beyond {backlog_max_mb:.0f} MB they wait on disk as crops")
+    if f.get("crop_spool_frames"):
+        out["inference_behind"] = (f"{f['crop_spool_frames']} frames ({f['crop_spool_mb']:.0f} MB) wait on disk as "
+                                   "crops; they are finished after the belt stops")
+    if f.get("session_dropped"):
+        out["frames_dropped"] = f"{f['session_dropped']} frames of this session lost (a spool is full)"
     if f["spool_mb"] > SPOOL_SHARE * spool_max_mb:
         out["spool_filling"] = f"{f['spool_mb']:.1f} of {spool_max_mb:.0f} MB spooled: broker unreachable?"
     if f["frames_lost"]:
@@ -105,7 +114,30 @@ def node_still(node: "NodeDaemon") -> tuple[bytes, int, int]:
 
 
 def node_selftest(node: "NodeDaemon") -> list[Check]:
-    return [_camera_check(node), _model_check(node)]
+    last = node.stats.last_frame
+    image = None if node.simulated or last is None else last.image
+    return [_camera_check(node), _model_check(node),
+            aim_check(image, h.state_dir(node.config.spool_dir), node.simulated)]
+
+
+def aim_check(image: np.ndarray | None, state_dir: Path, simulated: bool = False) -> Check:
+    """Has the camera moved since calibration? The last frame against the still stored at
+    calibration time (``<state dir>/calibration_still.png``; rig.calibration.moved)."""
+    from rig.calibration.moved import CALIBRATION_STILL, CameraMoveDetector
+    if simulated:
+        return Check("aim", True, "simulated camera: nothing can move")
+    ref_path = Path(state_dir) / CALIBRATION_STILL
+    if not ref_path.is_file():
+        return Check("aim", True, f"no calibration still at {ref_path}: cannot tell whether the camera moved")
+    if image is None:
+        return Check("aim", True, "no frame captured yet to compare with the calibration still")
+    import cv2
+    t0 = time.perf_counter()
+    ref = cv2.imread(str(ref_path), cv2.IMREAD_GRAYSCALE)
+    if ref is None:
+        return Check("aim", False, f"{ref_path}: not a readable image")
+    check = CameraMoveDetector().check(ref, image)
+    return Check("aim", check.status != "moved", check.message, _ms_since(t0))
 
 
 def _camera_check(node: "NodeDaemon") -> Check:
@@ -131,7 +163,7 @@ def _model_check(node: "NodeDaemon") -> Check:
     t0 = time.perf_counter()
     try:
         with node.infer_lock:
-            lm = node.estimator(frame, 0)
+            lm = node.parts.estimator(frame, 0)
     except Exception as e:  # a broken model is exactly what this check is for
         return Check("model", False, f"{node.model_name}: inference failed: {e!r}", _ms_since(t0))
     ms = _ms_since(t0)
@@ -157,6 +189,9 @@ def bridge_figures(bridge: "Bridge") -> dict[str, Any]:
     return {"serial_port": link.port, "serial_connected": link.connected,
             "serial_rejected_frames": link.rejected, "serial_lost_frames": link.lost,
             "serial_reconnects": link.reconnects, "serial_retransmits": link.retransmits,
+            "serial_invalid_messages": sum(link.invalid.values()), "serial_handler_errors": link.errors,
+            "serial_reader_alive": link.alive, "controller_resets": link.resets,
+            "rejected_commands": sum(bridge.bus.rejected.values()),
             "controller_clock_drift_ppm": None if drift is None else round(drift, 2),
             "controller_silent": link.silent, "belt_running": belt.running if belt else None,
             "belt_speed_m_s": belt.speed_m_s if belt else None, "trigger_armed": trig.armed if trig else None,
@@ -165,7 +200,9 @@ def bridge_figures(bridge: "Bridge") -> dict[str, Any]:
 
 def bridge_problems(f: dict) -> dict[str, str]:
     out = {}
-    if not f["serial_connected"]:
+    if not f.get("serial_reader_alive", True):
+        out["serial_reader_dead"] = "the serial reading thread has ended; restart the bridge"
+    elif not f["serial_connected"]:
         out["serial_down"] = f"{f['serial_port']} is not open; reopening with backoff"
     elif f["controller_silent"]:
         out["controller_silent"] = "no heartbeat from the treadmill controller"
@@ -200,13 +237,26 @@ def coordinator_figures(coord: "Coordinator") -> dict[str, Any]:
                            "db_mb": round(size / 1e6, 3)}
     frames = dict(coord.session_frames)
     out.update({f"frames_received_{v}": frames.get(v, 0) for v in coord.config.session.views})
+    disk = coord.disk
+    out.update({"frame_conflicts": sum(coord.machine.conflicts.values()), "frames_lost_db": disk.frames_lost,
+                "db_write_failures": disk.failures, "db_frames_paused": disk.paused, "db_problem": disk.problem,
+                "internal_errors": coord.internal_errors})
+    out.update({f"rejected_{kind}": n for kind, n in sorted(coord.bus.rejected.items())})
     return out
 
 
 def coordinator_problems(f: dict) -> dict[str, str]:
+    out = {}
     if f["inbox_backlog"] > INBOX_BACKLOG:
-        return {"inbox_backlog": f"{f['inbox_backlog']} messages wait for the database"}
-    return {}
+        out["inbox_backlog"] = f"{f['inbox_backlog']} messages wait for the database"
+    if f["db_problem"]:
+        kind = "disk_full" if f["db_problem"].startswith("disk full") else "database_error"
+        out[kind] = f"{f['db_problem']}; {f['frames_lost_db']} frames lost"
+    if f["frame_conflicts"]:
+        out["frame_conflicts"] = (f"{f['frame_conflicts']} frames of session {f['last_session_id']} differ from the "
+                                  "one already stored for their index (first kept): a node misbehaves or a "
+                                  "forged frame")
+    return out
 
 
 def database_check(coord: "Coordinator", timeout_s: float = 3.0) -> Check:
@@ -214,21 +264,26 @@ def database_check(coord: "Coordinator", timeout_s: float = 3.0) -> Check:
     wait behind the worker's open transaction while recording): commit what is pending — a
     real write — and take the write lock. An answer at all proves the worker is not hung."""
     done: queue.Queue[Check] = queue.Queue(1)
-    coord.inbox.put(("diag", lambda storage: done.put(_commit_check(storage, coord.config.storage.database))))
+    coord.inbox.put(("diag", lambda storage: _commit_check(storage, coord.config.storage.database, done)))
     try:
         return done.get(timeout=timeout_s)
     except queue.Empty:
         return Check("database", False, f"the coordinator's worker did not answer within {timeout_s} s (hung?)")
 
 
-def _commit_check(storage, path: Path) -> Check:
+def _commit_check(storage, path: Path, done: "queue.Queue[Check]") -> None:
     t0 = time.perf_counter()
     try:
         storage.commit()
         storage.conn.execute("COMMIT")
         storage.conn.execute("BEGIN IMMEDIATE")  # the next regular commit ends it
     except sqlite3.Error as e:
-        return Check("database", False, f"{path}: commit failed: {e}", _ms_since(t0))
+        done.put(Check("database", False, f"{path}: commit failed: {e}", _ms_since(t0)))
+        raise  # the worker rolls back, counts the frames lost and announces it
+    done.put(_writable_check(path, t0))
+
+
+def _writable_check(path: Path, t0: float) -> Check:
     if not os.access(Path(path).parent, os.W_OK):
         return Check("database", False, f"{Path(path).parent} is not writable (journal files)", _ms_since(t0))
     return Check("database", True, f"{path}: committed and took the write lock", _ms_since(t0))

@@ -20,7 +20,7 @@ THETA_HS_DEG, THETA_TO_DEG = 18.0, -55.0
 U_FOOT_FLAT = 0.13  # stance fraction at foot flat (~8 % of the cycle)
 U_HEEL_OFF = 0.55  # stance fraction at heel off (~34 % of the cycle)
 TOE_OUT_DEG = 6.0  # foot progression angle
-SWING_BETA = (2.0, 1.8)  # belt-frame heel velocity in swing ~ Beta(2, 1.8) density
+SWING_BETA = (2.0, 2.2)  # belt-frame heel velocity in swing ~ Beta(2, 2.2): braking into contact (real feet)
 MTP_FRACTION = 0.73  # heel to metatarsophalangeal joint, fraction of foot length
 TOE_RELAX_SWING = 0.6  # the toes realign with the foot within this fraction of swing
 SWING_CLEARANCE_M = 0.07  # extra heel lift, peak at 40 % of swing (toe clearance ~1-2 cm)
@@ -29,6 +29,17 @@ SWING_CLEARANCE_M = 0.07  # extra heel lift, peak at 40 % of swing (toe clearanc
 KNEE_U = np.array([0.0, 0.2, 0.55, 0.8, 1.0])
 KNEE_DEG = np.array([6.0, 17.0, 5.0, 4.0, 30.0])
 SOFTMIN_M = 0.004
+# Real feet against force plates (docs/validation.md): the heel *landmark* is not the
+# contact point. At initial contact it still moves forward relative to the belt (in the
+# image it moves back at HEEL_CONTACT_BELT_FRACTION of the belt speed) and joins the belt
+# over the heel rocker (HEEL_ROCKER_S); the toe landmark leaves the belt's speed
+# TOE_ROLL_S before foot off as the forefoot rolls over the toes, and its image velocity
+# crosses zero at foot off (real toes decelerate with the heel at contact, so the toe
+# landmark lands the same way). The skeleton's chain (ankle, knee) keeps the contact point.
+HEEL_CONTACT_BELT_FRACTION = 0.63
+HEEL_ROCKER_S = 0.08
+TOE_ROLL_S = 0.05
+TOE_LIFT_HOLD_S = 0.03
 TRUNK_LEAN_DEG = 4.0
 PELVIS_ROT_DEG = 4.0
 PELVIS_SWAY_M = 0.02
@@ -84,12 +95,13 @@ class FootModel:
     angular velocity at toe-off and is zero at contact.
     """
 
-    def __init__(self, body: Body, belt_speed_m_s: float, side: str) -> None:
+    def __init__(self, body: Body, belt_speed_m_s: float, side: str,
+                 contact_pitch_deg: float = THETA_HS_DEG) -> None:
         self.b = body
         self.v = belt_speed_m_s
         self.lat = 1.0 if side == "left" else -1.0
         k = speed_scale(belt_speed_m_s)
-        self.theta_hs = np.radians(THETA_HS_DEG) * (0.5 + 0.5 * k)
+        self.theta_hs = np.radians(contact_pitch_deg) * (0.5 + 0.5 * k)
         self.theta_to = np.radians(THETA_TO_DEG) * (0.6 + 0.4 * k)
         psi = np.radians(TOE_OUT_DEG)
         self.axis = np.array([np.cos(psi), self.lat * np.sin(psi), 0.0])
@@ -151,7 +163,40 @@ class FootModel:
         heel[:, 0] -= v * t  # belt frame -> treadmill frame
         toe = heel + lh * fwd + lt * toe_fwd
         ankle = heel + self.b.ankle_forward_m * fwd + self.b.ankle_height_m * up
-        return heel, ankle, toe, stance, u, s
+        heel_lm, toe_lm = heel.copy(), toe.copy()
+        landing = self._heel_offset(t - hs0, stance, s, w)  # the whole foot lands this way
+        heel_lm[:, 0] += landing
+        toe_lm[:, 0] += landing + self._toe_offset(to - t, stance, s)
+        return heel_lm, ankle, toe_lm, stance, u, s
+
+    def _heel_offset(self, tau, stance, s, w):
+        """Forward offset (m) of the heel landmark from the heel contact point: grows from 0
+        at contact with velocity (1 - HEEL_CONTACT_BELT_FRACTION) belt speed to ``D`` over
+        the heel rocker, stays through stance, and returns to 0 in swing arriving with that
+        velocity (C1 everywhere)."""
+        dv = (1.0 - HEEL_CONTACT_BELT_FRACTION) * self.v
+        d = dv * HEEL_ROCKER_S / 2.0
+        r = np.minimum(np.maximum(tau / HEEL_ROCKER_S, 0.0), 1.0)
+        st = d * (1.0 - (1.0 - r) ** 2)
+        sw = d * (1.0 - smoothstep(s)) + dv * w * s * s * (s - 1.0)
+        return np.where(stance, st, sw)
+
+    def _toe_offset(self, tau, stance, s):
+        """Forward offset (m) of the toe landmark from the toe contact: 0 until TOE_ROLL_S
+        before foot off, then grows so that the landmark's velocity relative to the belt
+        reaches the belt speed at foot off (image velocity 0). After foot off the offset
+        keeps that velocity for TOE_LIFT_HOLD_S and eases it to 0 over as long again (the
+        landmark's image velocity keeps rising through 0 as the foot lifts), then fades in
+        early swing."""
+        v, h = self.v, TOE_LIFT_HOLD_S
+        q = v * TOE_ROLL_S / 2.0
+        r = np.minimum(np.maximum(1.0 - tau / TOE_ROLL_S, 0.0), 1.0)
+        st = q * r * r
+        sigma = np.maximum(-tau, 0.0)
+        e = np.minimum(np.maximum(sigma - h, 0.0), h)
+        lift = q + v * np.minimum(sigma, h) + v * (e - e * e / (2.0 * h))
+        sw = lift * (1.0 - smoothstep(s / TOE_RELAX_SWING))
+        return np.where(stance, st, sw)
 
 
 def two_link_ik(hip, ankle, l1, l2, pole):

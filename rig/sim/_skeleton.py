@@ -35,7 +35,7 @@ class Skeleton:
         # leg-length discrepancy that produces the static obliquity (left higher: right short)
         dl = b.hip_separation_m * np.sin(obl) / 2
         self.shank = {"left": b.shank_m + dl, "right": b.shank_m - dl}
-        self.feet = {s: FootModel(b, params.belt_speed_m_s, s) for s in SIDES}
+        self.feet = {s: FootModel(b, params.belt_speed_m_s, s, params.contact_pitch_deg) for s in SIDES}
         ph = np.random.default_rng([seed, 21]).uniform(0, 2 * np.pi, 8)
         self._phases = ph
         self.k = speed_scale(params.belt_speed_m_s)

@@ -68,6 +68,7 @@ class WalkerParams:
     swap_fraction: float = 0.0  # side views only
     swap_run_s: float = 0.15  # mean length of a left/right label-swap run
     height_m: float = 1.75
+    contact_pitch_deg: float = 18.0  # foot pitch (toes up) at initial contact; 0 = flat-foot landing
     standing: bool = False  # belt stopped, patient standing still with small sway
 
     def __post_init__(self) -> None:
@@ -96,7 +97,7 @@ _RANGES = [
     ("rearfoot_eversion_right_deg", -20.0, 20.0), ("pelvic_drop_left_deg", 0.0, 15.0),
     ("pelvic_drop_right_deg", 0.0, 15.0), ("pelvic_obliquity_deg", -10.0, 10.0), ("noise_px", 0.0, 50.0),
     ("missing_fraction", 0.0, 0.9), ("missing_run_s", 0.001, 5.0), ("swap_fraction", 0.0, 0.5),
-    ("swap_run_s", 0.001, 5.0), ("height_m", 1.2, 2.2),
+    ("swap_run_s", 0.001, 5.0), ("height_m", 1.2, 2.2), ("contact_pitch_deg", 0.0, 25.0),
 ]
 
 

@@ -1,10 +1,15 @@
-"""The tablet pages as a Starlette app: server-rendered HTML, inline SVG charts, a JSON API.
+"""The tablet pages as a Starlette app: server-rendered HTML, inline SVG charts, a JSON API,
+behind log-ins.
 
-Routes: ``/`` sessions, ``/sessions/{id}`` a report, ``/compare?a=ID&b=ID`` two conditions,
-``/api/sessions`` and ``/api/sessions/{id}`` JSON for other tools, ``/static/…`` the style
-sheet. Everything reads the coordinator's database read-only (:mod:`rig.web.database`);
-there is no route that writes. Unknown sessions and routes get a 404 page (JSON under
-``/api``), a database that cannot be read a 503 page — never a traceback.
+Route groups: :mod:`.login_pages` (log in/out), :mod:`.report_pages` (sessions, reports,
+comparison, JSON API), :mod:`.patient_pages` (patients, conditions, export, erase),
+:mod:`.export_pages` (PDF and CSV), :mod:`.live_pages` (the walk as it happens, server-sent events),
+:mod:`.admin_pages` (rig health for technicians, accounts
+for admins), ``/static/…`` the style sheet. :class:`.auth.LoginGate` refuses every anonymous
+request but ``/login`` and static files; each route names the permission it needs
+(:func:`.auth.guarded`). Recordings are read read-only (:mod:`rig.web.database`); patients and
+accounts live in the clinic file (:mod:`rig.clinic`). Errors get a page (JSON under ``/api``),
+never a traceback.
 """
 from __future__ import annotations
 
@@ -13,27 +18,46 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from . import formatting
-from .api import listing_json, record_json
+from rig.clinic.accounts import Accounts
+from rig.clinic.model import ClinicError, LockoutPolicy, Permission
+from rig.clinic.records import Records
+from rig.clinic.store import ClinicStore
+from rig.config import WebSettings
+
+from . import admin_pages, export_pages, formatting, live_pages, patient_pages, report_pages
+from .auth import CookieSigner, LoginGate, SecurityHeaders, check_every_route_guarded
 from .charts import legend_swatch
-from .comparison import METHOD, comparison_rows
-from .database import DatabaseUnavailable, ReadOnlyDatabase, SessionRecord
-from .report_view import report_view
+from .context import Web
+from .database import DatabaseUnavailable, ReadOnlyDatabase
+from .login_pages import login_routes
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-LIST_PAGE_SIZE = 50
-REFRESH_WHILE_RECORDING_S = 5
+
+
+class _StaticFiles(StaticFiles):
+    """404, not 500, for names the OS cannot even look up (a NUL byte, a name too long)."""
+
+    def lookup_path(self, path: str):
+        try:
+            return super().lookup_path(path)
+        except (ValueError, OSError):
+            return "", None
 
 
 def _templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    def who(request: Request) -> dict:
+        login = getattr(request.state, "login", None)
+        return {"login": login, "Permission": Permission}
+
+    templates = Jinja2Templates(directory=str(HERE / "templates"), context_processors=[who])
     env = templates.env
     env.filters.update(num=formatting.number, ci=formatting.interval, clock=formatting.clock,
                        duration=formatting.duration, percent_of=formatting.percent_of)
@@ -41,65 +65,24 @@ def _templates() -> Jinja2Templates:
     return templates
 
 
-def _int_param(request: Request, name: str) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        raise HTTPException(400, f"choose a session for {name.upper()} (?{name}=ID)")
-    try:
-        return int(raw)
-    except ValueError:
-        raise HTTPException(400, f"{name.upper()} must be a session number, not {raw!r}") from None
-
-
-def create_app(database: Path | str) -> Starlette:
+def create_app(database: Path | str, clinic_database: Path | str | None = None,
+               settings: WebSettings | None = None, tls: bool = False) -> Starlette:
     """The app over the coordinator database at ``database`` (which may not exist yet: the
-    pages then say so, and work as soon as the coordinator has created it)."""
-    db = ReadOnlyDatabase(database)
+    pages then say so) and the clinic file (default: clinic.sqlite beside it)."""
+    settings = settings or WebSettings()
+    store = ClinicStore(clinic_database or settings.clinic_path(Path(database)))
+    accounts = Accounts(store, LockoutPolicy(settings.lockout_after_failures, settings.lockout_s),
+                        settings.session_idle_s, settings.session_max_s)
     templates = _templates()
 
     def page(request: Request, name: str, status_code: int = 200, **context) -> Response:
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
-    def record_or_404(session_id: int) -> SessionRecord:
-        record = db.session(session_id)
-        if record is None:
-            raise HTTPException(404, f"there is no session {session_id} in this rig's database")
-        return record
+    def fragment(name: str, **context) -> str:
+        return templates.get_template(name).render(missing=formatting.MISSING, **context)
 
-    def sessions_page(request: Request) -> Response:
-        before = request.query_params.get("before")
-        before_id = int(before) if before and before.isdigit() else None
-        listings = db.sessions(LIST_PAGE_SIZE, before_id)
-        recording = db.open_session()
-        older = listings[-1].session.id if len(listings) == LIST_PAGE_SIZE else None
-        return page(request, "sessions.html", listings=listings, recording=recording, older=older,
-                    paged=before_id is not None,
-                    refresh_s=REFRESH_WHILE_RECORDING_S if recording else None)
-
-    def session_page(request: Request) -> Response:
-        record = record_or_404(request.path_params["session_id"])
-        report = record.stored.report if record.stored else None
-        others = [s for s in db.sessions(100) if s.session.id != record.session.id and s.analysed and not s.analysis_error]
-        still_open = record.session.state != "closed"
-        return page(request, "session.html", record=record, view=report_view(report) if report else None,
-                    others=others, refresh_s=REFRESH_WHILE_RECORDING_S if still_open else None)
-
-    def compare_page(request: Request) -> Response:
-        a_id, b_id = _int_param(request, "a"), _int_param(request, "b")
-        if a_id == b_id:
-            raise HTTPException(400, "choose two different sessions to compare")
-        a, b = record_or_404(a_id), record_or_404(b_id)
-        missing = [(label, r) for label, r in (("A", a), ("B", b)) if not (r.stored and r.stored.report)]
-        rows = [] if missing else comparison_rows(a.stored.report, b.stored.report)
-        return page(request, "compare.html", a=a, b=b, rows=rows, missing=missing, method=METHOD)
-
-    def api_sessions(request: Request) -> Response:
-        recording = db.open_session()
-        return JSONResponse({"sessions": [listing_json(s) for s in db.sessions(LIST_PAGE_SIZE)],
-                             "recording_session_id": recording.id if recording else None})
-
-    def api_session(request: Request) -> Response:
-        return JSONResponse(record_json(record_or_404(request.path_params["session_id"])))
+    web = Web(ReadOnlyDatabase(database), Records(store), accounts, page, fragment)
+    signer = CookieSigner(store.cookie_secret)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if request.url.path.startswith("/api/"):
@@ -108,19 +91,21 @@ def create_app(database: Path | str) -> Starlette:
             exc.detail = f"there is no page {request.url.path} on the rig"
         return page(request, "error.html", exc.status_code, status=exc.status_code, message=exc.detail)
 
+    async def clinic_error(request: Request, exc: ClinicError) -> Response:
+        return await http_error(request, HTTPException(400, str(exc)))
+
     async def database_unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
         log.warning("database unavailable: %s", exc)
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": str(exc)}, status_code=503)
         return page(request, "error.html", 503, status=503, message=str(exc))
 
-    routes = [
-        Route("/", sessions_page),
-        Route("/sessions/{session_id:int}", session_page),
-        Route("/compare", compare_page),
-        Route("/api/sessions", api_sessions),
-        Route("/api/sessions/{session_id:int}", api_session),
-        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
-    ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error,
-                                                        DatabaseUnavailable: database_unavailable})
+    routes = [*login_routes(accounts, signer, page, tls), *report_pages.routes(web), *patient_pages.routes(web),
+              *export_pages.routes(web), *admin_pages.routes(web), *live_pages.routes(web)]
+    check_every_route_guarded(routes, public={"/login"})
+    routes.append(Mount("/static", _StaticFiles(directory=str(HERE / "static")), name="static"))
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(LoginGate, accounts=accounts, signer=signer)],
+                    exception_handlers={HTTPException: http_error, ClinicError: clinic_error,
+                                        DatabaseUnavailable: database_unavailable})
+    app.state.web = web
+    return app

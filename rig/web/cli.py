@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="the coordinator's TOML config, for storage.database (default: built-in defaults)")
     p.add_argument("--database", type=Path, help="SQLite file (overrides storage.database)")
+    p.add_argument("--clinic-database", type=Path, metavar="FILE",
+                   help="accounts and patients (overrides web.clinic_database; default clinic.sqlite beside the database)")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     p.set_defaults(func=run_web, mqtt=None, rig_id=None)  # the shared config loader reads these
@@ -27,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_web(args: argparse.Namespace) -> int:
     from rig.web.server import serve
-    config = load_role_config(CoordinatorConfig, args,
-                              {"storage.database": str(args.database) if args.database else None})
-    return serve(config.storage.database, args.host, args.port)
+    config = load_role_config(CoordinatorConfig, args, overrides(args))
+    return serve(config.storage.database, args.host, args.port, config.web)
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The command line's --database and --clinic-database over the config file's."""
+    return {"storage.database": str(args.database) if args.database else None,
+            "web.clinic_database": str(args.clinic_database) if args.clinic_database else None}

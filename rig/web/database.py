@@ -96,16 +96,25 @@ class ReadOnlyDatabase:
     # -- sessions ------------------------------------------------------------------------------
     def sessions(self, limit: int = 50, before_id: int | None = None) -> list[SessionListing]:
         """Newest first; ``before_id`` pages back through older sessions."""
+        return self._listings("s.id < ? ORDER BY s.id DESC LIMIT ?",
+                              (before_id if before_id is not None else 2 ** 62, limit))
+
+    def sessions_by_id(self, ids: list[int]) -> list[SessionListing]:
+        """The listed sessions that exist, newest first (e.g. one patient's)."""
+        if not ids:
+            return []
+        return self._listings(f"s.id IN ({','.join('?' * len(ids))}) ORDER BY s.id DESC", tuple(ids))
+
+    def _listings(self, where: str, args: tuple) -> list[SessionListing]:
         sql = (f"SELECT {_SESSION_COLS}, r.session_id IS NOT NULL, r.error, "
                "json_extract(r.report, '$.spatiotemporal.cadence_steps_per_min'), "
                "(SELECT count(*) FROM json_each(r.report, '$.findings') f "
                " WHERE json_extract(f.value, '$.level') = 'present'), "
                "(SELECT count(*) FROM json_each(r.report, '$.findings') f "
                " WHERE json_extract(f.value, '$.level') = 'possible') "
-               "FROM sessions s LEFT JOIN session_reports r ON r.session_id = s.id "
-               "WHERE s.id < ? ORDER BY s.id DESC LIMIT ?")
+               f"FROM sessions s LEFT JOIN session_reports r ON r.session_id = s.id WHERE {where}")
         with closing(self._connect()) as conn:
-            rows = conn.execute(sql, (before_id if before_id is not None else 2 ** 62, limit)).fetchall()
+            rows = conn.execute(sql, args).fetchall()
             frames = _frames_by_session(conn, [r[0] for r in rows])
         return [SessionListing(_session_row(r[:10]), bool(r[10]), r[11], r[12], r[13] or 0, r[14] or 0,
                                frames.get(r[0], {})) for r in rows]
@@ -116,6 +125,17 @@ class ReadOnlyDatabase:
             row = conn.execute(f"SELECT {_SESSION_COLS} FROM sessions s WHERE s.state IN (?, ?) "
                                "ORDER BY s.id DESC LIMIT 1", OPEN_STATES).fetchone()
         return _session_row(row) if row else None
+
+    def live(self, session_id: int) -> LiveRows:
+        """The latest belt speed, frame counts and newest keypoints of a session being recorded."""
+        with closing(self._connect()) as conn:
+            return _live_rows(conn, session_id)
+
+    def keypoints_after(self, session_id: int, view: str, after_idx: int, limit: int) -> list[tuple[int, bytes]]:
+        """The next ``limit`` keypoint frames of one view after frame ``after_idx``, in order."""
+        with closing(self._connect()) as conn:
+            return conn.execute("SELECT idx, payload FROM keypoints WHERE session_id = ? AND view = ? AND idx > ? "
+                                "ORDER BY idx LIMIT ?", (session_id, view, after_idx, limit)).fetchall()
 
     def session(self, session_id: int) -> SessionRecord | None:
         """One session with its nodes and stored report; None if there is no such session."""
@@ -130,6 +150,30 @@ class ReadOnlyDatabase:
             stored = conn.execute("SELECT belt_speed_m_s, report, error FROM session_reports WHERE session_id = ?",
                                   (session_id,)).fetchone()
         return SessionRecord(_session_row(row), nodes, _stored_report(session_id, stored) if stored else None)
+
+
+@dataclass(frozen=True)
+class LiveRows:
+    """What the coordinator has stored of a session so far, for the live page."""
+
+    belt_speed_m_s: float | None  # the latest belt sample
+    frames: dict[str, int]  # view -> frames received
+    latest: dict[str, bytes]  # view -> the newest keypoint frame as received
+    node_info: dict[str, str]  # view -> NodeInfo JSON
+
+
+def _live_rows(conn: sqlite3.Connection, session_id: int) -> LiveRows:
+    belt = conn.execute("SELECT speed_m_s FROM belt_samples WHERE session_id = ? ORDER BY t DESC LIMIT 1",
+                        (session_id,)).fetchone()
+    frames = dict(conn.execute("SELECT view, frames_received FROM session_nodes WHERE session_id = ?", (session_id,)))
+    latest = {}
+    for view in frames:
+        row = conn.execute("SELECT payload FROM keypoints WHERE session_id = ? AND view = ? ORDER BY idx DESC LIMIT 1",
+                           (session_id, view)).fetchone()
+        if row:
+            latest[view] = row[0]
+    info = dict(conn.execute("SELECT view, payload FROM node_info"))
+    return LiveRows(belt[0] if belt else None, frames, latest, info)
 
 
 def _stored_report(session_id: int, row: tuple) -> StoredReport:

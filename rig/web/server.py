@@ -19,6 +19,8 @@ import uvicorn
 
 from rig.ops import notify
 
+from rig.config import WebSettings
+
 from .app import create_app
 from .database import DatabaseUnavailable, ReadOnlyDatabase
 
@@ -53,18 +55,29 @@ class NotifyingServer(uvicorn.Server):
             await asyncio.sleep(HEARTBEAT_S)
 
 
-def serve(database: Path, host: str, port: int) -> int:
-    """Serve until SIGTERM/Ctrl-C; returns the process exit code."""
+def serve(database: Path, host: str, port: int, settings: WebSettings | None = None) -> int:
+    """Serve until SIGTERM/Ctrl-C; returns the process exit code. With a certificate and key
+    in ``settings`` the pages are served over HTTPS (and the log-in cookie marked Secure).
+    The access log stays off: URLs can name patients' pages, and the process log keeps
+    nothing of a patient."""
+    settings = settings or WebSettings()
     try:
         ReadOnlyDatabase(database).check()
     except DatabaseUnavailable as e:  # keep serving: the pages say so until the coordinator creates it
         log.warning("%s", e)
-    url = f"http://{host}:{port}/"
-    config = uvicorn.Config(create_app(database), host=host, port=port, log_config=None, access_log=False,
-                            proxy_headers=False, server_header=False)
+    tls = settings.tls_certfile is not None
+    if tls != (settings.tls_keyfile is not None):
+        log.error("web.tls_certfile and web.tls_keyfile go together: give both or neither")
+        return 2
+    url = f"{'https' if tls else 'http'}://{host}:{port}/"
+    clinic = settings.clinic_path(database)
+    config = uvicorn.Config(create_app(database, clinic, settings, tls=tls), host=host, port=port, log_config=None,
+                            access_log=False, proxy_headers=False, server_header=False, timeout_graceful_shutdown=5,
+                            ssl_certfile=str(settings.tls_certfile) if tls else None,
+                            ssl_keyfile=str(settings.tls_keyfile) if tls else None)
     liveness = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
     server = NotifyingServer(config, liveness, f"serving {url} from {database} (read-only)")
-    log.info("tablet pages on %s, reading %s read-only", url, database)
+    log.info("tablet pages on %s, reading %s read-only, accounts and patients in %s", url, database, clinic)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stopped_by)
     try:

@@ -1,0 +1,288 @@
+"""The camera node on keyframes + optical flow vs the landmark model on every frame.
+
+    .venv/bin/python benchmarks/bench_node_keyframes.py [--intervals 4,8] [--walk-s 30]
+
+1. Throughput on this machine: the same in-memory BGR frames of the four pose2sim videos
+   through the node's estimator with interval 1 (every frame) and with each keyframe
+   interval, alternating in blocks of 40 frames so background load hits both alike; one
+   TFLite thread (a node's core). Goal: ≥ 3× the every-frame rate.
+2. Accuracy against inference on every frame, same footage (pose2sim cam01-04 at 60 fps and
+   the Sports2D walker at 30 fps): distance of the gait points on tracked frames, in % of
+   the torso length (median, 95th percentile); goal median ≤ 1.5 %.
+3. Gait events: Zeni coordinate-method heel strikes and toe-offs of both feet from the
+   tracked stream vs from every-frame inference, on the Sports2D walker (the only real
+   walking footage here): share within one frame.
+4. Pi-speed rig: public CLI (real Mosquitto, simulated treadmill + bridge + coordinator
+   in this process, ``gaitrig node`` as its own process on cam01 at 120 Hz with the
+   interpreter slowed to 40 ms per detector and 25 ms per landmark run, one thread):
+   frames stored, share that needed the disk spool, node peak RSS, trigger-to-publish
+   latency. Everything shares this machine's 2 cores with whatever else runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge_models.fetch import sample_path  # noqa: E402
+from edge_models.pose import PosePipeline  # noqa: E402
+from edge_models.pose.keyframes import KeyframeEstimator  # noqa: E402
+from edge_models.pose.tracking import GAIT_POINTS  # noqa: E402
+from edge_models.registry import SAMPLES, SPORTS2D_WALKER  # noqa: E402
+from edge_models.video import read_frames  # noqa: E402
+
+GOAL_SPEEDUP = 3.0
+GOAL_MEDIAN_TORSO_PCT = 1.5
+GOAL_RSS_MB = 300.0
+WALKER_FRAMES = 165  # the Sports2D demo's first person (jumping jacks, facing the camera)
+WALK_SEGMENT = (140, 204)  # then a woman walks across to the image's left (side view, 30 fps)
+WALK_EVENTS = (20, 60)  # frames of the segment where she is fully in view
+PI5_MS = (40.0, 25.0)
+_G = np.array(GAIT_POINTS)
+
+
+def torso_px(lm: np.ndarray) -> float:
+    return float(np.linalg.norm((lm[11, :2] + lm[12, :2]) / 2 - (lm[23, :2] + lm[24, :2]) / 2))
+
+
+def run_stream(est: KeyframeEstimator, frames: list, fps: float, start: int = 0) -> list:
+    out = []
+    for k, f in enumerate(frames):
+        out += est.push(start + k, (start + k) / fps, f)
+    return out
+
+
+def throughput(videos: dict[str, list], intervals: list[int], block: int = 40) -> dict[int, float]:
+    """Frames per second of each interval over all videos, interleaved in blocks."""
+    ests = {n: KeyframeEstimator(PosePipeline(threads=1).process, n) for n in [1, *intervals]}
+    seconds = dict.fromkeys(ests, 0.0)
+    total = 0
+    for frames in videos.values():
+        for est in ests.values():
+            est.reset()
+        for start in range(0, len(frames), block):
+            chunk = frames[start:start + block]
+            for n, est in ests.items():
+                t0 = time.perf_counter()
+                run_stream(est, chunk, 60.0, start)
+                if start + block >= len(frames):
+                    est.flush()
+                seconds[n] += time.perf_counter() - t0
+            total += len(chunk)
+    return {n: total / s for n, s in seconds.items()}
+
+
+def accuracy(frames: list, interval: int, fps: float) -> tuple[list, list, np.ndarray, np.ndarray]:
+    """Every-frame landmarks, keyframe-stream landmarks, and the gait points' distances in %
+    of torso on tracked frames and on keyframes (where both ran the model: the floor set by
+    the model's sensitivity to where its crop was placed)."""
+    ref_pipe = PosePipeline(threads=2)
+    ref = [ref_pipe.process(f) for f in frames]
+    est = KeyframeEstimator(PosePipeline(threads=2).process, interval)
+    out = run_stream(est, frames, fps) + est.flush()
+
+    def dist(tracked: bool, lr_repaired: bool) -> np.ndarray:
+        d = [frame_dist_pct(e.lm, r, lr_repaired)
+             for e, r in zip(out, ref) if e.tracked == tracked and r is not None and e.lm is not None]
+        return np.concatenate(d) if d else np.array([np.nan])
+    return ref, [e.lm for e in out], dist(True, False), dist(False, False), dist(True, True)
+
+
+def frame_dist_pct(lm: np.ndarray, ref: np.ndarray, lr_repaired: bool) -> np.ndarray:
+    """Gait points' distances in % of torso; ``lr_repaired``: with the frame's left/right
+    labels swapped if that fits better (the gait engine repairs such swaps: LabelSwapRepair)."""
+    d = np.linalg.norm(lm[_G, :2] - ref[_G, :2], axis=1)
+    if lr_repaired:
+        swapped = lm[_G, :2].reshape(-1, 2, 2)[:, ::-1].reshape(-1, 2)  # GAIT_POINTS are (left, right) pairs
+        d_swap = np.linalg.norm(swapped - ref[_G, :2], axis=1)
+        d = d_swap if np.median(d_swap) < np.median(d) else d
+    return 100 * d / torso_px(ref)
+
+
+def zeni_events(lms: list, fps: float) -> dict[str, np.ndarray]:
+    """Heel strikes and toe-offs of both feet (Zeni 2008) in frames, walking toward -x."""
+    from rig.gait.events import CoordinateEventDetector
+    lm = np.stack([np.full((33, 4), np.nan) if x is None else x for x in lms])
+    t = np.arange(len(lm)) / fps
+    pelvis = 0.5 * (lm[:, 23, 0] + lm[:, 24, 0])
+    out = {}
+    for side, heel, toe in (("L", 29, 31), ("R", 30, 32)):
+        z = CoordinateEventDetector().detect(t, -lm[:, heel, 0], -lm[:, toe, 0], -pelvis)
+        out[f"{side}_hs"], out[f"{side}_to"] = z.heel_strike_candidates_s_ * fps, z.toe_off_candidates_s_ * fps
+    return out
+
+
+def events_agree(ref: dict, ours: dict) -> tuple[int, int]:
+    """(reference events inside WALK_EVENTS matched within one frame by the tracked stream, events)."""
+    hit = n = 0
+    for key, frames in ref.items():
+        for f in frames[(frames >= WALK_EVENTS[0]) & (frames < WALK_EVENTS[1])]:
+            n += 1
+            hit += bool(len(ours[key])) and float(np.min(np.abs(ours[key] - f))) <= 1.0 + 1e-9
+    return hit, n
+
+
+# -- Pi-speed rig through the public CLI ---------------------------------------------------------
+RIGS = {  # name: (trigger rate, emulated detector/landmark ms or None, node pinned to one core)
+    "pi120": (120.0, PI5_MS, False),
+    "core60": (60.0, None, True),
+    "core120": (120.0, None, True),
+}
+
+
+def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | None, one_core: bool) -> dict:
+    from firmware_bridge.bridge import Bridge
+    from firmware_bridge.simulator import TreadmillSimulator
+    from rig.bus import topics
+    from rig.bus.client import BusClient
+    from rig.bus.payloads import NodeEnd, SessionSummary, decode, decode_keypoints
+    from rig.config import BridgeConfig, CoordinatorConfig, SerialSettings, SessionSettings, StorageSettings
+    from rig.coordinator.daemon import Coordinator
+    from rig.sim.broker import LocalBroker
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-node-"))
+    broker = LocalBroker(tmp).start()
+    mqtt = broker.settings()
+    line = tmp / "trigger-line"
+    sim = TreadmillSimulator(tmp / "tty", seed=3, trigger_line=line).start()
+    bridge = Bridge(BridgeConfig(mqtt=mqtt, serial=SerialSettings(port=sim.path))).start()
+    stop = threading.Event()
+    coord = Coordinator(CoordinatorConfig(mqtt=mqtt, storage=StorageSettings(database=tmp / "g.sqlite"),
+                                          session=SessionSettings(views=["left"], start_after_s=0.5,
+                                                                  end_timeout_s=600.0, fps=rate_hz)))
+    coord_thread = threading.Thread(target=coord.run, args=(stop,), daemon=True)
+    coord_thread.start()
+    (tmp / "node.toml").write_text(
+        f'view = "left"\nfacing = "left"\nspool_dir = "{tmp}"\n[camera]\nbackend = "video"\n'
+        f'video = "{sample_path("cam01.mp4")}"\ntrigger_line = "{line}"\n[model]\nthreads = 1\n'
+        + (f"emulate_detector_ms = {emulate_ms[0]}\nemulate_landmark_ms = {emulate_ms[1]}\n" if emulate_ms else ""))
+    node = subprocess.Popen([sys.executable, "-m", "rig.cli", "node", "--config", str(tmp / "node.toml"),
+                             "--mqtt", f"{mqtt.host}:{mqtt.port}", "--rig-id", mqtt.rig_id],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core else None)
+    watch = BusClient(mqtt, "bench-watch").start()
+    ends, summaries, latency_s, info = queue.Queue(), queue.Queue(), [], {}
+    watch.on(topics.NODE_END, lambda m: ends.put(decode(NodeEnd, m.payload)))
+    watch.on(topics.SESSION_SUMMARY, lambda m: summaries.put(decode(SessionSummary, m.payload)))
+    watch.on(topics.NODE_KEYPOINTS, lambda m: latency_s.append(time.time() - decode_keypoints(m.payload).t))
+    watch.on(topics.NODE_INFO, lambda m: info.update(json.loads(m.payload)))
+    rss = []
+    try:
+        deadline = time.monotonic() + 120
+        while not info and time.monotonic() < deadline:  # the node's self-test, then its birth
+            time.sleep(0.5)
+        sim.belt_start(1.0)
+        t_end = time.monotonic() + 0.5 + walk_s
+        while time.monotonic() < t_end:
+            rss.append(vm_rss_mb(node.pid))
+            time.sleep(1.0)
+        sim.belt_stop()
+        t_stop = time.monotonic()
+        while ends.empty():
+            rss.append(vm_rss_mb(node.pid))
+            time.sleep(0.5)
+        end = ends.get()
+        summary = summaries.get(timeout=60)
+        analysed_s = time.monotonic() - t_stop
+    finally:
+        node.terminate()
+        node.wait(20)
+        stop.set()
+        coord_thread.join(10)
+        watch.close()
+        bridge.stop()
+        sim.stop()
+        broker.stop()
+    lat = np.array(latency_s)
+    return {"walk_s": walk_s, "rate_hz": rate_hz, "pulses": sim.pulses_sent, "stored": end.frames,
+            "dropped": end.dropped, "tracked": end.tracked, "spooled": end.spooled,
+            "spool_share_pct": round(100 * end.spooled / max(1, end.captured), 1),
+            "complete": summary.complete, "summary_after_belt_stop_s": round(analysed_s, 1),
+            "node_peak_rss_mb": round(max(rss), 1), "pacing": info.get("pacing", {}),
+            "latency_s_p50": round(float(np.percentile(lat, 50)), 3),
+            "latency_s_p95": round(float(np.percentile(lat, 95)), 3)}
+
+
+def vm_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--intervals", default="4,8", help="keyframe intervals to compare with every frame")
+    ap.add_argument("--walk-s", type=float, default=30.0, help="rig runs: seconds of walking (0: skip)")
+    ap.add_argument("--rigs", default="pi120", help=f"comma-separated rig runs of {', '.join(RIGS)}")
+    ap.add_argument("--skip-offline", action="store_true", help="only the rig runs")
+    ap.add_argument("--events-only", action="store_true", help="only the Sports2D walker's gait events")
+    args = ap.parse_args()
+    intervals = [int(x) for x in args.intervals.split(",")]
+    videos = {name: read_frames(sample_path(name)) for name in SAMPLES}
+    demo = read_frames(sample_path(SPORTS2D_WALKER), WALK_SEGMENT[1])
+    walker = demo[:WALKER_FRAMES], demo[WALK_SEGMENT[0]:]
+
+    if args.events_only:
+        for n in intervals:
+            walker_events(walker[1], n)
+        return 0
+    if not args.skip_offline:
+        offline(videos, walker, intervals)
+    for name in args.rigs.split(",") if args.walk_s > 0 else []:
+        rate_hz, emulate_ms, one_core = RIGS[name]
+        r = rig_run(args.walk_s, rate_hz, emulate_ms, one_core)
+        how = (f"interpreter slowed to {emulate_ms[1]:.0f}/{emulate_ms[0]:.0f} ms landmark/detector"
+               if emulate_ms else "this CPU's speed") + (", node pinned to one core" if one_core else "")
+        print(f"rig {name}: cam01 at {rate_hz:.0f} Hz, {how}, one TFLite thread, {args.walk_s:.0f} s walk:")
+        print("  " + json.dumps(r))
+        print(f"  node peak RSS {r['node_peak_rss_mb']} MB (goal <= {GOAL_RSS_MB:.0f})", flush=True)
+    return 0
+
+
+def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> None:
+    fps = throughput(videos, intervals)
+    print(f"throughput, 1 TFLite thread, {sum(map(len, videos.values()))} frames of the four pose2sim videos:")
+    print(f"  every frame: {fps[1]:.1f} fps", flush=True)
+    for n in intervals:
+        print(f"  keyframe every {n}: {fps[n]:.1f} fps = {fps[n] / fps[1]:.2f}x (goal >= {GOAL_SPEEDUP:.0f}x)")
+
+    print(f"accuracy of tracked frames vs inference on every frame (% of torso; goal median <= "
+          f"{GOAL_MEDIAN_TORSO_PCT})")
+    for n in intervals:
+        rows, pooled, floor, repaired = [], [], [], []
+        for name, frames in [*videos.items(), (SPORTS2D_WALKER, walker[0])]:
+            _, _, d, k, lr = accuracy(frames, n, 30.0 if name == SPORTS2D_WALKER else 60.0)
+            pooled.append(d)
+            floor.append(k)
+            repaired.append(lr)
+            rows.append(f"{name} {np.median(d):.2f}/{np.percentile(d, 95):.2f} (L/R repaired "
+                        f"{np.median(lr):.2f}/{np.percentile(lr, 95):.2f})")
+        d, k, lr = np.concatenate(pooled), np.concatenate(floor), np.concatenate(repaired)
+        print(f"  interval {n}: tracked frames median {np.median(d):.2f} %, p95 {np.percentile(d, 95):.2f} %; "
+              f"L/R repaired median {np.median(lr):.2f} %, p95 {np.percentile(lr, 95):.2f} %; keyframes "
+              f"(model vs model) median {np.median(k):.2f} %, p95 {np.percentile(k, 95):.2f} %")
+        print(f"    median/p95 per video: {'; '.join(rows)}")
+        walker_events(walker[1], n)
+
+
+def walker_events(frames: list, n: int) -> None:
+    ref, ours, _, _, _ = accuracy(frames, n, 30.0)
+    hit, total = events_agree(zeni_events(ref, 30.0), zeni_events(ours, 30.0))
+    print(f"    Sports2D walker (frames {WALK_SEGMENT[0]}-{WALK_SEGMENT[1] - 1}, 30 fps), keyframe every {n}: Zeni "
+          f"events within one frame of every-frame inference: {hit}/{total}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

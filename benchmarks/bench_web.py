@@ -1,0 +1,103 @@
+"""Tablet pages on a 10-minute session: server time of the report page, the comparison, the
+PDF and the CSV downloads, and of the live page's first stride count (catching up on the
+whole session) — over real uvicorn and a real SQLite database recorded as the coordinator
+records. The issue's budget: the report page of a 10-minute session in <= 300 ms.
+Run: ``.venv/bin/python benchmarks/bench_web.py``.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from test_web import PASSWORD, login_cookie, serve_app  # noqa: E402
+
+from rig.bus.payloads import KeypointFrame, NodeInfo, encode_keypoints  # noqa: E402
+from rig.clinic.accounts import Accounts  # noqa: E402
+from rig.clinic.store import ClinicStore  # noqa: E402
+from rig.coordinator.analysis import analyze_session  # noqa: E402
+from rig.coordinator.storage import Storage  # noqa: E402
+from rig.sim.walker import SimulatedWalker, WalkerParams  # noqa: E402
+from rig.web import create_app  # noqa: E402
+from rig.web.database import ReadOnlyDatabase  # noqa: E402
+from rig.web.live_strides import SessionStrides  # noqa: E402
+
+VIEWS = ["left", "right", "rear", "front"]
+FPS = 60.0
+WALK_S = 600.0
+REPEATS = 15
+
+
+def record(storage: Storage, params: WalkerParams, seed: int, t0: float) -> int:
+    walker = SimulatedWalker(params, fps=FPS, seed=seed)
+    n = walker.n_frames(WALK_S)
+    sid = storage.open_session("belt at walking speed", t0, FPS, VIEWS)
+    storage.set_train(sid, t0 + 0.5, None)
+    for view, lm in walker.render(np.arange(n), VIEWS).items():
+        h = walker.header(view)
+        storage.set_node_info(view, NodeInfo(view=view, width=h.width, height=h.height, facing=h.facing,
+                                             camera="simulated", model="simulated walker",
+                                             simulated=True).model_dump_json())
+        for i in range(n):
+            storage.add_frame(sid, view, i, encode_keypoints(KeypointFrame(sid, i, t0 + 0.5 + i / FPS, lm[i], True)))
+        storage.node_end(sid, view, n, n, 0, 0, True)
+    for k in range(int(WALK_S) + 1):
+        storage.add_belt_sample(sid, t0 + k, True, params.belt_speed_m_s, 0.0, False)
+    storage.set_train(sid, None, n)
+    storage.mark_closing(sid, "belt stopped")
+    storage.close_session(sid, t0 + WALK_S + 1, True)
+    analyze_session(storage, sid, 0.3)
+    storage.commit()
+    return sid
+
+
+def timed(url: str, cookie: str) -> tuple[float, int]:
+    req = urllib.request.Request(url, headers={"Cookie": cookie})
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=60) as r:
+        body = r.read()
+    return time.perf_counter() - t0, len(body)
+
+
+def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="gaitrig-bench-web-"))
+    storage = Storage(workdir / "gaitrig.sqlite")
+    t0 = time.perf_counter()
+    a = record(storage, WalkerParams(noise_px=2.0), 1, 1.75e9)
+    b = record(storage, WalkerParams(noise_px=2.0, rearfoot_eversion_left_deg=10.0), 2, 1.75e9 + 3600)
+    strides = json.loads(storage.report(b)[0])["cycles_used"]
+    print(f"set-up: two 10-min sessions recorded and analysed in {time.perf_counter() - t0:.0f} s "
+          f"(strides used in B: {strides})")
+    Accounts(ClinicStore(workdir / "clinic.sqlite")).add("bench", "clinician", PASSWORD)
+    server, thread, url = serve_app(create_app(workdir / "gaitrig.sqlite"))
+    cookie = login_cookie(url, "bench")
+    for name, path in (("report page", f"/sessions/{b}"), ("compare page", f"/compare?a={a}&b={b}"),
+                       ("PDF report", f"/sessions/{b}/report.pdf"), ("measures CSV", f"/sessions/{b}/measures.csv"),
+                       ("strides CSV", f"/sessions/{b}/strides.csv"), ("sessions list", "/")):
+        timed(url + path, cookie)  # warm
+        times, size = [], 0
+        for _ in range(REPEATS):
+            dt, size = timed(url + path, cookie)
+            times.append(dt)
+        print(f"{name:14s} median {statistics.median(times) * 1e3:6.1f} ms, max {max(times) * 1e3:6.1f} ms "
+              f"({size / 1024:.0f} KiB, {REPEATS} requests over loopback)")
+    server.should_exit = True
+    thread.join(10)
+    db = ReadOnlyDatabase(workdir / "gaitrig.sqlite")
+    tally = SessionStrides(b, "left", "right" if json.loads(storage.node_info("left"))["facing"] == "right" else "left")
+    t0 = time.perf_counter()
+    counts = tally.catch_up(db)
+    print(f"live strides: catching up on a whole 10-min session ({int(WALK_S * FPS)} frames of one view) in "
+          f"{(time.perf_counter() - t0) * 1e3:.0f} ms -> {counts} strides")
+    storage.close()
+
+
+if __name__ == "__main__":
+    main()

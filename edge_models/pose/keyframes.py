@@ -1,0 +1,183 @@
+"""Landmarks on every frame at a fraction of the cost: the landmark model on keyframes,
+the gait points followed by optical flow in between.
+
+Every ``interval``-th frame (a keyframe) runs the full pose pipeline; the frames between are
+tracked with :class:`LucasKanadeTracker` on the grayscale body region. Frames are released
+when the *next* keyframe has run, which lets each tracked path be corrected for drift: the
+difference between the flow's position on the new keyframe and the model's is spread
+linearly over the interval (the flow's error grows with the frames tracked). A point the
+flow lost is interpolated from its last tracked position to the next keyframe and marked.
+Points the gait engine does not use (face, hands) are interpolated between keyframes.
+``interval = 1`` is plain inference on every frame, with nothing held back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
+
+Infer = Callable[[np.ndarray], "np.ndarray | None"]  # BGR frame -> (33, 4) or nobody
+N_LANDMARKS = 33
+REGION_MARGIN_FRAC = 0.35  # of the body's larger side: the feet swing out of the keyframe's box
+MAX_LOST_SHARE = 0.5  # more gait points lost than this: run the model now, not at the interval
+_GAIT = np.array(GAIT_POINTS)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One frame's landmarks as published."""
+
+    index: int
+    t: float
+    lm: np.ndarray | None  # (33, 4) x_px, y_px, z, visibility; None: nobody
+    tracked: bool = False  # False: the landmark model ran on this frame
+    interpolated: np.ndarray | None = None  # (33,) bool: gait points the flow lost, interpolated
+
+
+@dataclass
+class _Pending:
+    index: int
+    t: float
+    xy: np.ndarray  # (len(GAIT_POINTS), 2) flow positions, NaN where lost
+    ok: np.ndarray  # (len(GAIT_POINTS),) still tracked
+
+
+@dataclass
+class KeyframeStats:
+    inferred: int = 0
+    tracked: int = 0
+    points_lost: int = 0  # gait points interpolated on tracked frames
+    early_keyframes: int = 0  # keyframes run before the interval because the flow lost points
+
+
+class KeyframeEstimator:
+    """Frames in (in trigger order), :class:`Estimate` lists out, possibly later.
+
+    >>> est = KeyframeEstimator(PosePipeline().process, interval=4)
+    >>> for index, t, frame in frames: publish(est.push(index, t, frame))
+    >>> publish(est.flush())   # end of the sequence: the held frames, closed by a keyframe
+    """
+
+    def __init__(self, infer: Infer, interval: int = 1, tracker: LucasKanadeTracker | None = None,
+                 region_margin_frac: float = REGION_MARGIN_FRAC):
+        if interval < 1:
+            raise ValueError(f"interval must be >= 1, got {interval}")
+        self.infer, self.interval = infer, interval
+        self.tracker = tracker or LucasKanadeTracker()
+        self.region_margin_frac = region_margin_frac
+        self.region: Region | None = None  # body region of the last keyframe (None: nobody)
+        self.stats = KeyframeStats()
+        self._key: Estimate | None = None
+        self._pending: list[_Pending] = []
+        self._since_attempt: int | None = None  # frames since the last search; None: search now
+        self._last: tuple[int, float, np.ndarray] | None = None
+
+    @property
+    def held(self) -> int:
+        """Frames waiting for the next keyframe."""
+        return len(self._pending)
+
+    def push(self, index: int, t: float, frame: np.ndarray) -> list[Estimate]:
+        self._last = (index, t, frame)
+        if self._key is None:
+            return [self._search(index, t, frame)]
+        xy, ok = self.tracker.step(self.region.gray(frame))
+        xy = self.region.to_image(xy)
+        due = len(self._pending) + 1 >= self.interval
+        if not due and 1.0 - ok.mean() <= MAX_LOST_SHARE:
+            self._pending.append(_Pending(index, t, xy, ok))
+            return []
+        self.stats.early_keyframes += not due
+        return self._keyframe(index, t, frame, xy, ok)
+
+    def flush(self) -> list[Estimate]:
+        """Release every held frame: the last one pushed becomes a keyframe."""
+        if not self._pending:
+            return []
+        last = self._pending.pop()
+        frame = self._last[2]
+        return self._keyframe(last.index, last.t, frame, last.xy, last.ok)
+
+    def reset(self) -> list[Estimate]:
+        """Flush, then forget the anchor (a new sequence starts)."""
+        out = self.flush()
+        self._key, self.region, self._since_attempt, self._last = None, None, None, None
+        return out
+
+    # -- internals -----------------------------------------------------------------------------
+    def _search(self, index: int, t: float, frame: np.ndarray) -> Estimate:
+        """Nobody anchored: look again every ``interval`` frames (the detector is the costly part)."""
+        if self._since_attempt is not None:
+            self._since_attempt += 1
+            if self._since_attempt < self.interval:
+                return Estimate(index, t, None)
+        self._since_attempt = 0
+        lm = self.infer(frame)
+        est = Estimate(index, t, lm)
+        if lm is not None:
+            self._anchor(est, frame)
+        return est
+
+    def _keyframe(self, index: int, t: float, frame: np.ndarray, xy: np.ndarray,
+                  ok: np.ndarray) -> list[Estimate]:
+        lm = self.infer(frame)
+        key = Estimate(index, t, lm)
+        if lm is None:
+            out = self._release_held() + [key]
+            self._key, self.region, self._since_attempt = None, None, 0
+            return out
+        out = self._release_corrected(key, _Pending(index, t, xy, ok))
+        self._anchor(key, frame)
+        return out + [key]
+
+    def _anchor(self, key: Estimate, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        self.stats.inferred += 1
+        self._key, self._pending = key, []
+        gait_xy = key.lm[_GAIT, :2]
+        self.region = Region.around(gait_xy, self.region_margin_frac, w, h)
+        self.tracker.anchor(self.region.gray(frame), self.region.to_work(gait_xy))
+
+    def _release_corrected(self, key: Estimate, at_key: _Pending) -> list[Estimate]:
+        """The held frames, flow drift spread over the interval, lost points interpolated."""
+        if not self._pending:
+            return []
+        k0, lm1 = self._key, key.lm
+        steps = self._pending + [at_key]
+        frac = np.array([(p.index - k0.index) / (key.index - k0.index) for p in steps])
+        xy = np.stack([p.xy for p in steps])  # (n, g, 2)
+        ok = np.stack([p.ok for p in steps])  # (n, g); once lost, lost until the keyframe
+        drift = lm1[_GAIT, :2] - xy[-1]  # NaN for points lost by the keyframe
+        corrected = xy + frac[:, None, None] * np.where(ok[-1][:, None], drift, 0.0)[None]
+        n_ok = ok.sum(axis=0)
+        for g in np.flatnonzero(~ok[-1]):  # interpolate from the last tracked position on
+            m = n_ok[g]
+            start_xy, start_f = (xy[m - 1, g], frac[m - 1]) if m else (k0.lm[_GAIT[g], :2], 0.0)
+            w = ((frac[m:] - start_f) / (1.0 - start_f))[:, None]
+            corrected[m:, g] = start_xy + w * (lm1[_GAIT[g], :2] - start_xy)
+        return [self._tracked(p, f, corrected[i], ~ok[i], lm1) for i, (p, f) in enumerate(zip(steps[:-1], frac))]
+
+    def _release_held(self) -> list[Estimate]:
+        """No next keyframe (the person left): lost points hold their last tracked position."""
+        out = []
+        for p in self._pending:
+            xy = p.xy.copy()
+            last = self._key.lm[_GAIT, :2] if not out else out[-1].lm[_GAIT, :2]
+            xy[~p.ok] = last[~p.ok]
+            out.append(self._tracked(p, 0.0, xy, ~p.ok, self._key.lm))
+        self._pending = []
+        return out
+
+    def _tracked(self, p: _Pending, frac: float, gait_xy: np.ndarray, lost: np.ndarray,
+                 lm1: np.ndarray) -> Estimate:
+        lm0 = self._key.lm
+        lm = lm0 + frac * (lm1 - lm0)
+        lm[_GAIT, :2] = gait_xy
+        marks = np.zeros(N_LANDMARKS, bool)
+        marks[_GAIT] = lost
+        self.stats.tracked += 1
+        self.stats.points_lost += int(lost.sum())
+        return Estimate(p.index, p.t, lm, tracked=True, interpolated=marks)

@@ -1,0 +1,117 @@
+"""Sparse optical flow for the gait points between two landmark-model runs.
+
+Pyramidal Lucas–Kanade (Bouguet 2001, "Pyramidal implementation of the affine Lucas Kanade
+feature tracker", Intel/OpenCV) moves each point from one grayscale frame to the next; the
+forward–backward check of Kalal, Mikolajczyk & Matas 2010 ("Forward-Backward Error:
+Automatic Detection of Tracking Failures", ICPR) tracks the point back again and rejects it
+when it does not come home — occlusion (a leg behind the other) and textureless cloth fail
+that test instead of drifting silently. A rejected point stays lost until the next anchor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# shoulders, hips, knees, ankles, heels, toe tips (BlazePose indices): what gait timing
+# and joint angles use
+GAIT_POINTS: tuple[int, ...] = (11, 12, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32)
+
+
+WORK_SIDE_PX = 400  # flow runs on the body region shrunk to this: cheaper, and less blur
+
+
+@dataclass(frozen=True)
+class Region:
+    """An axis-aligned pixel box of the image (the body plus a margin) and the integer
+    factor by which flow's image is shrunk: a 1500-px-tall body is tracked on a 375-px
+    image, where the motion blur of a swinging foot is a few pixels and the pyramid is
+    cheap. An integer factor keeps OpenCV's area resampling on its fast path (a fractional
+    one costs five times as much)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    factor: int = 1  # image px per work px
+
+    @classmethod
+    def around(cls, xy_px: np.ndarray, margin_frac: float, width: int, height: int,
+               work_side_px: int = WORK_SIDE_PX) -> "Region":
+        """The points' bounding box grown by ``margin_frac`` of its larger side, clipped."""
+        lo, hi = np.nanmin(xy_px, axis=0), np.nanmax(xy_px, axis=0)
+        pad = margin_frac * float(max(hi - lo)) + 16.0
+        x0, y0 = (max(0, int(v - pad)) for v in lo)
+        x1, y1 = int(min(width, hi[0] + pad)), int(min(height, hi[1] + pad))
+        factor = max(1, -(-max(x1 - x0, y1 - y0) // work_side_px))
+        w, h = max(1, (x1 - x0) // factor) * factor, max(1, (y1 - y0) // factor) * factor
+        return cls(x0, y0, x0 + w, y0 + h, factor)
+
+    @property
+    def offset(self) -> np.ndarray:
+        return np.array([self.x0, self.y0], np.float64)
+
+    def to_work(self, xy_px: np.ndarray) -> np.ndarray:
+        return (xy_px - self.offset + 0.5) / self.factor - 0.5
+
+    def to_image(self, xy_work: np.ndarray) -> np.ndarray:
+        return (xy_work + 0.5) * self.factor - 0.5 + self.offset
+
+    def gray(self, frame: np.ndarray) -> np.ndarray:
+        """This region of a BGR (or already grayscale) frame: grayscale, at the work scale."""
+        crop = frame[self.y0:self.y1, self.x0:self.x1]
+        gray = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        if self.factor == 1:
+            return gray
+        size = ((self.x1 - self.x0) // self.factor, (self.y1 - self.y0) // self.factor)
+        return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+
+class LucasKanadeTracker:
+    """Points of one grayscale image followed into the next, with a forward–backward check.
+
+    >>> lk = LucasKanadeTracker()
+    >>> lk.anchor(gray0, points_xy)          # (n, 2) px in gray0
+    >>> xy, ok = lk.step(gray1)              # ok[i] False: point i is lost until re-anchored
+
+    ``window_px`` is the LK window, ``levels`` the pyramid depth (motion of up to about
+    window·2^levels px per frame), ``max_fb_error_px`` the forward–backward tolerance.
+    """
+
+    def __init__(self, window_px: int = 21, levels: int = 3, max_fb_error_px: float = 1.0,
+                 max_iterations: int = 20, epsilon: float = 0.03):
+        self.max_fb_error_px = max_fb_error_px
+        self._lk = dict(winSize=(window_px, window_px), maxLevel=levels,
+                        criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, max_iterations, epsilon))
+        self._gray: np.ndarray | None = None
+        self._xy: np.ndarray | None = None
+        self._ok: np.ndarray | None = None
+
+    def anchor(self, gray: np.ndarray, xy_px: np.ndarray) -> None:
+        """Start again from known positions (a landmark-model run) on ``gray``."""
+        self._gray = gray
+        self._xy = np.asarray(xy_px, np.float32).reshape(-1, 2).copy()
+        self._ok = np.isfinite(self._xy).all(axis=1)
+        self._xy[~self._ok] = 0.0
+
+    def step(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions on ``gray`` (NaN where lost) and which points are still tracked."""
+        if self._gray is None:
+            raise RuntimeError("anchor() first")
+        live = np.flatnonzero(self._ok)
+        if live.size:
+            prev = self._xy[live].reshape(-1, 1, 2)
+            fwd, st_f, _ = cv2.calcOpticalFlowPyrLK(self._gray, gray, prev, None, **self._lk)
+            back, st_b, _ = cv2.calcOpticalFlowPyrLK(gray, self._gray, fwd, None, **self._lk)
+            fb_px = np.linalg.norm((back - prev).reshape(-1, 2), axis=1)
+            good = (st_f.ravel() == 1) & (st_b.ravel() == 1) & (fb_px <= self.max_fb_error_px)
+            h, w = gray.shape[:2]
+            moved = fwd.reshape(-1, 2)
+            good &= (moved[:, 0] >= 0) & (moved[:, 0] < w) & (moved[:, 1] >= 0) & (moved[:, 1] < h)
+            self._xy[live[good]] = moved[good]
+            self._ok[live[~good]] = False
+        self._gray = gray
+        out = self._xy.astype(np.float64)
+        out[~self._ok] = np.nan
+        return out, self._ok.copy()

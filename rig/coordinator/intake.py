@@ -1,0 +1,73 @@
+"""What the coordinator accepts from nodes beyond what the payload schema checks — pure
+logic, no I/O. Each check raises a PayloadError whose ``kind`` names the rule, so the
+daemon counts the rejection (diagnostics show it per kind) and stores nothing.
+
+The topic is the authority for who sent a message: the broker's ACL lets a node publish
+only under its own ``node/<view>/``, while the payload is whatever the sender wrote. A
+node may only add to the session being recorded, and only frames for trigger pulses the
+train has actually sent: a frame from the future could otherwise take the place of the
+real one.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rig.bus.payloads import KeypointFrame, NodeEnd, NodeInfo, PayloadError, TriggerState
+
+INDEX_TOLERANCE_S = 0.5  # clock offset between the bridge's and the coordinator's host, and jitter
+
+
+@dataclass
+class Train:
+    """What the coordinator knows of the open session's trigger train, to bound the trigger
+    index a frame may carry. The train is armed after the session opens, so the session's
+    start is a safe first pulse until the controller reports the real one."""
+
+    session_id: int
+    opened_t: float  # session start, coordinator clock (Unix s)
+    fps: float  # the rate the session arms the train at
+    first_pulse_t: float | None = None
+    rate_hz: float | None = None
+    final_pulses: int | None = None  # once disarmed: the controller's final count
+
+    def report(self, trig: TriggerState) -> None:
+        if trig.armed and trig.first_pulse_t is not None:
+            self.first_pulse_t, self.rate_hz = trig.first_pulse_t, trig.rate_hz
+
+    def max_index(self, now: float) -> int:
+        """The highest trigger index a genuine frame can carry at ``now``."""
+        if self.final_pulses is not None:
+            return self.final_pulses - 1
+        first = self.opened_t if self.first_pulse_t is None else self.first_pulse_t
+        return math.floor((now - first + INDEX_TOLERANCE_S) * (self.rate_hz or self.fps))
+
+
+def check_frame(view: str, frame: KeypointFrame, views: list[str], open_session: int | None,
+                train: Train | None, now: float) -> None:
+    """``view`` comes from the topic."""
+    if view not in views:
+        raise PayloadError("frame_unknown_view", f"frame from view {view!r}, which is not configured")
+    if open_session is None or frame.session_id != open_session:
+        raise PayloadError("frame_wrong_session", f"frame for session {frame.session_id} from {view}; "
+                           f"the session being recorded is {open_session}")
+    limit = train.max_index(now) if train is not None else -1
+    if frame.index > limit:
+        raise PayloadError("frame_index_ahead", f"frame {frame.index} from {view}: the trigger train has "
+                           f"sent at most {limit + 1} pulses")
+
+
+def check_end(view: str, end: NodeEnd, views: list[str], open_session: int | None) -> None:
+    """``view`` comes from the topic; the payload must agree with it."""
+    if end.view != view:
+        raise PayloadError("end_view_mismatch", f"end-of-session count on {view}'s topic names view {end.view}")
+    if view not in views:
+        raise PayloadError("end_unknown_view", f"end-of-session count from view {view!r}, which is not configured")
+    if open_session is None or end.session_id != open_session:
+        raise PayloadError("end_wrong_session", f"end-of-session count for session {end.session_id} from "
+                           f"{view}; the session being recorded is {open_session}")
+
+
+def check_info(view: str, info: NodeInfo) -> None:
+    if info.view != view:
+        raise PayloadError("info_view_mismatch", f"camera info on {view}'s topic names view {info.view}")

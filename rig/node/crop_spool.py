@@ -1,0 +1,132 @@
+"""Frames waiting for the estimator: in memory while there is room, then on disk as compact
+grayscale JPEG crops of the body region, finished after the belt stops.
+
+A full Global Shutter frame is 4.75 MB in memory; its body region in grayscale as a JPEG is
+some 30-80 kB, so a disk bound of a few GB holds minutes of frames a slow node could not
+finish live. The two tiers form one queue in trigger order: once a frame went to disk, the
+following ones go there too until the disk tier is empty again. Past the disk bound frames
+are refused: the caller counts and announces them.
+
+A spooled frame comes back as a full-size BGR image, black outside the crop, so positions
+(and the estimator's tracking state) stay in camera pixels; the landmark model sees the
+body in gray, which costs a little accuracy on those frames only.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_models.pose.tracking import Region
+from rig.node.camera import CapturedFrame
+
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class _Entry:
+    session_id: int
+    index: int
+    t: float
+    path: Path
+    nbytes: int
+    x0: int
+    y0: int
+    width: int
+    height: int
+
+
+class CropSpool:
+    """The disk tier: one JPEG per frame in ``directory`` (emptied at start), ``max_bytes`` in all."""
+
+    def __init__(self, directory: Path, max_bytes: int, quality: int = JPEG_QUALITY):
+        self.directory, self.max_bytes, self.quality = Path(directory), max_bytes, quality
+        shutil.rmtree(self.directory, ignore_errors=True)  # crops of a previous run cannot be finished
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._entries: deque[_Entry] = deque()
+        self._seq = 0
+        self.bytes = 0
+
+    @property
+    def count(self) -> int:
+        return len(self._entries)
+
+    def put(self, session_id: int, index: int, frame: CapturedFrame, region: Region | None) -> bool:
+        """Write the frame's body region; False when that would pass the bound."""
+        h, w = frame.image.shape[:2]
+        x0, y0, x1, y1 = (region.x0, region.y0, region.x1, region.y1) if region else (0, 0, w, h)
+        gray = cv2.cvtColor(frame.image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+        ok, data = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok or self.bytes + data.nbytes > self.max_bytes:
+            return False
+        path = self.directory / f"{self._seq:010d}.jpg"
+        self._seq += 1
+        path.write_bytes(data.tobytes())
+        self._entries.append(_Entry(session_id, index, frame.t, path, data.nbytes, x0, y0, w, h))
+        self.bytes += data.nbytes
+        return True
+
+    def get(self) -> tuple[int, int, CapturedFrame] | None:
+        """The oldest frame, rebuilt at full size, or None when empty."""
+        if not self._entries:
+            return None
+        e = self._entries.popleft()
+        self.bytes -= e.nbytes
+        gray = cv2.imdecode(np.fromfile(e.path, np.uint8), cv2.IMREAD_GRAYSCALE)
+        e.path.unlink(missing_ok=True)
+        canvas = np.zeros((e.height, e.width, 3), np.uint8)
+        ch, cw = gray.shape
+        canvas[e.y0:e.y0 + ch, e.x0:e.x0 + cw] = gray[:, :, None]
+        return e.session_id, e.index, CapturedFrame(e.t, canvas)
+
+
+class Backlog:
+    """One FIFO over memory (up to ``memory_max_bytes``) and a :class:`CropSpool`.
+
+    ``put`` says where the frame went: "memory", "disk", or "refused" (past both bounds).
+    """
+
+    def __init__(self, memory_max_bytes: float, spool: CropSpool | None):
+        self.memory_max_bytes, self.spool = memory_max_bytes, spool
+        self.memory_bytes = 0
+        self._memory: deque[tuple[int, int, CapturedFrame]] = deque()
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        return len(self._memory) + (self.spool.count if self.spool else 0)
+
+    def put(self, session_id: int, index: int, frame: CapturedFrame, region: Region | None = None) -> str:
+        size = frame_bytes(frame)
+        with self._cond:
+            on_disk = self.spool is not None and self.spool.count > 0
+            if not on_disk and self.memory_bytes + size <= self.memory_max_bytes:
+                self._memory.append((session_id, index, frame))
+                self.memory_bytes += size
+                where = "memory"
+            elif self.spool is not None and frame.image is not None \
+                    and self.spool.put(session_id, index, frame, region):
+                where = "disk"
+            else:
+                return "refused"
+            self._cond.notify()
+        return where
+
+    def get(self, timeout_s: float) -> tuple[int, int, CapturedFrame] | None:
+        with self._cond:
+            if not len(self):
+                self._cond.wait(timeout_s)
+            if self._memory:
+                item = self._memory.popleft()
+                self.memory_bytes -= frame_bytes(item[2])
+                return item
+            return self.spool.get() if self.spool is not None else None
+
+
+def frame_bytes(frame: CapturedFrame) -> int:
+    """What a waiting frame holds in memory (the simulated camera's landmarks: ~1 kB)."""
+    return frame.image.nbytes if frame.image is not None else 1024

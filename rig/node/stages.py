@@ -1,0 +1,90 @@
+"""What turns a node's frames into published landmarks: frames in, estimates out (maybe later).
+
+- :class:`ImmediateStage`: one estimate per frame, at once (the simulated walker).
+- :class:`KeyframeStage`: the pose pipeline on keyframes and optical flow between, at the
+  interval its :class:`Pacer` chooses; holds at most one interval of frames.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Protocol
+
+import numpy as np
+
+from edge_models.pose.keyframes import Estimate, KeyframeEstimator
+from edge_models.pose.tracking import Region
+from rig.node.camera import CapturedFrame
+from rig.node.pacing import Pace, Pacer
+
+log = logging.getLogger(__name__)
+OBSERVE_EVERY = 60  # frames between looks at the interpreter's recent speed
+
+
+class FrameStage(Protocol):
+    region: Region | None  # where the body was last seen (for crops), None: anywhere
+
+    def push(self, index: int, frame: CapturedFrame) -> list[Estimate]: ...
+    def flush(self) -> list[Estimate]: ...
+    def set_rate(self, rate_hz: float) -> None: ...
+    def figures(self) -> dict: ...
+
+
+class ImmediateStage:
+    region = None
+
+    def __init__(self, estimate: Callable[[CapturedFrame], "np.ndarray | None"]):
+        self.estimate = estimate
+
+    def push(self, index: int, frame: CapturedFrame) -> list[Estimate]:
+        return [Estimate(index, frame.t, self.estimate(frame))]
+
+    def flush(self) -> list[Estimate]:
+        return []
+
+    def set_rate(self, rate_hz: float) -> None:
+        pass
+
+    def figures(self) -> dict:
+        return {}
+
+
+class KeyframeStage:
+    """``pipeline`` is a PosePipeline (``process`` and ``landmark_interpreter.ewma_ms``)."""
+
+    def __init__(self, pipeline, pacer: Pacer):
+        self.pipeline, self.pacer = pipeline, pacer
+        self.estimator = KeyframeEstimator(pipeline.process, pacer.pace.interval)
+        self._frames = 0
+
+    @property
+    def region(self) -> Region | None:
+        return self.estimator.region
+
+    def push(self, index: int, frame: CapturedFrame) -> list[Estimate]:
+        self._frames += 1
+        if self._frames % OBSERVE_EVERY == 0 and (pace := self.pacer.observe(
+                self.pipeline.landmark_interpreter.ewma_ms)) is not None:
+            self._apply(pace, "the CPU's speed changed")
+        return self.estimator.push(index, frame.t, frame.image)
+
+    def flush(self) -> list[Estimate]:
+        """End of a session: release held frames and forget the track."""
+        out = self.estimator.reset()
+        self.pipeline.reset()
+        return out
+
+    def set_rate(self, rate_hz: float) -> None:
+        if rate_hz != self.pacer.pace.rate_hz:
+            self._apply(self.pacer.set_rate(rate_hz), f"trigger rate {rate_hz:g} Hz")
+
+    def _apply(self, pace: Pace, why: str) -> None:
+        self.estimator.interval = pace.interval
+        log.info("pace: %s, landmark model every %d frame(s), headroom %.0f %% (%s)",
+                 pace.mode, pace.interval, pace.headroom_pct, why)
+
+    def figures(self) -> dict:
+        s = self.estimator.stats
+        recent = self.pipeline.landmark_interpreter.ewma_ms
+        return {**self.pacer.pace.figures(), "pace_replans": self.pacer.replans,
+                "landmark_invoke_ms_recent": None if recent is None else round(recent, 2),
+                "frames_inferred": s.inferred, "frames_tracked": s.tracked, "points_interpolated": s.points_lost}

@@ -1,0 +1,120 @@
+"""Sessions, a session's report, two sessions compared, and the same as JSON under /api.
+
+Clinicians see each session's patient and condition; opening the report or the comparison
+of a patient's sessions goes into the audit log (who opened which patient).
+"""
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from rig.clinic.model import Condition, Permission
+
+from .api import listing_json, record_json
+from .auth import guarded
+from .comparison import METHOD, comparison_rows
+from .context import Web, path_int, row_id, username
+from .report_view import report_view
+
+LIST_PAGE_SIZE = 50
+REFRESH_WHILE_RECORDING_S = 5
+
+
+def _int_param(request: Request, name: str) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        raise HTTPException(400, f"choose a session for {name.upper()} (?{name}=ID)")
+    try:
+        return int(raw)
+    except ValueError:
+        raise HTTPException(400, f"{name.upper()} must be a session number, not {raw[:40]!r}") from None
+
+
+def routes(web: Web) -> list[Route]:
+    records = web.records
+
+    def sessions_page(request: Request) -> Response:
+        web.claim_pending()
+        before_id = row_id(request.query_params.get("before"))
+        listings = web.db.sessions(LIST_PAGE_SIZE, before_id)
+        recording = web.db.open_session()
+        older = listings[-1].session.id if len(listings) == LIST_PAGE_SIZE else None
+        assigned = records.assignments([s.session.id for s in listings])
+        pending = records.pending()
+        patients = records.patients_by_id({a.patient_id for a in assigned.values()}
+                                          | ({pending.patient_id} if pending else set()))
+        return web.page(request, "sessions.html", listings=listings, recording=recording, older=older,
+                        paged=before_id is not None, assigned=assigned, patients=patients, pending=pending,
+                        refresh_s=REFRESH_WHILE_RECORDING_S if recording else None)
+
+    def session_page(request: Request) -> Response:
+        web.claim_pending()
+        record = web.record_or_404(path_int(request, "session_id"))
+        sid = record.session.id
+        report = record.stored.report if record.stored else None
+        assignment = records.assignments([sid]).get(sid)
+        patient = records.patient(assignment.patient_id) if assignment else None
+        candidates = [s for s in web.db.sessions(100) if s.session.id != sid and s.analysed and not s.analysis_error]
+        if assignment:  # compare within the patient's own sessions
+            own = records.assignments(patient_id=assignment.patient_id)
+            candidates = [s for s in candidates if s.session.id in own]
+            records.store.audit(username(request), "open report", assignment.patient_id, sid)
+        else:
+            own = records.assignments([s.session.id for s in candidates])
+        still_open = record.session.state != "closed"
+        return web.page(request, "session.html", record=record, view=report_view(report) if report else None,
+                        others=candidates, others_assigned=own, assignment=assignment, patient=patient,
+                        patients=records.find(limit=200) if not assignment else [],
+                        refresh_s=REFRESH_WHILE_RECORDING_S if still_open else None)
+
+    def assign(request: Request) -> Response:
+        sid = web.record_or_404(path_int(request, "session_id")).session.id
+        form = request.state.form
+        if form.get("action") == "unassign":
+            records.unassign(sid, username(request))
+        else:
+            patient = web.patient_or_404(_form_int(form, "patient"))
+            records.assign(sid, patient.id, Condition.parse(form.get("kind", ""), form.get("label", "")),
+                           username(request))
+        return RedirectResponse(f"/sessions/{sid}", status_code=303)
+
+    def compare_page(request: Request) -> Response:
+        a_id, b_id = _int_param(request, "a"), _int_param(request, "b")
+        if a_id == b_id:
+            raise HTTPException(400, "choose two different sessions to compare")
+        a, b = web.record_or_404(a_id), web.record_or_404(b_id)
+        missing = [(label, r) for label, r in (("A", a), ("B", b)) if not (r.stored and r.stored.report)]
+        rows = [] if missing else comparison_rows(a.stored.report, b.stored.report)
+        assigned = records.assignments([a_id, b_id])
+        patients = records.patients_by_id({x.patient_id for x in assigned.values()})
+        for pid in patients:
+            records.store.audit(username(request), "compare sessions", pid)
+        return web.page(request, "compare.html", a=a, b=b, rows=rows, missing=missing, assigned=assigned,
+                        patients=patients, method=METHOD)
+
+    def api_sessions(request: Request) -> Response:
+        recording = web.db.open_session()
+        return JSONResponse({"sessions": [listing_json(s) for s in web.db.sessions(LIST_PAGE_SIZE)],
+                             "recording_session_id": recording.id if recording else None})
+
+    def api_session(request: Request) -> Response:
+        return JSONResponse(record_json(web.record_or_404(path_int(request, "session_id"))))
+
+    clinical = Permission.CLINICAL
+    return [
+        Route("/", guarded(clinical, sessions_page)),
+        Route("/sessions/{session_id}", guarded(clinical, session_page)),
+        Route("/sessions/{session_id}/assign", guarded(clinical, assign), methods=["POST"]),
+        Route("/compare", guarded(clinical, compare_page)),
+        Route("/api/sessions", guarded(clinical, api_sessions)),
+        Route("/api/sessions/{session_id}", guarded(clinical, api_session)),
+    ]
+
+
+def _form_int(form: dict[str, str], name: str) -> int:
+    try:
+        return int(form.get(name, ""))
+    except ValueError:
+        raise HTTPException(400, f"choose a {name}") from None

@@ -1,0 +1,104 @@
+"""The gait engine on real walking (rig.validation): every trial with reference events,
+seen by the rig's cameras at 60 fps with 1.5 px landmark jitter, against its force plate
+or judged annotations; and ahead of the published kinematic detectors on the same input.
+Needs the cached recordings (`gaitrig models fetch`)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assets_or_skip
+
+from edge_models.registry import VALIDATION
+from rig.gait import analyze_tracks
+from rig.validation import load_trials, render_tracks
+from rig.validation.scoring import EventScore, score_events
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from event_peers import PEERS, detect  # noqa: E402
+
+FPS, NOISE_PX, SEEDS = 60.0, 1.5, (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    assets_or_skip(VALIDATION)
+    out = []
+    for trial in load_trials():
+        for seed in SEEDS:
+            tracks, ref = render_tracks(trial, FPS, NOISE_PX, seed)
+            out.append((trial, tracks, ref, analyze_tracks(tracks, ref.belt_speed_m_s).to_dict()))
+    return out
+
+
+def _score(rep, ref):
+    ev = rep["events"]
+    return score_events(ref.ic_s, ref.fo_s, {s: np.array(ev[s]["heel_strike_s"], float) for s in ev},
+                        {s: np.array(ev[s]["toe_off_s"], float) for s in ev}, FPS)
+
+
+@pytest.fixture(scope="module")
+def pooled(rendered):
+    total = EventScore(frame_s=1 / FPS)
+    for trial, _, ref, rep in rendered:
+        if trial.reference is not None:
+            total = total.merge(_score(rep, ref))
+    return total
+
+
+def test_every_scored_trial_is_analysed_as_walking_with_events(rendered):
+    for trial, _, ref, rep in rendered:
+        assert rep["mode"] == "walking", trial.name
+        for s in ("left", "right"):
+            conf = np.array(rep["events"][s]["heel_strike_confidence"], float)
+            assert len(conf) and np.all((conf > 0) & (conf <= 1)), (trial.name, s)
+            assert set(rep["events"][s]["initial_contact_type"]) <= {"heel", "forefoot"}
+        assert set(rep["quality"]["events_dropped"]["left"]) == {"ic", "fo"}
+
+
+def test_signed_median_errors_and_stance_meet_the_goals(pooled):
+    assert pooled.n_reference == 3 * 24
+    assert abs(np.median(pooled.ic_err_s)) <= 0.005  # initial contact within ±5 ms
+    assert abs(np.median(pooled.fo_err_s)) <= 0.005  # foot off within ±5 ms
+    assert pooled.stance_abs_err_pts <= 1.5
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 open: 78 % of real reference events within one 60 fps "
+                   "frame (goal 95 %); the references disagree among themselves by more than a frame "
+                   "(docs/validation.md)")
+def test_events_within_one_frame_goal(pooled):
+    assert pooled.within_one_frame_pct >= 95.0
+
+
+def test_plate_trial_events_within_25_ms_and_stance_within_goal(rendered):
+    """The force-plate record: every event within 25 ms (1.5 frames; measured worst 20 ms),
+    stance within the 1.5-point goal."""
+    for trial, _, ref, rep in rendered:
+        if trial.name != "treadmill":
+            continue
+        sc = _score(rep, ref)
+        assert sc.missed == 0
+        assert np.max(np.abs(np.r_[sc.ic_err_s, sc.fo_err_s])) <= 0.025
+        assert sc.stance_abs_err_pts <= 1.5
+
+
+def test_ours_ahead_of_every_peer_on_the_same_input(rendered, pooled):
+    for peer in PEERS:
+        total = EventScore(frame_s=1 / FPS)
+        for trial, tracks, ref, _ in rendered:
+            if trial.reference is not None:
+                ic, fo = detect(peer, tracks, ref.belt_speed_m_s)
+                total = total.merge(score_events(ref.ic_s, ref.fo_s, ic, fo, FPS))
+        assert pooled.within_one_frame_pct > total.within_one_frame_pct, peer.name
+        assert pooled.missed <= total.missed, peer.name
+
+
+def test_stroke_trial_without_reference_still_gives_alternating_events(rendered):
+    for trial, _, _, rep in rendered:
+        if trial.name == "stroke":
+            hs = {s: np.array(rep["events"][s]["heel_strike_s"], float) for s in ("left", "right")}
+            both = sorted([(t, s) for s in hs for t in hs[s]])
+            assert len(both) >= 4
+            assert all(a[1] != b[1] for a, b in zip(both, both[1:]))  # left and right alternate

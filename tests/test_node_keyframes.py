@@ -1,0 +1,280 @@
+"""Keyframes + optical flow, pacing, the keypoint frame's tracked flag and the crop spool —
+each against known truth: textures moved by a known number of pixels, exact pacing
+arithmetic, and frames that must come back in trigger order."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_models.pose.keyframes import KeyframeEstimator
+from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
+from rig.bus.payloads import KeypointFrame, PayloadError, decode_keypoints, encode_keypoints
+from rig.node.camera import CapturedFrame
+from rig.node.crop_spool import Backlog, CropSpool
+from rig.node.pacing import Pacer, SpeedTest, choose_pace
+
+H, W = 480, 480
+VELOCITY_PX = np.array([2.0, 1.0])  # per frame, x and y
+
+
+def texture(seed: int = 1) -> np.ndarray:
+    """A smooth random texture (blurred noise), BGR, larger than a frame."""
+    import cv2
+    noise = np.random.default_rng(seed).integers(0, 256, (H + 200, W + 200), np.uint8)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    smooth = cv2.normalize(smooth, None, 0, 255, cv2.NORM_MINMAX)
+    return cv2.cvtColor(smooth, cv2.COLOR_GRAY2BGR)
+
+
+def moving_frames(n: int, flat_box=None) -> list[np.ndarray]:
+    """Frame k shows the texture moved by k × VELOCITY_PX; ``flat_box`` (x0, y0, x1, y1)
+    is painted uniform gray in every frame (nothing to track there)."""
+    tex = texture()
+    frames = []
+    for k in range(n):
+        dx, dy = (k * VELOCITY_PX).astype(int)
+        f = np.ascontiguousarray(tex[100 - dy:100 - dy + H, 100 - dx:100 - dx + W])
+        if flat_box is not None:
+            x0, y0, x1, y1 = flat_box
+            f[y0:y1, x0:x1] = 128
+        frames.append(f)
+    return frames
+
+
+def body_at(k: int) -> np.ndarray:
+    """(33, 4) landmarks riding on the texture, on a grid 80 × 60 px."""
+    lm = np.zeros((33, 4))
+    lm[:, 0] = 40 + 80 * (np.arange(33) % 6)
+    lm[:, 1] = 60 + 60 * (np.arange(33) // 6)
+    lm[:, :2] += k * VELOCITY_PX
+    lm[:, 3] = 0.9
+    return lm
+
+
+def test_flow_follows_a_known_shift_and_loses_a_point_on_a_flat_patch():
+    frames = moving_frames(6, flat_box=(20, 20, 90, 90))
+    pts = np.array([[150.0, 200.0], [200.0, 300.0], [55.0, 55.0]])  # the last one is on the flat patch
+    lk = LucasKanadeTracker()
+    lk.anchor(frames[0][:, :, 0], pts)
+    for k in range(1, 6):
+        xy, ok = lk.step(frames[k][:, :, 0])
+        assert ok.tolist() == [True, True, False]
+        assert np.abs(xy[:2] - (pts[:2] + k * VELOCITY_PX)).max() < 0.1
+        assert np.isnan(xy[2]).all()
+
+
+def test_region_maps_work_pixels_back_to_image_pixels():
+    xy = np.array([[100.0, 200.0], [500.0, 1700.0]])
+    r = Region.around(xy, 0.35, 1080, 1920)
+    assert r.factor == 5 and (r.x1 - r.x0) % 5 == 0 and (r.y1 - r.y0) % 5 == 0
+    assert np.allclose(r.to_image(r.to_work(xy)), xy)
+    assert r.gray(np.zeros((1920, 1080, 3), np.uint8)).shape == ((r.y1 - r.y0) // 5, (r.x1 - r.x0) // 5)
+
+
+class Oracle:
+    """Landmark 'inference' that knows where the body is: frame k has the body at k."""
+
+    def __init__(self, frames):
+        self.ids = {id(f): k for k, f in enumerate(frames)}
+        self.runs: list[int] = []
+
+    def __call__(self, frame):
+        k = self.ids[id(frame)]
+        self.runs.append(k)
+        return body_at(k)
+
+
+def run(est, frames):
+    out = []
+    for k, f in enumerate(frames):
+        out += est.push(k, k / 120, f)
+    return out + est.flush()
+
+
+def test_keyframes_every_interval_and_tracked_frames_land_on_the_truth():
+    frames = moving_frames(14)
+    oracle = Oracle(frames)
+    out = run(KeyframeEstimator(oracle, interval=4), frames)
+    assert [e.index for e in out] == list(range(14))
+    assert oracle.runs == [0, 4, 8, 12, 13]  # the last frame closes the sequence
+    assert [e.tracked for e in out] == [k not in (0, 4, 8, 12, 13) for k in range(14)]
+    gait = list(GAIT_POINTS)
+    for e in out:
+        assert np.abs(e.lm[gait, :2] - body_at(e.index)[gait, :2]).max() < 0.2, e.index
+        if e.tracked:
+            assert not e.interpolated.any()
+            others = [i for i in range(33) if i not in gait]  # interpolated between keyframes: exact here
+            assert np.allclose(e.lm[others, :2], body_at(e.index)[others, :2])
+
+
+def test_a_point_the_flow_loses_is_interpolated_to_the_next_keyframe_and_marked():
+    frames = moving_frames(9)
+    oracle = Oracle(frames)
+    truth = {k: body_at(k) for k in range(9)}
+    for k in range(1, 4):  # the heel's patch goes flat after the keyframe: the flow loses it
+        xk, yk = truth[k][29, :2].astype(int)
+        frames[k][yk - 45:yk + 45, xk - 45:xk + 45] = 128
+    out = run(KeyframeEstimator(oracle, interval=4), frames)
+    lost = [e.index for e in out if e.tracked and e.interpolated[29]]
+    assert lost and lost == list(range(lost[0], 4))
+    for e in out:
+        if e.index in lost:  # on the line from the last tracked position to keyframe 4
+            assert np.allclose(e.lm[29, :2], truth[e.index][29, :2], atol=0.3)
+        assert e.tracked == (e.index not in (0, 4, 8))
+        assert not e.tracked or e.interpolated.sum() == (e.index in lost)
+
+
+def test_nobody_found_releases_held_frames_and_searches_at_the_interval():
+    frames = moving_frames(10)
+    calls = []
+
+    def infer(frame):
+        calls.append(len(calls))
+        return body_at(0) if len(calls) == 1 else None  # the person leaves after the first keyframe
+
+    est = KeyframeEstimator(infer, interval=3)
+    out = run(est, frames)
+    assert [e.index for e in out] == list(range(10))
+    assert [e.lm is not None for e in out] == [True, True, True, False] + [False] * 6
+    assert len(calls) == 1 + 3  # keyframe 3 finds nobody; then a search at 6 and 9 only
+    est.reset()  # a new session: its first frame is searched at once
+    est.push(0, 0.0, frames[0])
+    assert len(calls) == 5
+
+
+def test_interval_one_is_inference_on_every_frame_with_nothing_held():
+    frames = moving_frames(5)
+    oracle = Oracle(frames)
+    est = KeyframeEstimator(oracle, interval=1)
+    for k, f in enumerate(frames):
+        assert [e.index for e in est.push(k, 0.0, f)] == [k]
+    assert oracle.runs == [0, 1, 2, 3, 4] and est.flush() == []
+
+
+# -- the binary keypoint frame ------------------------------------------------------------------
+def test_tracked_flag_and_interpolated_points_round_trip_and_old_frames_still_decode():
+    lm = body_at(0)
+    marks = np.zeros(33, bool)
+    marks[[29, 31]] = True
+    data = encode_keypoints(KeypointFrame(3, 17, 1.5, lm, tracked=True, interpolated=marks))
+    back = decode_keypoints(data)
+    assert back.tracked and back.interpolated.tolist() == marks.tolist()
+    assert np.allclose(back.lm[:, :2], lm[:, :2], atol=1 / 16)
+    inferred = encode_keypoints(KeypointFrame(3, 18, 1.5, lm))
+    assert len(inferred) == len(data) - 8  # frames from nodes without tracking are unchanged
+    assert not decode_keypoints(inferred).tracked and decode_keypoints(inferred).interpolated is None
+    with pytest.raises(PayloadError, match="expected"):
+        decode_keypoints(data[:-3])
+
+
+# -- pacing ------------------------------------------------------------------------------------
+PI5 = SpeedTest(detector_ms=40.0, landmark_ms=25.0, track_ms=1.0)
+
+
+def test_pace_for_a_pi5_estimate_at_120_and_60_hz_and_a_fast_cpu():
+    p = choose_pace(PI5, 120.0)  # 6.25 ms usable: 25/n + 1 <= 6.25 -> n = 5
+    assert (p.mode, p.interval, round(p.cost_ms, 3), round(p.headroom_pct, 1)) == ("keyframes", 5, 6.0, 28.0)
+    p = choose_pace(PI5, 60.0)  # 12.5 ms usable: 25/n + 1 <= 12.5 -> n = 3
+    assert (p.mode, p.interval) == ("keyframes", 3)
+    p = choose_pace(SpeedTest(20.0, 7.4, 1.0), 60.0)
+    assert (p.mode, p.interval, p.cost_ms) == ("every_frame", 1, 7.4)
+    p = choose_pace(SpeedTest(40.0, 25.0, 7.0), 120.0)  # flow alone exceeds the usable time
+    assert (p.mode, p.interval) == ("behind", 8) and p.headroom_pct < 0
+    assert p.figures()["pace_mode"] == "behind" and p.figures()["landmark_ms"] == 25.0
+
+
+def test_pacer_chooses_again_when_the_cpu_slows_and_when_the_rate_changes():
+    pacer = Pacer(PI5, invoke_ms_at_test=20.0, rate_hz=120.0)
+    assert pacer.observe(22.0) is None and pacer.pace.interval == 5  # within 25 %
+    slower = pacer.observe(30.0)  # 1.5x: 37.5/n + 1.5 <= 6.25 -> n = 8
+    assert slower is not None and slower.interval == 8 and pacer.replans == 1
+    assert pacer.set_rate(60.0).interval == 4  # 37.5/n + 1.5 <= 12.5 -> n = 4
+
+
+# -- the crop spool ----------------------------------------------------------------------------
+def frame_at(k: int) -> CapturedFrame:
+    img = np.zeros((400, 300, 3), np.uint8)
+    img[100:300, 50:250] = texture()[:200, :200]
+    img[0, 0] = k  # outside the crop region
+    return CapturedFrame(float(k), img)
+
+
+def test_backlog_spills_to_disk_keeps_trigger_order_and_refuses_past_the_disk_bound(tmp_path):
+    region = Region(50, 100, 250, 300)
+    one = frame_at(0).image.nbytes
+    backlog = Backlog(2 * one, CropSpool(tmp_path / "crops", max_bytes=10**6))
+    where = [backlog.put(1, k, frame_at(k), region) for k in range(5)]
+    assert where == ["memory", "memory", "disk", "disk", "disk"]
+    assert backlog.get(0.0)[1] == 0
+    assert backlog.put(1, 5, frame_at(5), region) == "disk"  # disk not empty: stay in order
+    got = [backlog.get(0.0) for _ in range(5)]
+    assert [g[1] for g in got] == [1, 2, 3, 4, 5] and backlog.get(0.0) is None and len(backlog) == 0
+    crop = got[1][2].image  # frame 2, from disk: the body region in gray, black elsewhere
+    want = frame_at(2).image[100:300, 50:250, 0].astype(int)
+    assert np.abs(crop[100:300, 50:250, 0].astype(int) - want).mean() < 3
+    assert crop[0, 0].tolist() == [0, 0, 0] and got[1][2].t == 2.0
+    assert not list((tmp_path / "crops").iterdir())  # finished crops are deleted
+
+    tiny = Backlog(0, CropSpool(tmp_path / "small", max_bytes=1))
+    assert tiny.put(1, 0, frame_at(0), region) == "refused"
+
+
+# -- real footage: tracked frames against the landmark model on every frame -----------------------
+TRACKED_INTERVAL = 4
+MAX_MEDIAN_TORSO_PCT = 1.5
+
+
+@pytest.fixture(scope="module")
+def real_assets():
+    from conftest import assets_or_skip
+    from edge_models.registry import MODELS
+    return assets_or_skip(MODELS + ("cam01.mp4",))
+
+
+def every_frame_and_tracked(frames, interval):
+    from edge_models.pose import PosePipeline
+    ref_pipe, est = PosePipeline(), KeyframeEstimator(PosePipeline().process, interval)
+    ref = [ref_pipe.process(f) for f in frames]
+    out = run(est, frames)
+    assert [e.index for e in out] == list(range(len(frames)))
+    return ref, out
+
+
+def torso_px(lm):
+    return float(np.linalg.norm((lm[11, :2] + lm[12, :2]) / 2 - (lm[23, :2] + lm[24, :2]) / 2))
+
+
+def test_tracked_gait_points_stay_within_1_5_percent_of_torso_of_inference_on_pose2sim(real_assets):
+    """cam01 at 60 fps with a keyframe every 4 frames: the motion between keyframes is that
+    of an 8-frame interval at a 120 Hz trigger (the Pi 5 estimate paces at 5)."""
+    from edge_models.fetch import sample_path
+    from edge_models.video import read_frames
+    frames = read_frames(sample_path("cam01.mp4"))
+    ref, out = every_frame_and_tracked(frames, TRACKED_INTERVAL)
+    gait = list(GAIT_POINTS)
+    assert all(r is not None for r in ref) and all(e.lm is not None for e in out)
+    d = np.concatenate([100 * np.linalg.norm(e.lm[gait, :2] - r[gait, :2], axis=1) / torso_px(r)
+                        for e, r in zip(out, ref) if e.tracked])
+    assert sum(e.tracked for e in out) >= 70
+    assert np.median(d) <= MAX_MEDIAN_TORSO_PCT, f"median {np.median(d):.2f} %, p95 {np.percentile(d, 95):.2f} %"
+
+
+
+def test_node_benchmark_prints_the_pace_it_would_choose_at_pi_speed(real_assets, tmp_path):
+    """`gaitrig node --benchmark` with the interpreter slowed to the Pi 5 estimate: the
+    landmark model cannot run on every frame at 120 Hz, so the node paces on keyframes."""
+    import json
+    import subprocess
+    import sys
+
+    from edge_models.fetch import sample_path
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(f'view = "left"\n[camera]\nbackend = "video"\nvideo = "{sample_path("cam01.mp4")}"\n'
+                   "[model]\nthreads = 1\nemulate_detector_ms = 40\nemulate_landmark_ms = 25\n")
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "node", "--config", str(cfg), "--benchmark",
+                           "--rate-hz", "120"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["landmark_ms"] >= 25.0 and out["detector_ms"] >= 40.0 and out["frame_budget_ms"] == 8.33
+    assert out["pace_mode"] in ("keyframes", "behind") and out["keyframe_interval"] >= 4  # 25 ms / 6.25 ms usable
+    assert out["emulated"] == {"detector_ms": 40.0, "landmark_ms": 25.0}
