@@ -144,14 +144,7 @@ def test_same_walk_redrawn_20_times_is_not_changed(walk):
     assert max(per.values(), default=0) <= 0.05 * pairs, per.most_common(5)
 
 
-REAL_ASYMMETRY_KNOWN_ISSUE = pytest.mark.xfail(strict=True, reason=(
-    "real treadmill walk: the step-time asymmetry SD over 20 draws is 8.6 ms (goal 5 ms). Each side view's "
-    "event timing carries a session-wide offset that moves by several ms between noise draws (the contact "
-    "template fitted per view and session in rig/gait/events.py, being reworked under issue 8): step-time "
-    "SD 3.8 ms on the real walks vs 1.3 ms on the walker; view weighting cannot remove it"))
-
-
-@pytest.mark.parametrize("walk", ["walker", pytest.param("treadmill", marks=REAL_ASYMMETRY_KNOWN_ISSUE)])
+@pytest.mark.parametrize("walk", ["walker", "treadmill"])
 def test_step_time_asymmetry_of_one_walk_is_stable_and_reported(walk):
     reps = redrawn(walk)
     asym = [r["spatiotemporal"]["step_time_s"]["right"] - r["spatiotemporal"]["step_time_s"]["left"] for r in reps]
