@@ -14,7 +14,7 @@ ART = dict(noise_px=2.0, missing_fraction=0.05, swap_fraction=0.05)
 # walker: marked strict xfail (they still run, and a pass turns red so the mark is removed).
 REAL_FEET_REGRESSION = pytest.mark.xfail(strict=True, reason="issue 8 open: events are now belt-velocity crossings calibrated on real feet against force plates (docs/validation.md); on the walker with 2 px noise they miss this one-frame goal (measured in the final report of branch real)")
 REGRESSED_CORNERS = {(30, 80, 0.6), (30, 110, 1.2), (30, 140, 1.8), (30, 140, 1.2), (30, 80, 1.0),
-                     (60, 140, 1.8), (60, 140, 1.2), (120, 80, 0.6), (120, 110, 1.2), (120, 140, 1.8),
+                     (60, 140, 1.2), (120, 80, 0.6), (120, 110, 1.2), (120, 140, 1.8),
                      (120, 140, 1.2), (120, 80, 1.0)}
 VIEWS = ("left", "right", "rear", "front")
 

@@ -7,6 +7,7 @@ test_web_clinic.py, which reuses the helpers here."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -33,7 +34,9 @@ from rig.coordinator.analysis import analyze_session
 from rig.coordinator.storage import Storage
 from rig.sim.broker import free_port
 from rig.sim.walker import SimulatedWalker, WalkerParams
+from rig.gait import compare_reports
 from rig.web import create_app
+from rig.web.comparison import MEASURE_LABELS
 from rig.web.database import ReadOnlyDatabase
 from rig.web.formatting import number
 
@@ -328,10 +331,17 @@ def test_compare_marks_the_rearfoot_angle_changed_and_cadence_not(rig, clinician
     dom = clinician.dom(f"/compare?a={rig.normal}&b={rig.pronated}")
     table = dom.find("table", id="comparison")
     assert table.find("tr", data_measure="rearfoot_eversion_2d_deg", data_side="left").attrs["data-status"] == "changed"
-    assert table.find("tr", data_measure="cadence_steps_per_min").attrs["data-status"] == "no clear change"
+    assert table.find("tr", data_measure="cadence_steps_per_min").attrs["data-status"] == "no change detected"
     summary = dom.find(id="changed-summary")
     assert summary.find_all("li", data_measure="rearfoot_eversion_2d_deg", data_side="left")
     assert not summary.find_all("li", data_measure="cadence_steps_per_min")
+    # the same verdicts and MDC as `gaitrig compare` on the stored reports
+    a, b = (json.loads(rig.storage.report(sid)[0]) for sid in (rig.normal, rig.pronated))
+    for r in compare_reports(a, b)["measures"]:
+        tr = table.find("tr", data_measure=r["measure"], data_side=r["side"] or "both")
+        assert tr.attrs["data-status"] == r["verdict"], r["measure"]
+        digits = max(MEASURE_LABELS[r["measure"]][2], 1 - math.floor(math.log10(r["mdc95"])))  # 2 significant
+        assert tr.find(data_cell="mdc").text == number(r["mdc95"], digits)
 
 
 def test_bad_ids_get_a_404_page_not_a_traceback(rig, clinician, cookie):

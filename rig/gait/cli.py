@@ -10,8 +10,10 @@ from pathlib import Path
 
 from rig.keypoints import KeypointFileError
 
+from .compare import compare_reports
 from .inputs import read_checked, validate_report
-from .report import GaitInputError, analyze_tracks, compare_reports
+from .repeatability import MdcTableError
+from .report import GaitInputError, analyze_tracks
 
 
 def _fail(msg: str) -> int:
@@ -122,20 +124,30 @@ def format_report(d: dict) -> str:
 def run_compare(args) -> int:
     try:
         a, b = _read_report(args.a), _read_report(args.b)
-    except GaitInputError as e:
+        out = compare_reports(a, b, names=(args.a, args.b))
+    except (GaitInputError, MdcTableError) as e:
         return _fail(str(e))
-    out = compare_reports(a, b, names=(args.a, args.b))
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{args.b} minus {args.a} (95 % CI over strides; * = beyond the noise)")
+    print(format_comparison(out))
+    return 0
+
+
+def format_comparison(out: dict) -> str:
+    """One line per measure: difference, stride-level 95 % CI, MDC95, verdict."""
+    lines = [f"{out['b']} minus {out['a']}: difference, its 95 % CI over strides, the measure's MDC95 "
+             f"(measurement error between recordings), verdict",
+             f"  changed = beyond both errors, false-discovery rate {out['fdr'] * 100:g} % over the measures",
+             f"  {'measure':<34}{'difference':>11}  {'95 % CI':<20}{'MDC95':>8}  verdict"]
     for r in out["measures"]:
         name = r["measure"] + (f".{r['side']}" if r["side"] else "")
         if r["difference"] is None:
-            print(f"  {name:<34} n/a ({r.get('reason', '')})")
-        else:
-            print(f"  {name:<34} {r['difference']:+8.3f}  [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]{' *' if r['changed'] else ''}")
-    return 0
+            lines.append(f"  {name:<34}{'n/a':>11}  {'':<20}{_f(r['mdc95'], '{:.3g}'):>8}  {r['verdict']}: {r.get('reason', '')}")
+            continue
+        ci = f"[{r['ci'][0]:+.3g}, {r['ci'][1]:+.3g}]"
+        lines.append(f"  {name:<34}{r['difference']:>+11.3g}  {ci:<20}{_f(r['mdc95'], '{:.3g}'):>8}  {r['verdict']}")
+    return "\n".join(lines)
 
 
 def _read_report(path: str) -> dict:

@@ -15,7 +15,8 @@ import numpy as np
 from rig.keypoints import KeypointFileError, KeypointTrack, read_track
 
 from ._signals import SIDES
-from .report import COMPARE_MEASURES, GaitInputError
+from .estimates import PER_SIDE_MEASURES as COMPARE_MEASURES
+from .report import GaitInputError
 
 MIN_FPS, MAX_FPS = 1.0, 1000.0  # below 1 fps there is no gait to see; no rig camera is faster
 MAX_DURATION_S = 24 * 3600.0  # one recording, however long the clinic day

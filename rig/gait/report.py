@@ -1,5 +1,5 @@
 """The gait engine's entry point: :func:`analyze_tracks` (keypoint tracks of any subset of
-the four views -> :class:`GaitReport`) and :func:`compare_reports` (conditions)."""
+the four views -> :class:`GaitReport`); conditions are compared in :mod:`rig.gait.compare`."""
 from __future__ import annotations
 
 import json
@@ -7,16 +7,16 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from rig.keypoints import SIDE_VIEWS, KeypointTrack
 
 from ._signals import SIDES, LabelSwapRepair
 from .cycles import StrideSegmentation
-from .events import EventList, SideViewEventDetector, fuse_events
+from .events import SideViewEventDetector
 from .findings import ClinicalFindings
 from .kinematics import FRONTAL_LABELS, SAGITTAL_LABELS, FrontalKinematics, SagittalKinematics, StaticEvaluation
 from .spatiotemporal import SpatiotemporalParameters, mean_ci
+from .views import SessionWeightFusion
 
 REPORT_FORMAT = "gaitrig-gait/1"
 
@@ -122,8 +122,8 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
 
     # --- events per view, fused per foot
     per_view = {}
-    hs_lists = {s: [] for s in SIDES}
-    to_lists = {s: [] for s in SIDES}
+    hs_lists = {s: {} for s in SIDES}  # foot -> view -> events
+    to_lists = {s: {} for s in SIDES}
     reasons = {s: [] for s in SIDES}
     dropped = {s: {"ic": 0, "fo": 0} for s in SIDES}
     periods = []
@@ -136,13 +136,13 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
             if s in det.reasons_:
                 reasons[s].append(det.reasons_[s])
                 continue
-            hs_lists[s].append(det.heel_strike_[s])
-            to_lists[s].append(det.toe_off_[s])
+            hs_lists[s][v] = det.heel_strike_[s]
+            to_lists[s][v] = det.toe_off_[s]
             periods.append(det.stride_period_s_[s])
     period = float(np.median(periods)) if periods else math.nan
     tol = 0.2 * period if np.isfinite(period) else 0.2
-    hs = {s: fuse_events(hs_lists[s], tol) for s in SIDES}
-    to = {s: fuse_events(to_lists[s], tol) for s in SIDES}
+    hs = {s: SessionWeightFusion().fuse(hs_lists[s], tol) for s in SIDES}
+    to = {s: SessionWeightFusion().fuse(to_lists[s], tol) for s in SIDES}
     if not side_views:
         why = "needs a left or right side view" if not tracks.keys() & set(SIDE_VIEWS) else "nobody in the side views"
         for s in SIDES:
@@ -359,38 +359,3 @@ def _common_gaps(side_views) -> list[tuple[float, float]]:
     for tv, lm, _ in side_views.values():
         seen[np.searchsorted(t, tv[~np.isnan(lm[:, 0, 0])])] = True
     return _gaps(t, seen)
-
-
-# --- comparison of conditions --------------------------------------------------------------
-COMPARE_MEASURES = ("stride_time_s", "step_time_s", "stance_pct", "step_length_m", "double_support_pct",
-                    "rearfoot_eversion_2d_deg", "knee_fppa_2d_deg", "pelvic_drop_2d_deg")
-
-
-def compare_reports(a: dict, b: dict, level: float = 0.95, names=("A", "B")) -> dict:
-    """Per-measure differences B - A with a Welch confidence interval over strides.
-
-    ``a`` and ``b`` are :meth:`GaitReport.to_dict` outputs of one patient in two conditions
-    (e.g. barefoot vs orthotic). ``changed`` is true only when the interval excludes 0.
-    """
-    out = {"format": "gaitrig-gait-compare/1", "a": names[0], "b": names[1], "level": level, "measures": []}
-    pa, pb = a.get("per_stride") or {}, b.get("per_stride") or {}
-    keys = [(m, s) for m in COMPARE_MEASURES for s in SIDES] + [("pelvic_obliquity_2d_deg", None)]
-    for m, s in keys:
-        xa = (pa.get(s, {}) if s else pa).get(m) if s else pa.get(m)
-        xb = (pb.get(s, {}) if s else pb).get(m) if s else pb.get(m)
-        xa = np.array([v for v in (xa or []) if v is not None], float)
-        xb = np.array([v for v in (xb or []) if v is not None], float)
-        row = {"measure": m, "side": s, "n_a": len(xa), "n_b": len(xb), "mean_a": math.nan, "mean_b": math.nan,
-               "difference": math.nan, "ci": [math.nan, math.nan], "changed": None}
-        if len(xa) >= 2 and len(xb) >= 2:
-            ma, mb = xa.mean(), xb.mean()
-            va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
-            se = math.sqrt(va + vb)
-            dfree = (va + vb) ** 2 / ((va ** 2 / (len(xa) - 1)) + (vb ** 2 / (len(xb) - 1))) if se > 0 else 1e9
-            h = float(stats.t.ppf(0.5 + level / 2, dfree)) * se
-            d = mb - ma
-            row.update(mean_a=ma, mean_b=mb, difference=d, ci=[d - h, d + h], changed=bool(d - h > 0 or d + h < 0))
-        else:
-            row["reason"] = "needs at least two strides with this measure in both conditions"
-        out["measures"].append(row)
-    return _clean(out)

@@ -150,6 +150,9 @@ class SimulatedWalker:
     params : the knobs. fps : frame (trigger) rate; frame ``i`` is at ``t = i / fps``.
     seed : all randomness (stride variability, drift, artefacts) derives from it.
     cameras : optional per-view :class:`Camera` overrides.
+    artifact_seed : seed of the pose-model artefacts only (noise, missing frames, swaps);
+        default ``seed``. Another value re-records the same walk with fresh measurement
+        error (repeatability, ``benchmarks/bench_repeatability.py``).
 
     Attributes
     ----------
@@ -157,7 +160,7 @@ class SimulatedWalker:
     """
 
     def __init__(self, params: WalkerParams, fps: float = 60.0, seed: int = 0,
-                 cameras: dict[str, Camera] | None = None) -> None:
+                 cameras: dict[str, Camera] | None = None, artifact_seed: int | None = None) -> None:
         if not (0 < fps <= 10000):
             raise ValueError(f"fps must be in (0, 10000], got {fps}")
         self.params = params
@@ -168,7 +171,7 @@ class SimulatedWalker:
         self._skeleton = Skeleton(params, None, self.seed)
         self._schedule = Schedule(params, self.seed, self._skeleton.drift_x)
         self._skeleton.sched = self._schedule
-        self._artifacts = Artifacts(self.seed)
+        self._artifacts = Artifacts(self.seed if artifact_seed is None else int(artifact_seed))
         self._world_cache: tuple[np.ndarray, np.ndarray] | None = None
         self._swap_len = max(1, round(params.swap_run_s * self.fps))
         self._miss_len = max(1, round(params.missing_run_s * self.fps))

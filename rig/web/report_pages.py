@@ -14,7 +14,7 @@ from rig.clinic.model import Condition, Permission
 
 from .api import listing_json, record_json
 from .auth import guarded
-from .comparison import comparison_rows
+from .comparison import METHOD, comparison_rows
 from .context import Web, path_int, row_id, username
 from .report_view import report_view
 
@@ -92,7 +92,7 @@ def routes(web: Web) -> list[Route]:
         for pid in patients:
             records.store.audit(username(request), "compare sessions", pid)
         return web.page(request, "compare.html", a=a, b=b, rows=rows, missing=missing, assigned=assigned,
-                        patients=patients)
+                        patients=patients, method=METHOD)
 
     def api_sessions(request: Request) -> Response:
         recording = web.db.open_session()
