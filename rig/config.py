@@ -122,6 +122,8 @@ class CameraSettings(Section):
     video: Path | None = Field(None, description="video backend: the file to play, frame by frame")
     trigger_line: Path | None = Field(None, description="simulated and video backends: the simulator's trigger-line file")
     miss_fraction: float = Field(0.0, ge=0, lt=1, description="simulated backend: share of pulses to miss")
+    clock_offset_file: Path | None = Field(None, description="simulated and video backends: a file holding the "
+                                           "seconds this node's wall clock is off by (fault tests step it)")
 
 
 class ModelSettings(Section):

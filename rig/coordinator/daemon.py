@@ -4,6 +4,12 @@ and stores every keypoint frame.
 
 paho's network thread only decodes and queues; one worker thread owns the database
 and the state machine, so no locks are needed around either.
+
+Nothing is lost to a restart of the coordinator (a crash, or a technician's restart): its
+MQTT session is persistent, so the broker queues what arrives while it is down, and a
+message is acknowledged only once the transaction holding it is committed — a message in
+flight at a crash is delivered again, and storing is idempotent. On start-up an open
+session is resumed (same id, same frames), so a walk is never split nor left open.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import time
 import uuid
 
 from rig.bus import topics
-from rig.bus.client import BusClient
+from rig.bus.client import BusClient, Receipt
 from rig.bus.payloads import (BeltState, CommandReply, NodeEnd, NodeInfo, SessionCommand, SessionState,
                               SessionSummary, TreadmillCommand, TriggerState, decode, decode_keypoints)
 from rig.config import CoordinatorConfig
@@ -27,7 +33,8 @@ from rig.ops.diag import DiagAgent
 from rig.ops.diag_hooks import coordinator_hooks
 
 log = logging.getLogger(__name__)
-COMMIT_EVERY_S = 0.5
+COMMIT_EVERY_S = 0.05  # and acknowledge what it holds: the broker keeps the rest until then
+COMMIT_BATCH = 200
 REPLY_TIMEOUT_S = 3.0  # no reply from the bridge by then: send again
 COMMAND_RETRY_S = 0.5
 WATCHDOG_STALL_S = 10.0
@@ -46,6 +53,7 @@ class Coordinator:
         self.storage: Storage | None = None
         self.session_frames: dict[str, int] = {}  # frames stored per view, current or last session
         self.last_session_id: int | None = None
+        self._unacked: list[Receipt] = []  # handled, acknowledged at the next commit
         self._subscribe()
         self.diag = DiagAgent(self.bus, config, coordinator_hooks(self))
 
@@ -60,14 +68,15 @@ class Coordinator:
             topics.NODE_KEYPOINTS: lambda m: ("frame", (m.topic, m.payload, decode_keypoints(m.payload))),
         }
         for topic, parse in route.items():
-            self.bus.on(topic, lambda m, parse=parse: self.inbox.put(parse(m)))
+            self.bus.on(topic, lambda m, parse=parse: self.inbox.put((*parse(m), self.bus.receipt(m))), keep=True)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         self.storage = Storage(self.config.storage.database)
-        self._recover_unfinished()
+        resend = self._resume_unfinished()
         self.bus.start()
-        self._publish_state("idle")
+        self._publish_state(self.machine.phase.value, reason=self.machine.stop_reason)
+        self._do(resend)
         self.diag.start(stop)
         live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
         try:
@@ -77,6 +86,7 @@ class Coordinator:
         finally:
             notify.stopping()
             self.diag.close()
+            self._commit()
             self.storage.close()
             self.bus.close()
         self.diag.exit_if_restart()
@@ -85,22 +95,47 @@ class Coordinator:
         last_commit = time.monotonic()
         while not stop.is_set():
             try:
-                kind, payload = self.inbox.get(timeout=TICK_S)
+                kind, payload, *receipt = self.inbox.get(timeout=TICK_S)
                 self._handle(kind, payload)
+                self._unacked += receipt
             except queue.Empty:
                 pass
             self._do(self.machine.tick(time.time()))
             self._retry_commands()
-            if time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                self.storage.commit()
+            if time.monotonic() - last_commit >= COMMIT_EVERY_S or len(self._unacked) >= COMMIT_BATCH:
+                self._commit()
                 last_commit = time.monotonic()
             live.beat()  # a hung database or state machine stops the watchdog pings
 
-    def _recover_unfinished(self) -> None:
-        for row in self.storage.unfinished_sessions():
-            log.warning("session %d was left open by a previous run; closing it as incomplete", row.id)
+    def _commit(self) -> None:
+        """Commit, then tell the broker it may forget what the commit holds."""
+        self.storage.commit()
+        for receipt in self._unacked:
+            self.bus.ack(receipt)
+        self._unacked.clear()
+
+    def _resume_unfinished(self) -> list[sm.Action]:
+        """Take up the session a previous run left open; returns the commands to send again.
+        The retained belt state and the messages the broker queued meanwhile then either let
+        it go on recording or close it, with its frames, and analyse it."""
+        rows = sorted(self.storage.unfinished_sessions(), key=lambda r: r.id)
+        for row in rows[:-1]:  # at most one is ever open; more come only from an older gaitrig
+            log.warning("session %d was left open by an older run; closing it as incomplete", row.id)
             self.storage.mark_closing(row.id, "coordinator restarted")
             self.storage.close_session(row.id, time.time(), complete=False)
+        if not rows:
+            return []
+        row, nodes = rows[-1], self.storage.nodes(rows[-1].id)
+        received = {n.view: n.frames_received for n in nodes}
+        actions = self.machine.resume(
+            time.time(), sm.Phase(row.state), manual=row.start_reason == sm.MANUAL_START,
+            stop_reason=row.stop_reason, train_started=row.first_pulse_t is not None, pulses_sent=row.pulses_sent,
+            ends={n.view: n.frames_reported for n in nodes if n.frames_reported is not None}, received=received)
+        self.session_id = self.last_session_id = row.id
+        self.session_frames = received
+        log.warning("session %d was %s when the coordinator stopped; resuming it with %s frames stored",
+                    row.id, row.state, sum(received.values()))
+        return actions
 
     # -- events ---------------------------------------------------------------------------------
     def _handle(self, kind: str, payload) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from rig.config import NodeConfig
 from rig.daemon import add_config_args, load_role_config, stop_event_on_signals
 from rig.node.camera import Camera, CameraError
+from rig.node.clock import WallClock
 from rig.node.daemon import Estimator
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def build(config: NodeConfig) -> NodeParts:
                                                       belt_speed_m_s=w.belt_speed_m_s),
                             seed=config.walker.seed)
         camera = SimulatedCamera(config.camera.trigger_line, scene, config.camera.width, config.camera.height,
-                                 config.camera.miss_fraction, seed=config.walker.seed)
+                                 config.camera.miss_fraction, seed=config.walker.seed,
+                                 clock=WallClock(config.camera.clock_offset_file))
         facing = config.facing or scene.walker(60.0).header(config.view).facing
         return NodeParts(camera, lambda frame, index: frame.landmarks, "simulated walker", facing)
     return NodeParts(_camera(config), _pose_estimator(config), "BlazePose full (TFLite)", config.facing)
@@ -56,7 +58,7 @@ def _camera(config: NodeConfig) -> Camera:
     from rig.node.camera import Picamera2Camera, VideoCamera
     c = config.camera
     if c.backend == "video":
-        return VideoCamera(c.video, c.trigger_line)
+        return VideoCamera(c.video, c.trigger_line, WallClock(c.clock_offset_file))
     return Picamera2Camera(c.width, c.height, c.camera_num, c.analogue_gain, c.trigger_mode_file)
 
 

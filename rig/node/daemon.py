@@ -25,6 +25,7 @@ from rig.config import NodeConfig
 from rig.node.camera import CameraError, CapturedFrame
 from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
+from rig.node.clock import WallClock
 from rig.node.trigger import TriggerIndexer
 from rig.ops import notify
 from rig.ops.diag import DiagAgent
@@ -56,18 +57,34 @@ class NodeStats:
 
 @dataclass
 class Train:
+    """One trigger train of a session. Frames are indexed in monotonic time, with the wall
+    clock's offset taken when the train started: a step of the node's clock mid-walk moves
+    no frame. A frame's time is its pulse's, on the rig's clock (hardware triggering makes
+    the pulse the exposure instant), whatever this node's clock says."""
     session_id: int
-    indexer: TriggerIndexer
+    first_pulse_t: float  # rig clock, Unix s
+    rate_hz: float
+    wall_minus_mono: float  # this node's, when the train started
+    indexer: TriggerIndexer = field(init=False)
     pulses_sent: int | None = None  # known once the train is disarmed
     ended_at: float | None = None
     dropped: int = 0
     published: int = 0
     backlog_at_end: int = 0
 
+    def __post_init__(self) -> None:
+        self.indexer = TriggerIndexer(self.first_pulse_t - self.wall_minus_mono, self.rate_hz)
+
     def same_train(self, trig: TriggerState) -> bool:
         """Reports of one train differ only by clock-sync refinements, far below a period."""
-        i = self.indexer
-        return trig.rate_hz == i.rate_hz and abs(trig.first_pulse_t - i.first_pulse_t) < 0.5 / i.rate_hz
+        return trig.rate_hz == self.rate_hz and abs(trig.first_pulse_t - self.first_pulse_t) < 0.5 / self.rate_hz
+
+    def index(self, frame: CapturedFrame) -> int | None:
+        mono = frame.mono if frame.mono is not None else frame.t - self.wall_minus_mono
+        return self.indexer.index(mono)
+
+    def pulse_t(self, index: int) -> float:
+        return self.first_pulse_t + index / self.rate_hz
 
 
 def frame_bytes(frame: CapturedFrame) -> int:
@@ -78,6 +95,7 @@ def frame_bytes(frame: CapturedFrame) -> int:
 class NodeDaemon:
     def __init__(self, config: NodeConfig, parts: "NodeParts"):
         self.config, self.camera, self.estimator = config, parts.camera, parts.estimator
+        self.clock = WallClock(config.camera.clock_offset_file)
         self.model_name, self.facing = parts.model_name, parts.facing
         self.simulated = simulated = parts.camera.name == "simulated"
         self.bus = BusClient(config.mqtt, f"node-{config.view}", simulated=simulated)
@@ -117,7 +135,7 @@ class NodeDaemon:
 
     def _start_train(self, session_id: int, trig: TriggerState) -> None:
         log.info("session %d: train armed at %.1f Hz", session_id, trig.rate_hz)
-        self.train = Train(session_id, TriggerIndexer(trig.first_pulse_t, trig.rate_hz))
+        self.train = Train(session_id, trig.first_pulse_t, trig.rate_hz, self.clock.wall_minus_mono())
         early, self.early = list(self.early), deque(maxlen=EARLY_FRAMES)
         for frame in early:
             self._enqueue(self.train, frame)
@@ -198,7 +216,7 @@ class NodeDaemon:
                     self.early.append(frame)
 
     def _enqueue(self, t: Train, frame: CapturedFrame) -> None:
-        index = t.indexer.index(frame.t)
+        index = t.index(frame)
         if index is None or (t.pulses_sent is not None and index >= t.pulses_sent):
             return
         size = frame_bytes(frame)
@@ -207,12 +225,12 @@ class NodeDaemon:
             self.stats.dropped += 1
             return
         self.backlog_bytes += size
-        self.frames.put_nowait((t.session_id, index, frame))
+        self.frames.put_nowait((t.session_id, index, t.pulse_t(index), frame))
 
     def _infer_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                session_id, index, frame = self.frames.get(timeout=0.05)
+                session_id, index, pulse_t, frame = self.frames.get(timeout=0.05)
             except queue.Empty:
                 self._maybe_end()
                 continue
@@ -222,7 +240,7 @@ class NodeDaemon:
             with self.infer_lock:
                 lm = self.estimator(frame, index)
             self.stats.latency_ms.append((time.perf_counter() - t0) * 1000)
-            sent = self.publisher.frame(session_id, index, frame.t, lm)
+            sent = self.publisher.frame(session_id, index, pulse_t, lm)
             self.stats.frames_out += sent
             self.stats.dropped += not sent
             with self.lock:  # the train outlives its queued frames: only _maybe_end clears it
