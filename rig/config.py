@@ -153,3 +153,6 @@ class NodeConfig(Section):
     end_grace_s: float = Field(1.0, gt=0, description="wait this long for the last frames after the train stops")
     spool_dir: Path = Field(Path("/var/lib/gaitrig"), description="on-disk spool while the broker is unreachable")
     spool_max_mb: float = Field(200.0, gt=0, description="spool bound; beyond it frames are counted as lost")
+    resend_window_s: float = Field(35.0, ge=0, description="after reconnecting, send again what was published in "
+                                   "this window: more than the broker's autosave_interval (a crashed broker loses "
+                                   "what it accepted since its last save)")

@@ -129,6 +129,8 @@ class SessionSummary(Payload):
     pulses_sent: int
     frames: dict[str, int]
     dropped: dict[str, int]
+    missing: dict[str, list[tuple[int, int]]] = Field({}, description="per view, the spans [first, end) of trigger "
+                                                      "indices it has no frame for (a node down, a spool full)")
     complete: bool = Field(description="every node reported every pulse")
     belt_speed_m_s: float | None = Field(None, description="median belt speed while walking")
     cadence_steps_per_min: float | None = Field(None, description="from the gait analysis; null if not computed")

@@ -143,6 +143,8 @@ class Coordinator:
         if kind == "frame":
             self._frame(*payload)
         elif kind == "belt":
+            if self.belt is not None and payload.t < self.belt.t:
+                return  # older than what we have: a retained state a crashed broker restored
             self.belt = payload
             self._belt_sample()
             self._do(self.machine.belt(now, payload.running, payload.speed_m_s, payload.estop))
@@ -218,7 +220,8 @@ class Coordinator:
         self.storage.commit()
         summary = self.summary(sid)
         if action.problem:
-            log.warning("session %d closed incomplete: %s", sid, action.problem)
+            lost = {v: s for v, s in summary.missing.items() if s}
+            log.warning("session %d closed incomplete: %s; trigger indices missing: %s", sid, action.problem, lost)
         else:
             log.info("session %d closed: %s frames", sid, summary.frames)
         self.bus.send(topics.SESSION_SUMMARY, summary)
@@ -245,6 +248,7 @@ class Coordinator:
             reason=row.stop_reason or "", pulses_sent=pulses,
             frames={n.view: n.frames_received for n in nodes},
             dropped={n.view: max(pulses - n.frames_received, 0) for n in nodes},
+            missing={n.view: self.storage.missing_spans(sid, n.view, pulses) for n in nodes},
             **self._analysis_fields(sid),
             complete=bool(row.complete))
 

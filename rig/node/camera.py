@@ -11,7 +11,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from rig.node.clock import WallClock
+from rig.node.clock import WallClock, unix_minus_mono
 from rig.sim.trigger_line import TriggerLine
 
 
@@ -30,7 +30,7 @@ class CapturedFrame:
 def _on_node_clock(true_unix_t: float, clock: WallClock) -> tuple[float, float]:
     """A stand-in camera's pulse instant (true Unix time, from the trigger line) as a real
     camera on this node would stamp it: (wall time, monotonic time)."""
-    mono = true_unix_t - (time.time() - time.monotonic())
+    mono = true_unix_t - unix_minus_mono()
     return mono + clock.wall_minus_mono(), mono
 
 

@@ -79,6 +79,10 @@ class Train:
         """Reports of one train differ only by clock-sync refinements, far below a period."""
         return trig.rate_hz == self.rate_hz and abs(trig.first_pulse_t - self.first_pulse_t) < 0.5 / self.rate_hz
 
+    def ended_by(self, trig: TriggerState) -> bool:
+        """A disarmed report ends this train unless it names another (an older one's, restored)."""
+        return trig.first_pulse_t is None or self.same_train(trig)
+
     def index(self, frame: CapturedFrame) -> int | None:
         mono = frame.mono if frame.mono is not None else frame.t - self.wall_minus_mono
         return self.indexer.index(mono)
@@ -100,13 +104,14 @@ class NodeDaemon:
         self.simulated = simulated = parts.camera.name == "simulated"
         self.bus = BusClient(config.mqtt, f"node-{config.view}", simulated=simulated)
         spool = Spool(config.spool_dir / f"spool-{config.view}.sqlite", int(config.spool_max_mb * 1e6))
-        self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool)
+        self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool, config.resend_window_s)
         self.frames: queue.Queue = queue.Queue()  # bounded in bytes, below: frames are big
         self.backlog_bytes = 0
         self.live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
         self._camera_open = False
         self.lock = threading.Lock()
         self.recording_session: int | None = None
+        self._trigger_t = 0.0  # time of the newest trigger state received
         self.train: Train | None = None
         # frames exposed after the session started but before the train's report arrived
         self.early: deque[CapturedFrame] = deque(maxlen=EARLY_FRAMES)
@@ -125,11 +130,14 @@ class NodeDaemon:
     def _on_trigger(self, msg) -> None:
         trig = decode(TriggerState, msg.payload)
         with self.lock:
+            if trig.t < self._trigger_t:
+                return  # older than one we had: a retained state a crashed broker restored
+            self._trigger_t = trig.t
             t = self.train
             if trig.armed and trig.first_pulse_t is not None and self.recording_session is not None:
                 if t is None or not t.same_train(trig):
                     self._start_train(self.recording_session, trig)
-            elif not trig.armed and t is not None and t.pulses_sent is None:
+            elif not trig.armed and t is not None and t.pulses_sent is None and t.ended_by(trig):
                 t.pulses_sent, t.ended_at = trig.pulses_sent, time.monotonic()
                 t.backlog_at_end = self.frames.qsize()
 
