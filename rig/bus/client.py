@@ -33,6 +33,9 @@ from rig.config import MqttSettings
 log = logging.getLogger(__name__)
 Handler = Callable[[mqtt.MQTTMessage], None]
 SESSION_EXPIRY_S = 3600
+# Unacknowledged messages the broker may have in flight to a persistent session: the rest
+# waits in the broker's queue (max_queued_messages), not in the daemon's memory.
+RECEIVE_MAXIMUM = 1000
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class BusClient:
         if self.persistent_session:  # the broker queues our QoS 1 messages while we are away
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = SESSION_EXPIRY_S
+            props.ReceiveMaximum = RECEIVE_MAXIMUM
         self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive_s,
                                    clean_start=not self.persistent_session, properties=props)
         self._client.loop_start()

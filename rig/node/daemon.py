@@ -113,7 +113,7 @@ class NodeDaemon:
         self.recording_session: int | None = None
         self._trigger_t = 0.0  # time of the newest trigger state received
         self.train: Train | None = None
-        # frames exposed after the session started but before the train's report arrived
+        # frames exposed while no train is known yet (indexed, or found not ours, when one starts)
         self.early: deque[CapturedFrame] = deque(maxlen=EARLY_FRAMES)
         self.bus.on(topics.SESSION_STATE, self._on_session)
         self.bus.on(topics.TREADMILL_TRIGGER, self._on_trigger)
@@ -220,7 +220,7 @@ class NodeDaemon:
             with self.lock:
                 if self.train is not None:
                     self._enqueue(self.train, frame)
-                elif self.recording_session is not None:
+                else:  # the first pulses can beat the session's and the train's reports to a busy node
                     self.early.append(frame)
 
     def _enqueue(self, t: Train, frame: CapturedFrame) -> None:

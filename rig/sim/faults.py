@@ -107,6 +107,7 @@ class FaultRig(Rig):
     """The demo's rig with faults to inject. Daemons we kill on purpose are not crashes."""
 
     def __init__(self, workdir: Path, fps: float = 60.0, speed_m_s: float = 1.2):
+        workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(workdir, fps, speed_m_s)
         self.watch: SessionWatch | None = None
 
@@ -152,10 +153,9 @@ class FaultRig(Rig):
 
     def restart_by_command(self, name: str) -> float:
         """``gaitrig diag cmd NAME restart``: the daemon stops cleanly with its restart status,
-        then is started again as systemd would; returns the seconds from the command to its
+        then is started again as systemd would; returns the seconds from its exit to its
         birth again."""
         from rig.ops.diag import EXIT_RESTART
-        t = time.time()
         proc = self.process(name)
         self.procs = [(n, p) for n, p in self.procs if n != name]
         r = subprocess.run([sys.executable, "-m", "rig.cli", "diag", "cmd", name, "restart", "--mqtt",
@@ -163,8 +163,7 @@ class FaultRig(Rig):
                            capture_output=True, text=True, timeout=60)
         if r.returncode != 0 or proc.wait(30) != EXIT_RESTART:
             raise RuntimeError(f"restart command for {name} failed: {r.stderr or proc.returncode}")
-        self._spawn(name, *self.commands[name])
-        return self.watch.born_after(name, t, self)
+        return self.restart(name)
 
     def kill_broker(self) -> None:
         self.broker.proc.kill()
