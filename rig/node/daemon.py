@@ -23,9 +23,9 @@ from rig.bus.client import BusClient
 from rig.bus.payloads import NodeEnd, NodeInfo, SessionState, TriggerState, decode
 from rig.config import NodeConfig
 from rig.node.camera import CameraError, CapturedFrame
+from rig.node.clock import WallClock
 from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
-from rig.node.clock import WallClock
 from rig.node.trigger import TriggerIndexer
 from rig.ops import notify
 from rig.ops.diag import DiagAgent
