@@ -27,6 +27,7 @@ from rig.sim.walker import WalkerParams
 RAMP_S = 0.5
 END_GRACE_S = 8.0  # a busy test machine can starve a node's camera loop for seconds
 RESEND_WINDOW_S = 5.0  # the test broker saves its state every 1-2 s (rig.sim.broker)
+RESTART_WAIT_S = 180.0  # a Python daemon can take a minute to start on a loaded 2-core test machine
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class SessionWatch(Watch):
         if p.online:
             self.births.setdefault(p.daemon, []).append(p.t)
 
-    def born_after(self, daemon: str, t: float, rig: Rig, timeout_s: float = 60.0) -> float:
+    def born_after(self, daemon: str, t: float, rig: Rig, timeout_s: float = RESTART_WAIT_S) -> float:
         """Seconds from wall time ``t`` to the daemon's first birth after it."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -158,12 +159,19 @@ class FaultRig(Rig):
         from rig.ops.diag import EXIT_RESTART
         proc = self.process(name)
         self.procs = [(n, p) for n, p in self.procs if n != name]
-        r = subprocess.run([sys.executable, "-m", "rig.cli", "diag", "cmd", name, "restart", "--mqtt",
-                            f"127.0.0.1:{self.broker.port}", "--rig-id", RIG_ID],
-                           capture_output=True, text=True, timeout=60)
-        if r.returncode != 0 or proc.wait(30) != EXIT_RESTART:
-            raise RuntimeError(f"restart command for {name} failed: {r.stderr or proc.returncode}")
-        return self.restart(name)
+        try:
+            r = subprocess.run([sys.executable, "-m", "rig.cli", "diag", "cmd", name, "restart", "--mqtt",
+                                f"127.0.0.1:{self.broker.port}", "--rig-id", RIG_ID],
+                               capture_output=True, text=True, timeout=RESTART_WAIT_S)
+            status = proc.wait(RESTART_WAIT_S)
+        finally:
+            if proc.poll() is None:  # the command failed: do not leave the rig without the daemon
+                proc.kill()
+                proc.wait(10)
+            recovery = self.restart(name)
+        if r.returncode != 0 or status != EXIT_RESTART:
+            raise RuntimeError(f"restart command for {name} failed: {r.stderr or status}")
+        return recovery
 
     def kill_broker(self) -> None:
         self.broker.proc.kill()
