@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EARLY_FRAMES = 240
+SAME_TRAIN_S = 0.1
 WATCHDOG_STALL_S = 5.0
 CAMERA_RETRY_S = 2.0
 LATENCY_WINDOW = 600  # the last ten seconds at 60 fps
@@ -76,8 +77,9 @@ class Train:
         self.indexer = TriggerIndexer(self.first_pulse_t - self.wall_minus_mono, self.rate_hz)
 
     def same_train(self, trig: TriggerState) -> bool:
-        """Reports of one train differ only by clock-sync refinements, far below a period."""
-        return trig.rate_hz == self.rate_hz and abs(trig.first_pulse_t - self.first_pulse_t) < 0.5 / self.rate_hz
+        """Reports of one train differ only by clock-sync refinements: milliseconds, though
+        over a long session more than a period; a new train starts after a disarm, later."""
+        return trig.rate_hz == self.rate_hz and abs(trig.first_pulse_t - self.first_pulse_t) < SAME_TRAIN_S
 
     def ended_by(self, trig: TriggerState) -> bool:
         """A disarmed report ends this train unless it names another (an older one's, restored)."""
