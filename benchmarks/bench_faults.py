@@ -162,7 +162,7 @@ def soak(workdir: Path, minutes: float, fps: float) -> tuple[Row, dict]:
     sampler = threading.Thread(target=sample, daemon=True)
     try:
         sampler.start()
-        o = rig.walk(minutes * 60)
+        o = rig.walk(minutes * 60, close_timeout_s=max(120.0, minutes * 30))  # analysing it takes a while
         stop.set()
         sampler.join()
         warm = {d: [s for s in v if s[0] >= 60] or v for d, v in memory.items()}  # after the first minute
@@ -210,12 +210,13 @@ def main() -> int:
                   file=sys.stderr, flush=True)
     finally:
         rig.down()
+    print(table(rows), flush=True)
     soak_figures = None
     if args.soak_min > 0:
         soak_row, soak_figures = soak(workdir / "soak", args.soak_min, args.soak_fps)
         rows.append(soak_row)
-    print(table(rows))
     if soak_figures:
+        print("\n" + table(rows[-1:]))
         print(f"\nsoak: frame latency (exposure to delivery over MQTT) p50 {soak_figures['latency_p50_ms']:.1f} ms, "
               f"p99 {soak_figures['latency_p99_ms']:.1f} ms")
         print(f"soak: memory slope after the first minute, MB/h: {soak_figures['slope_mb_per_h']}")

@@ -195,7 +195,8 @@ class FaultRig(Rig):
         finally:
             line.close()
 
-    def walk(self, walk_s: float, fault: Callable[["FaultRig"], object] | None = None) -> Outcome:
+    def walk(self, walk_s: float, fault: Callable[["FaultRig"], object] | None = None,
+             close_timeout_s: float = 90.0) -> Outcome:
         """Belt start, ``fault`` once the session records (it returns once the rig is whole
         again), ``walk_s`` more of walking, belt stop, then the session the coordinator
         closed, judged from its database."""
@@ -206,10 +207,10 @@ class FaultRig(Rig):
             fault(self)
         self.sleep(walk_s)
         self.belt("stop")
-        return self.outcome(first, self.next_summary(first))
+        return self.outcome(first, self.next_summary(first, close_timeout_s))
 
-    def next_summary(self, session_from: int) -> SessionSummary:
-        while (summary := self.watch.next_summary(self, timeout_s=90)).session_id < session_from:
+    def next_summary(self, session_from: int, timeout_s: float = 90.0) -> SessionSummary:
+        while (summary := self.watch.next_summary(self, timeout_s)).session_id < session_from:
             pass  # an earlier walk's
         return summary
 
