@@ -111,6 +111,7 @@ class FaultRig(Rig):
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(workdir, fps, speed_m_s)
         self.watch: SessionWatch | None = None
+        self.walking = False  # the belt runs for a walk: a soak samples memory only then
 
     def node_config(self, view: str) -> Path:
         path = self.workdir / f"node-{view}.toml"
@@ -203,10 +204,12 @@ class FaultRig(Rig):
         first = self.last_session_id() + 1
         self.belt(f"start {self.speed_m_s} {RAMP_S}")
         self.watch.wait_state("recording", self, session_from=first)
+        self.walking = True
         if fault:
             fault(self)
         self.sleep(walk_s)
         self.belt("stop")
+        self.walking = False
         return self.outcome(first, self.next_summary(first, close_timeout_s))
 
     def next_summary(self, session_from: int, timeout_s: float = 90.0) -> SessionSummary:
