@@ -144,6 +144,8 @@ class CameraSettings(Section):
     video: Path | None = Field(None, description="video backend: the file to play, frame by frame")
     trigger_line: Path | None = Field(None, description="simulated and video backends: the simulator's trigger-line file")
     miss_fraction: float = Field(0.0, ge=0, lt=1, description="simulated backend: share of pulses to miss")
+    clock_offset_file: Path | None = Field(None, description="simulated and video backends: a file holding the "
+                                           "seconds this node's wall clock is off by (fault tests step it)")
 
 
 class ModelSettings(Section):
@@ -187,3 +189,6 @@ class NodeConfig(Section):
                                "the train stops, counted from the last frame the camera delivered")
     spool_dir: Path = Field(Path("/var/lib/gaitrig"), description="on-disk spool while the broker is unreachable")
     spool_max_mb: float = Field(200.0, gt=0, description="spool bound; beyond it frames are counted as lost")
+    resend_window_s: float = Field(35.0, ge=0, description="after reconnecting, send again what was published in "
+                                   "this window: more than the broker's autosave_interval (a crashed broker loses "
+                                   "what it accepted since its last save)")

@@ -54,6 +54,7 @@ class Rig:
     def __init__(self, workdir: Path, fps: float, speed_m_s: float, port: int | None = None):
         self.workdir, self.fps, self.speed_m_s = workdir, fps, speed_m_s
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.commands: dict[str, tuple[str, ...]] = {}  # how each daemon was started, to start it again
         self.broker = LocalBroker(workdir, port=port)
         self.link = workdir / "ttyTREADMILL"
         self.trigger_line = workdir / "trigger-line"
@@ -61,6 +62,7 @@ class Rig:
 
     def _spawn(self, name: str, *args: str, stdin=subprocess.DEVNULL) -> subprocess.Popen:
         log_file = open(self.workdir / f"{name}.log", "ab")
+        self.commands[name] = args
         cmd = [sys.executable, "-m", "rig.cli", *args]
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=stdin,
                                 start_new_session=True)
@@ -76,7 +78,7 @@ class Rig:
         self._wait_for(self.link, "the simulated treadmill's serial device")
         self._spawn("coordinator", "coordinator", *mqtt, "--config", str(self.workdir / "coordinator.toml"))
         for view in ALL_VIEWS:
-            self._spawn(f"node-{view}", "node", *mqtt, "--config", str(self.workdir / "node.toml"), "--view", view,
+            self._spawn(f"node-{view}", "node", *mqtt, "--config", str(self.node_config(view)), "--view", view,
                         "--trigger-line", str(self.trigger_line))
         self._spawn("bridge", "bridge", *mqtt, "--serial", str(self.link))
         self.web_port = free_port()
@@ -91,6 +93,9 @@ class Rig:
         (self.workdir / "node.toml").write_text(
             f'view = "left"\nspool_dir = "{self.workdir}"\n[camera]\nbackend = "simulated"\n'
             f'[walker]\nbelt_speed_m_s = {self.speed_m_s}\n')
+
+    def node_config(self, view: str) -> Path:
+        return self.workdir / "node.toml"
 
     def _wait_for(self, path: Path, what: str, timeout_s: float = 20.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -137,9 +142,13 @@ class Watch:
         self.summaries: queue.Queue = queue.Queue()
         self.online: set[str] = set()
         self.client.on(topics.SESSION_STATE, self._on_state)
-        self.client.on(topics.SESSION_SUMMARY, lambda m: self.summaries.put(decode(SessionSummary, m.payload)))
+        self.client.on(topics.SESSION_SUMMARY, self._on_summary)
         self.client.on(topics.PRESENCE, self._on_presence)
         self.client.start()
+
+    def _on_summary(self, msg) -> None:
+        if not msg.retain:  # a retained one is an earlier walk's, sent again on (re)connecting
+            self.summaries.put(decode(SessionSummary, msg.payload))
 
     def _on_state(self, msg) -> None:
         s = decode(SessionState, msg.payload)

@@ -104,3 +104,37 @@ def test_subscriptions_survive_a_broker_restart(broker):
     assert got.get(timeout=5).payload == b"after"
     assert rx.reconnects == 1
     rx.close(), tx.close()
+
+
+def test_a_persistent_session_gets_again_what_it_had_not_acknowledged_and_what_came_meanwhile(broker):
+    """The coordinator's durable subscription: a message kept but not yet acknowledged (not
+    yet committed) when the daemon stops is delivered again; one acknowledged is not; one
+    published while it was away waits for it in the broker."""
+    settings, topic = broker.settings(), "gaitrig/test/node/left/kp"
+
+    def durable() -> tuple[BusClient, queue.Queue]:
+        got: queue.Queue = queue.Queue()
+        client = BusClient(settings, "durable", persistent_session=True)
+        client.subscribe(topic, lambda m: got.put((m.payload, client.receipt(m))), keep=True)
+        assert client.start().wait_connected(5)
+        return client, got
+
+    sender = BusClient(settings, "sender").start()
+    first, got = durable()
+    for payload in (b"one", b"two"):
+        sender.publish(topic, payload).wait_for_publish(5)
+    (p1, r1), (p2, _) = got.get(timeout=5), got.get(timeout=5)
+    assert (p1, p2) == (b"one", b"two")
+    first.ack(r1)  # "one" is on disk; "two" is not yet
+    time.sleep(0.3)
+    first.close()
+    sender.publish(topic, b"three").wait_for_publish(5)
+    again, got = durable()
+    try:
+        received = [got.get(timeout=5)[0] for _ in range(2)]
+        assert received == [b"two", b"three"]
+        with pytest.raises(queue.Empty):
+            got.get(timeout=1.0)
+    finally:
+        again.close()
+        sender.close()

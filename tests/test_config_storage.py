@@ -68,3 +68,13 @@ def test_duplicate_frames_are_stored_once_and_a_different_second_frame_does_not_
     assert s.add_frame(sid, "left", 1, b"forged") == "conflict"
     assert {n.view: n.frames_received for n in s.nodes(sid)} == {"left": 2, "right": 0}
     assert list(s.frames(sid, "left")) == [b"a", b"b"]
+
+
+def test_missing_spans_name_every_run_of_absent_trigger_indices():
+    s = Storage(":memory:")
+    sid = s.open_session("test", 0.0, 60.0, ["left", "right"])
+    for k in [*range(2, 5), 7, *range(9, 12)]:
+        s.add_frame(sid, "left", k, b"x")
+    assert s.missing_spans(sid, "left", 15) == [(0, 2), (5, 7), (8, 9), (12, 15)]
+    assert s.missing_spans(sid, "left", 12) == [(0, 2), (5, 7), (8, 9)]
+    assert s.missing_spans(sid, "right", 3) == [(0, 3)]

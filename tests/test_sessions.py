@@ -127,3 +127,41 @@ def test_a_belt_that_stops_in_one_report_can_start_the_next_session():
     close(m, 10.1, 5, {"left": 5, "right": 5})
     assert m.phase is Phase.IDLE
     assert walk(m, 20.0)[0] == OpenSession("belt running")
+
+
+# -- resuming after a restart of the coordinator ------------------------------------------------
+def resumed(phase: Phase, **kw) -> tuple[SessionMachine, list]:
+    m = machine()
+    args = dict(manual=False, stop_reason=None, train_started=True, pulses_sent=None, ends={},
+                received={"left": 100, "right": 100}) | kw
+    return m, m.resume(50.0, phase, **args)
+
+
+def test_a_resumed_recording_goes_on_while_the_belt_runs_and_no_second_session_opens():
+    m, actions = resumed(Phase.RECORDING)
+    assert actions == []
+    assert m.belt(50.1, True, 1.2, False) == [] and m.tick(60.0) == []
+    assert m.phase is Phase.RECORDING
+    assert m.belt(61.0, False, 0.0, False) == [Disarm()]  # the belt stops: it closes as usual
+    for view in VIEWS:
+        for _ in range(380):
+            m.frame_received(view)
+    assert close(m, 61.2, 480, {v: 480 for v in VIEWS})[-1] == FinishSession(True, ())
+
+
+def test_a_resumed_recording_whose_train_never_reported_armed_arms_again():
+    assert resumed(Phase.RECORDING, train_started=False)[1] == [Arm(60.0)]
+
+
+def test_a_resumed_closing_without_the_final_count_disarms_again_and_keeps_the_counts():
+    m, actions = resumed(Phase.CLOSING, stop_reason="belt stopped")
+    assert actions == [Disarm()] and m.awaiting_train_end
+    assert m.trigger(51.0, False, 100) == [BeginClosing("belt stopped", 100)]
+    assert m.node_end(51.1, "left", 100) == []
+    assert m.node_end(51.2, "right", 100) == [FinishSession(True, ())]
+
+
+def test_a_resumed_closing_whose_counts_are_all_in_finishes_at_once():
+    _, actions = resumed(Phase.CLOSING, stop_reason="manual stop", pulses_sent=100,
+                         ends={"left": 100, "right": 100})
+    assert actions == [FinishSession(True, ())]

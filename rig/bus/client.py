@@ -4,6 +4,11 @@ What it adds to paho: presence (retained birth on every connect, death as last w
 Sparkplug-style sequence number), subscriptions that survive reconnects, typed publish
 from the topic table, and rejection of malformed payloads — counted per kind and logged
 once per kind, never raised into paho's network thread.
+
+A persistent session (the coordinator's) is a durable subscriber: the broker keeps its
+subscriptions and queues QoS 1 messages while it is away, and a message it takes with
+``keep=True`` is acknowledged only when the daemon calls ``ack`` — once the message is on
+disk — so a crash in between makes the broker deliver it again instead of losing it.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Callable
 
 import paho.mqtt.client as mqtt
@@ -27,6 +33,17 @@ from rig.config import MqttSettings
 log = logging.getLogger(__name__)
 Handler = Callable[[mqtt.MQTTMessage], None]
 SESSION_EXPIRY_S = 3600
+# Unacknowledged messages the broker may have in flight to a persistent session: the rest
+# waits in the broker's queue (max_queued_messages), not in the daemon's memory.
+RECEIVE_MAXIMUM = 1000
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What acknowledging one delivered message needs, valid on the connection that delivered it."""
+    mid: int
+    qos: int
+    connection: int
 
 
 class BusClient:
@@ -46,6 +63,8 @@ class BusClient:
         self._ever_connected = False
         self._closing = False
         self._sub_mid: int | None = None
+        self._connection = 0  # connections made so far: a receipt is only acked on its own
+        self._ack_lock = threading.Lock()
         self._birth = Presence(daemon=daemon, online=True, seq=time.time_ns() // 1_000_000,
                                t=time.time(), version=__version__, host=socket.gethostname(),
                                simulated=simulated)
@@ -55,7 +74,7 @@ class BusClient:
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.rig_id}-{self.daemon}",
-                             protocol=mqtt.MQTTv5)
+                             protocol=mqtt.MQTTv5, manual_ack=self.persistent_session)
         if s.username:
             client.username_pw_set(s.username, s.password())
         if s.tls_ca_file:
@@ -67,6 +86,7 @@ class BusClient:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
+        client.on_message = lambda c, u, msg: self._ack_now(msg)  # matched by no handler: not ours to keep
         return client
 
     @property
@@ -79,6 +99,7 @@ class BusClient:
         if self.persistent_session:  # the broker queues our QoS 1 messages while we are away
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = SESSION_EXPIRY_S
+            props.ReceiveMaximum = RECEIVE_MAXIMUM
         self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive_s,
                                    clean_start=not self.persistent_session, properties=props)
         self._client.loop_start()
@@ -109,6 +130,8 @@ class BusClient:
         if reason_code.is_failure:
             log.error("MQTT connection refused: %s", reason_code)
             return
+        with self._ack_lock:
+            self._connection += 1
         if self._ever_connected:
             self.reconnects += 1
             log.info("MQTT reconnected (%d)", self.reconnects)
@@ -136,22 +159,43 @@ class BusClient:
         self._connected.clear()
 
     # -- use ------------------------------------------------------------------------------
-    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
-        """Route messages matching ``topic_filter`` to ``handler``; PayloadError is counted."""
-        self._client.message_callback_add(topic_filter, self._guard(handler))
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, *, keep: bool = False) -> None:
+        """Route messages matching ``topic_filter`` to ``handler``; PayloadError is counted.
+        ``keep`` (persistent sessions): the handler takes ``receipt(msg)`` and acks it later."""
+        self._client.message_callback_add(topic_filter, self._guard(handler, keep and self.persistent_session))
         self._subs.append((topic_filter, qos))
         if self._connected.is_set():
             self._client.subscribe(topic_filter, qos)
 
-    def _guard(self, handler: Handler) -> Callable:
+    def _guard(self, handler: Handler, keep: bool) -> Callable:
         def on_message(client, userdata, msg: mqtt.MQTTMessage) -> None:
+            kept = False
             try:
                 handler(msg)
+                kept = keep
             except PayloadError as e:
                 self.count_rejection(e, msg.topic)
             except Exception:  # a handler bug must not kill paho's network thread
                 log.exception("handler for %s failed", msg.topic)
+            finally:
+                if not kept:  # rejected or not kept: delivering it again would change nothing
+                    self._ack_now(msg)
         return on_message
+
+    def receipt(self, msg: mqtt.MQTTMessage) -> Receipt:
+        """Call in the handler, on paho's thread: the delivery to acknowledge later."""
+        return Receipt(msg.mid, msg.qos, self._connection)
+
+    def ack(self, receipt: Receipt) -> None:
+        """Acknowledge a kept message; one delivered on an earlier connection is skipped, as the
+        broker delivers it again (and the daemon stores it idempotently)."""
+        with self._ack_lock:
+            if self.persistent_session and receipt.qos and receipt.connection == self._connection:
+                self._client.ack(receipt.mid, receipt.qos)
+
+    def _ack_now(self, msg: mqtt.MQTTMessage) -> None:
+        if self.persistent_session and msg.qos:
+            self.ack(self.receipt(msg))
 
     def count_rejection(self, e: PayloadError, topic: str) -> None:
         """Count by kind; log the first of each kind (clipped: topic and message come from outside)."""
@@ -170,8 +214,8 @@ class BusClient:
         """Publish on a topic of the table, with its QoS and retain flag."""
         return self.publish(topic.path(self.rig_id, **fields), payload, qos=topic.qos, retain=topic.retained)
 
-    def on(self, topic: topics.Topic, handler: Handler) -> None:
-        self.subscribe(topic.filter(self.rig_id), handler, topic.qos)
+    def on(self, topic: topics.Topic, handler: Handler, *, keep: bool = False) -> None:
+        self.subscribe(topic.filter(self.rig_id), handler, topic.qos, keep=keep)
 
 
 def response_properties(response_topic: str, correlation: bytes) -> Properties:

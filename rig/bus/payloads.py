@@ -163,6 +163,8 @@ class SessionSummary(Payload):
                                          "stored (the first was kept), per view")
     frames_lost: dict[View, Count] = Field({}, description="frames received but lost to a failed database "
                                            "write (full disk), per view")
+    missing: dict[View, list[tuple[Count, Count]]] = Field({}, description="per view, the spans [first, end) of "
+                                                           "trigger indices it has no frame for (a node down, a spool full)")
     belt_speed_m_s: float | None = Field(None, description="median belt speed while walking")
     cadence_steps_per_min: float | None = Field(None, description="from the gait analysis; null if not computed")
     findings: list[Sentence] = Field([], max_length=64,

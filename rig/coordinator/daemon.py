@@ -7,6 +7,12 @@ and the state machine, so no locks are needed around either. Whatever a message 
 worker keeps running: a message the intake rules refuse is counted by kind, a failed
 database write (a full disk) rolls back to the last commit and the frames it held are
 counted as lost and announced on diagnostics, and anything unexpected is logged.
+
+Nothing is lost to a restart of the coordinator (a crash, or a technician's restart): its
+MQTT session is persistent, so the broker queues what arrives while it is down, and a
+message is acknowledged only once the transaction holding it is committed — a message in
+flight at a crash is delivered again, and storing is idempotent. On start-up an open
+session is resumed (same id, same frames), so a walk is never split nor left open.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ import time
 import uuid
 
 from rig.bus import topics
-from rig.bus.client import BusClient
+from rig.bus.client import BusClient, Receipt
 from rig.bus.payloads import (BeltState, CommandReply, NodeEnd, NodeInfo, PayloadError, SessionCommand,
                               SessionState, SessionSummary, TreadmillCommand, TriggerState, clip, decode,
                               decode_keypoints)
@@ -35,7 +41,8 @@ from rig.ops.diag import DiagAgent
 from rig.ops.diag_hooks import coordinator_hooks
 
 log = logging.getLogger(__name__)
-COMMIT_EVERY_S = 0.5
+COMMIT_EVERY_S = 0.05  # and acknowledge what it holds: the broker keeps the rest until then
+COMMIT_BATCH = 200
 REPLY_TIMEOUT_S = 3.0  # no reply from the bridge by then: send again
 COMMAND_RETRY_S = 0.5
 WATCHDOG_STALL_S = 10.0
@@ -57,6 +64,7 @@ class Coordinator:
         self.train: intake.Train | None = None  # the open session's trigger train, to bound frame indices
         self.disk = DiskGuard(lambda: self.storage, config.storage.reserve_mb * 1e6, self._frames_lost)
         self.internal_errors = 0
+        self._unacked: list[Receipt] = []  # handled, acknowledged at the next commit
         self._subscribe()
         self.diag = DiagAgent(self.bus, config, coordinator_hooks(self))
 
@@ -71,15 +79,16 @@ class Coordinator:
             topics.NODE_KEYPOINTS: lambda m: ("frame", (m.topic, m.payload, decode_keypoints(m.payload))),
         }
         for topic, parse in route.items():
-            self.bus.on(topic, lambda m, parse=parse: self.inbox.put(parse(m)))
+            self.bus.on(topic, lambda m, parse=parse: self.inbox.put((*parse(m), self.bus.receipt(m))), keep=True)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         self.storage = Storage(self.config.storage.database)
-        self._recover_unfinished()
+        resend = self._resume_unfinished()
         self._guarded("analysis", analyze_pending, self.storage, self.config.session.walking_speed_min_m_s)
         self.bus.start()
-        self._publish_state("idle")
+        self._publish_state(self.machine.phase.value, reason=self.machine.stop_reason)
+        self._do(resend)
         self.diag.start(stop)
         live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
         try:
@@ -89,6 +98,7 @@ class Coordinator:
         finally:
             notify.stopping()
             self.diag.close()
+            self._guarded("commit", self._commit)
             self.storage.close()
             self.bus.close()
         self.diag.exit_if_restart()
@@ -97,23 +107,48 @@ class Coordinator:
         last_commit = time.monotonic()
         while not stop.is_set():
             try:
-                kind, payload = self.inbox.get(timeout=TICK_S)
+                kind, payload, *receipt = self.inbox.get(timeout=TICK_S)
                 self._guarded(_source(kind, payload), self._handle, kind, payload)
+                self._unacked += receipt
             except queue.Empty:
                 pass
             self._guarded("tick", lambda: self._do(self.machine.tick(time.time())))
             self._retry_commands()
-            if time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                self._guarded("commit", self.storage.commit)
+            if time.monotonic() - last_commit >= COMMIT_EVERY_S or len(self._unacked) >= COMMIT_BATCH:
+                self._guarded("commit", self._commit)
                 self.disk.retry()
                 last_commit = time.monotonic()
             live.beat()  # a hung database or state machine stops the watchdog pings
 
-    def _recover_unfinished(self) -> None:
-        for row in self.storage.unfinished_sessions():
-            log.warning("session %d was left open by a previous run; closing it as incomplete", row.id)
+    def _commit(self) -> None:
+        """Commit, then tell the broker it may forget what the commit holds."""
+        self.storage.commit()
+        for receipt in self._unacked:
+            self.bus.ack(receipt)
+        self._unacked.clear()
+
+    def _resume_unfinished(self) -> list[sm.Action]:
+        """Take up the session a previous run left open; returns the commands to send again.
+        The retained belt state and the messages the broker queued meanwhile then either let
+        it go on recording or close it, with its frames, and analyse it."""
+        rows = sorted(self.storage.unfinished_sessions(), key=lambda r: r.id)
+        for row in rows[:-1]:  # at most one is ever open; more come only from an older gaitrig
+            log.warning("session %d was left open by an older run; closing it as incomplete", row.id)
             self.storage.mark_closing(row.id, "coordinator restarted")
             self.storage.close_session(row.id, time.time(), complete=False)
+        if not rows:
+            return []
+        row, nodes = rows[-1], self.storage.nodes(rows[-1].id)
+        received = {n.view: n.frames_received for n in nodes}
+        actions = self.machine.resume(
+            time.time(), sm.Phase(row.state), manual=row.start_reason == sm.MANUAL_START,
+            stop_reason=row.stop_reason, train_started=row.first_pulse_t is not None, pulses_sent=row.pulses_sent,
+            ends={n.view: n.frames_reported for n in nodes if n.frames_reported is not None}, received=received)
+        self.session_id = self.last_session_id = row.id
+        self.session_frames = received
+        log.warning("session %d was %s when the coordinator stopped; resuming it with %s frames stored",
+                    row.id, row.state, sum(received.values()))
+        return actions
 
     # -- failures ------------------------------------------------------------------------------
     def _guarded(self, source: str, fn, *args) -> None:
@@ -141,6 +176,8 @@ class Coordinator:
         if kind == "frame":
             self._frame(now, *payload)
         elif kind == "belt":
+            if self.belt is not None and payload.t < self.belt.t:
+                return  # older than what we have: a retained state a crashed broker restored
             self.belt = payload
             self._belt_sample()
             self._do(self.machine.belt(now, payload.running, payload.speed_m_s, payload.estop))
@@ -244,10 +281,11 @@ class Coordinator:
             self.disk.durable(self.storage.close_session, sid, time.time(), action.complete)
             self._guarded("analysis", analyze_session, self.storage, sid, self.config.session.walking_speed_min_m_s)
             self._guarded("analysis", analyze_pending, self.storage, self.config.session.walking_speed_min_m_s)
-            self._guarded("commit", self.storage.commit)
+            self._guarded("commit", self._commit)
             summary = self.summary(sid, action.problem)
             if action.problem:
-                log.warning("session %d closed incomplete: %s", sid, action.problem)
+                lost = {v: s for v, s in summary.missing.items() if s}
+                log.warning("session %d closed incomplete: %s; trigger indices missing: %s", sid, action.problem, lost)
             else:
                 log.info("session %d closed: %s frames", sid, summary.frames)
             self.bus.send(topics.SESSION_SUMMARY, summary)
@@ -281,6 +319,7 @@ class Coordinator:
             problem=clip(problem, 1000) if problem else None,
             conflicts=dict(self.machine.conflicts) if current else {},
             frames_lost=dict(self.machine.lost) if current else {},
+            missing={n.view: self.storage.missing_spans(sid, n.view, pulses) for n in nodes},
             **self._analysis_fields(sid),
             complete=bool(row.complete))
 

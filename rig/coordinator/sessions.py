@@ -6,7 +6,9 @@ manual stop. Stopping goes through *closing*: the trigger train is disarmed, its
 pulse count is awaited, then every node's end-of-session count, or a timeout.
 A session is complete only if every view sent a frame for every pulse, no second frame
 contradicted one already stored, and no frame was lost to a failed database write.
-The daemon feeds events in and carries out the returned actions.
+The daemon feeds events in and carries out the returned actions. A session a previous
+run of the daemon left open is taken up again with ``resume`` (from what the database
+kept), so a restart neither splits a walk nor leaves it open.
 """
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ class FinishSession:
 
 
 Action = OpenSession | Arm | Disarm | BeginClosing | FinishSession
+MANUAL_START = "manual start"  # the start reason of a session started by command
 
 
 @dataclass
@@ -93,7 +96,7 @@ class SessionMachine:
 
     def command(self, now: float, action: str) -> list[Action]:
         if action == "start" and self.phase is Phase.IDLE:
-            return self._start("manual start", manual=True)
+            return self._start(MANUAL_START, manual=True)
         if action == "stop" and self.phase is Phase.RECORDING:
             return self._stop(now, "manual stop")
         return []
@@ -134,6 +137,22 @@ class SessionMachine:
         if self.phase is Phase.CLOSING:
             return self._maybe_finish(now)
         return []
+
+    def resume(self, now: float, phase: Phase, *, manual: bool, stop_reason: str | None, train_started: bool,
+               pulses_sent: int | None, ends: dict[str, int], received: dict[str, int]) -> list[Action]:
+        """Take up an open session where a previous run left it. Recording goes on (the belt
+        events that follow stop it as usual); closing waits for what is still missing, with
+        its timeouts counted from now. Returns what to send again: the arm if the train never
+        reported armed, the disarm if its final count never came."""
+        self.phase, self.manual, self.stop_reason = phase, manual, stop_reason
+        self._pulses_sent, self._ends, self._received = pulses_sent, dict(ends), dict(received)
+        closing = phase is Phase.CLOSING
+        self._stopped_at = now if closing else None
+        self._closing_since = now if closing and pulses_sent is not None else None
+        self._needs_belt_rest = closing and not manual
+        if phase is Phase.RECORDING:
+            return [] if train_started else [Arm(self.settings.fps)]
+        return [Disarm()] if pulses_sent is None else self._maybe_finish(now)
 
     @property
     def awaiting_train_end(self) -> bool:

@@ -237,6 +237,15 @@ class Storage:
             "simulated = ? WHERE session_id = ? AND view = ?",
             (frames, captured, missed, dropped, int(simulated), sid, view))
 
+    def missing_spans(self, sid: int, view: str, pulses: int) -> list[tuple[int, int]]:
+        """Spans [first, end) of trigger indices below ``pulses`` with no stored frame."""
+        gaps = self.conn.execute(
+            "SELECT prev + 1, idx FROM (SELECT idx, lag(idx, 1, -1) OVER (ORDER BY idx) AS prev FROM keypoints "
+            "WHERE session_id = ? AND view = ? AND idx < ?) WHERE idx > prev + 1", (sid, view, pulses)).fetchall()
+        last = self.conn.execute("SELECT coalesce(max(idx), -1) FROM keypoints WHERE session_id = ? AND view = ? "
+                                 "AND idx < ?", (sid, view, pulses)).fetchone()[0]
+        return [(a, b) for a, b in gaps] + ([(last + 1, pulses)] if last + 1 < pulses else [])
+
     def nodes(self, sid: int) -> list[NodeRow]:
         rows = self.conn.execute(
             "SELECT view, frames_received, frames_reported, captured, missed_triggers, dropped, simulated "

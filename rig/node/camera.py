@@ -11,6 +11,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from rig.node.clock import WallClock, unix_minus_mono
 from rig.sim.trigger_line import TriggerLine
 
 
@@ -23,6 +24,14 @@ class CapturedFrame:
     t: float  # exposure instant, host Unix s (sensor timestamp mapped to realtime)
     image: np.ndarray | None  # BGR; None from the simulated camera
     landmarks: np.ndarray | None = None  # simulated camera only: what the walker shows, (33, 4) px
+    mono: float | None = None  # exposure instant on CLOCK_MONOTONIC, s: no wall-clock step moves it
+
+
+def _on_node_clock(true_unix_t: float, clock: WallClock) -> tuple[float, float]:
+    """A stand-in camera's pulse instant (true Unix time, from the trigger line) as a real
+    camera on this node would stamp it: (wall time, monotonic time)."""
+    mono = true_unix_t - unix_minus_mono()
+    return mono + clock.wall_minus_mono(), mono
 
 
 class Camera(Protocol):
@@ -42,9 +51,10 @@ class SimulatedCamera:
     name = "simulated"
 
     def __init__(self, trigger_line: Path | None, scene: Callable[[float, int], np.ndarray | None],
-                 width: int, height: int, miss_fraction: float = 0.0, seed: int = 0):
+                 width: int, height: int, miss_fraction: float = 0.0, seed: int = 0,
+                 clock: WallClock | None = None):
         self.trigger_line, self.scene, self.width, self.height = trigger_line, scene, width, height
-        self.miss_fraction = miss_fraction
+        self.miss_fraction, self.clock = miss_fraction, clock or WallClock()
         self._rng = random.Random(seed)
         self._clock: TriggerLineClock | None = None
 
@@ -58,7 +68,8 @@ class SimulatedCamera:
         while (pulse := self._clock.next_pulse(max(0.0, deadline - time.monotonic()))) is not None:
             t, rate_hz, k = pulse
             if not (self.miss_fraction and self._rng.random() < self.miss_fraction):
-                return CapturedFrame(t, None, self.scene(rate_hz, k))
+                wall, mono = _on_node_clock(t, self.clock)
+                return CapturedFrame(wall, None, self.scene(rate_hz, k), mono)
         return None
 
     def close(self) -> None:
@@ -67,8 +78,8 @@ class SimulatedCamera:
 
 
 class TriggerLineClock:
-    """Pulse instants from the simulated trigger line, one per pulse sent, for stand-in
-    cameras; a train armed before we opened is not ours."""
+    """Pulse instants from the simulated trigger line, one per pulse sent after it was
+    opened, for stand-in cameras: a camera opened mid-train sees the pulses from then on."""
 
     def __init__(self, path: Path, poll_s: float = 0.002):
         try:
@@ -76,7 +87,8 @@ class TriggerLineClock:
         except OSError as e:
             raise CameraError(f"cannot open the trigger line {path}: {e}") from None
         self.poll_s = poll_s
-        self._train, self._next = self._line.read().train, 0
+        s = self._line.read()
+        self._train, self._next = s.train, s.pulses
 
     def next_pulse(self, timeout_s: float) -> tuple[float, float, int] | None:
         """(pulse time, rate, index) of the next pulse sent, or None on timeout."""
@@ -102,8 +114,8 @@ class VideoCamera:
 
     name = "video"
 
-    def __init__(self, path: Path | None, trigger_line: Path | None):
-        self.path, self.trigger_line = path, trigger_line
+    def __init__(self, path: Path | None, trigger_line: Path | None, clock: WallClock | None = None):
+        self.path, self.trigger_line, self.clock = path, trigger_line, clock or WallClock()
         self.width = self.height = 0
         self._cap = None
         self._clock: TriggerLineClock | None = None
@@ -137,7 +149,10 @@ class VideoCamera:
     def read(self, timeout_s: float) -> CapturedFrame | None:
         if self._clock is not None:
             pulse = self._clock.next_pulse(timeout_s)
-            return None if pulse is None else CapturedFrame(pulse[0], self._decode())
+            if pulse is None:
+                return None
+            wall, mono = _on_node_clock(pulse[0], self.clock)
+            return CapturedFrame(wall, self._decode(), mono=mono)
         t = self._t0 + self._n / self.fps
         if t - time.time() > timeout_s:
             time.sleep(timeout_s)
@@ -170,6 +185,7 @@ class Picamera2Camera:
         self.analogue_gain, self.trigger_mode_file, self.factory = analogue_gain, trigger_mode_file, factory
         self._cam = None
         self._job = None
+        self.clock = WallClock()
 
     def _check_trigger_mode(self) -> None:
         try:
@@ -208,7 +224,7 @@ class Picamera2Camera:
             image = request.make_array("main")  # "RGB888" is B,G,R in memory: OpenCV's order
         finally:
             request.release()
-        return CapturedFrame(sensor_ns / 1e9 + (time.time() - time.monotonic()), image)
+        return CapturedFrame(sensor_ns / 1e9 + self.clock.wall_minus_mono(), image, mono=sensor_ns / 1e9)
 
     def close(self) -> None:
         if self._cam is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from rig.config import NodeConfig
 from rig.daemon import add_config_args, load_role_config, stop_event_on_signals
 from rig.node.camera import Camera, CameraError
+from rig.node.clock import WallClock
 from rig.node.daemon import Estimator
 from rig.node.pacing import Pacer, SpeedTest, time_tracking
 from rig.node.stages import FrameStage, KeyframeStage
@@ -54,7 +55,8 @@ def build(config: NodeConfig) -> NodeParts:
                                                       belt_speed_m_s=w.belt_speed_m_s),
                             seed=config.walker.seed)
         camera = SimulatedCamera(config.camera.trigger_line, scene, config.camera.width, config.camera.height,
-                                 config.camera.miss_fraction, seed=config.walker.seed)
+                                 config.camera.miss_fraction, seed=config.walker.seed,
+                                 clock=WallClock(config.camera.clock_offset_file))
         facing = config.facing or scene.walker(60.0).header(config.view).facing
         return NodeParts(camera, lambda frame, index: frame.landmarks, "simulated walker", facing)
     camera = _camera(config)
@@ -67,7 +69,7 @@ def _camera(config: NodeConfig) -> Camera:
     from rig.node.camera import Picamera2Camera, VideoCamera
     c = config.camera
     if c.backend == "video":
-        return VideoCamera(c.video, c.trigger_line)
+        return VideoCamera(c.video, c.trigger_line, WallClock(c.clock_offset_file))
     return Picamera2Camera(c.width, c.height, c.camera_num, c.analogue_gain, c.trigger_mode_file)
 
 

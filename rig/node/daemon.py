@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -26,6 +26,7 @@ from rig.bus.payloads import NodeEnd, NodeInfo, SessionState, TriggerState, deco
 from rig.config import NodeConfig
 from rig.node.camera import CameraError, CapturedFrame
 from rig.node.crop_spool import Backlog, CropSpool
+from rig.node.clock import WallClock
 from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
 from rig.node.stages import ImmediateStage
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EARLY_FRAMES = 240
+SAME_TRAIN_S = 0.1
 WATCHDOG_STALL_S = 5.0
 CAMERA_RETRY_S = 2.0
 LATENCY_WINDOW = 600  # the last ten seconds at 60 fps
@@ -62,8 +64,15 @@ class NodeStats:
 
 @dataclass
 class Train:
+    """One trigger train of a session. Frames are indexed in monotonic time, with the wall
+    clock's offset taken when the train started: a step of the node's clock mid-walk moves
+    no frame. A frame's time is its pulse's, on the rig's clock (hardware triggering makes
+    the pulse the exposure instant), whatever this node's clock says."""
     session_id: int
-    indexer: TriggerIndexer
+    first_pulse_t: float  # rig clock, Unix s
+    rate_hz: float
+    wall_minus_mono: float  # this node's, when the train started
+    indexer: TriggerIndexer = field(init=False)
     pulses_sent: int | None = None  # known once the train is disarmed
     ended_at: float | None = None
     dropped: int = 0
@@ -72,20 +81,35 @@ class Train:
     spooled: int = 0
     backlog_at_end: int = 0
 
+    def __post_init__(self) -> None:
+        self.indexer = TriggerIndexer(self.first_pulse_t - self.wall_minus_mono, self.rate_hz)
+
     def same_train(self, trig: TriggerState) -> bool:
-        """Reports of one train differ only by clock-sync refinements, far below a period."""
-        i = self.indexer
-        return trig.rate_hz == i.rate_hz and abs(trig.first_pulse_t - i.first_pulse_t) < 0.5 / i.rate_hz
+        """Reports of one train differ only by clock-sync refinements: milliseconds, though
+        over a long session more than a period; a new train starts after a disarm, later."""
+        return trig.rate_hz == self.rate_hz and abs(trig.first_pulse_t - self.first_pulse_t) < SAME_TRAIN_S
+
+    def ended_by(self, trig: TriggerState) -> bool:
+        """A disarmed report ends this train unless it names another (an older one's, restored)."""
+        return trig.first_pulse_t is None or self.same_train(trig)
+
+    def index(self, frame: CapturedFrame) -> int | None:
+        mono = frame.mono if frame.mono is not None else frame.t - self.wall_minus_mono
+        return self.indexer.index(mono)
+
+    def pulse_t(self, index: int) -> float:
+        return self.first_pulse_t + index / self.rate_hz
 
 
 class NodeDaemon:
     def __init__(self, config: NodeConfig, parts: "NodeParts"):
         self.config, self.camera, self.parts = config, parts.camera, parts
+        self.clock = WallClock(config.camera.clock_offset_file)
         self.model_name, self.facing = parts.model_name, parts.facing
         self.simulated = simulated = parts.camera.name == "simulated"
         self.bus = BusClient(config.mqtt, f"node-{config.view}", simulated=simulated)
         spool = Spool(config.spool_dir / f"spool-{config.view}.sqlite", int(config.spool_max_mb * 1e6))
-        self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool)
+        self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool, config.resend_window_s)
         self.stage = parts.stage or ImmediateStage(lambda frame: parts.estimator(frame, 0))
         crops = None if simulated else CropSpool(config.spool_dir / f"crops-{config.view}",
                                                   int(config.crop_spool_max_mb * 1e6))
@@ -95,8 +119,9 @@ class NodeDaemon:
         self._camera_open = False
         self.lock = threading.Lock()
         self.recording_session: int | None = None
+        self._trigger_t = 0.0  # time of the newest trigger state received
         self.train: Train | None = None
-        # frames exposed after the session started but before the train's report arrived
+        # frames exposed while no train is known yet (indexed, or found not ours, when one starts)
         self.early: deque[CapturedFrame] = deque(maxlen=EARLY_FRAMES)
         self.bus.on(topics.SESSION_STATE, self._on_session)
         self.bus.on(topics.TREADMILL_TRIGGER, self._on_trigger)
@@ -115,17 +140,20 @@ class NodeDaemon:
     def _on_trigger(self, msg) -> None:
         trig = decode(TriggerState, msg.payload)
         with self.lock:
+            if trig.t < self._trigger_t:
+                return  # older than one we had: a retained state a crashed broker restored
+            self._trigger_t = trig.t
             t = self.train
             if trig.armed and trig.first_pulse_t is not None and self.recording_session is not None:
                 if t is None or not t.same_train(trig):
                     self._start_train(self.recording_session, trig)
-            elif not trig.armed and t is not None and t.pulses_sent is None:
+            elif not trig.armed and t is not None and t.pulses_sent is None and t.ended_by(trig):
                 t.pulses_sent, t.ended_at = trig.pulses_sent, time.monotonic()
                 t.backlog_at_end = len(self.frames)
 
     def _start_train(self, session_id: int, trig: TriggerState) -> None:
         log.info("session %d: train armed at %.1f Hz", session_id, trig.rate_hz)
-        self.train = Train(session_id, TriggerIndexer(trig.first_pulse_t, trig.rate_hz))
+        self.train = Train(session_id, trig.first_pulse_t, trig.rate_hz, self.clock.wall_minus_mono())
         self.pending_rate_hz = trig.rate_hz  # the inference thread re-paces before its next frame
         early, self.early = list(self.early), deque(maxlen=EARLY_FRAMES)
         for frame in early:
@@ -203,13 +231,14 @@ class NodeDaemon:
             with self.lock:
                 if self.train is not None:
                     self._enqueue(self.train, frame)
-                elif self.recording_session is not None:
+                else:  # the first pulses can beat the session's and the train's reports to a busy node
                     self.early.append(frame)
 
     def _enqueue(self, t: Train, frame: CapturedFrame) -> None:
-        index = t.indexer.index(frame.t)
+        index = t.index(frame)
         if index is None or (t.pulses_sent is not None and index >= t.pulses_sent):
             return
+        frame = replace(frame, t=t.pulse_t(index))  # the pulse is the exposure instant, on the rig's clock
         where = self.frames.put(t.session_id, index, frame, self.stage.region)
         if where == "refused":
             t.dropped += 1

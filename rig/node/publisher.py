@@ -1,10 +1,17 @@
 """Publishing keypoints: the one path by which every node — real or simulated — sends its
 frames and its end-of-session count. While the broker is unreachable, messages go to the
-on-disk spool; once it is back they are replayed first, in order, then publishing resumes."""
+on-disk spool; once it is back they are replayed first, in order, then publishing resumes.
+
+A broker that crashes (rather than stops) loses what it accepted since it last saved its
+state (``autosave_interval``), acknowledged or not; so after every reconnection the node
+sends again what it published in the last ``resend_window_s`` — the coordinator stores
+a frame once, so a copy that had arrived costs nothing."""
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -19,10 +26,14 @@ REPLAY_BATCH = 200
 
 
 class KeypointPublisher:
-    def __init__(self, bus: BusClient, view: str, simulated: bool, spool: Spool):
+    def __init__(self, bus: BusClient, view: str, simulated: bool, spool: Spool, resend_window_s: float = 35.0):
         self.bus, self.view, self.simulated, self.spool = bus, view, simulated, spool
+        self.resend_window_s = resend_window_s
         self.refused = 0  # the spool was full: frames lost, and counted
+        self.resent = 0  # sent again after a reconnection
         self._order = threading.Lock()  # direct publishing and replay must not interleave
+        self._recent: deque[tuple[float, str, int, bytes]] = deque()  # (monotonic s, topic, qos, payload)
+        self._reconnects_seen = 0
 
     def frame(self, session_id: int, index: int, t: float, lm: np.ndarray | None, tracked: bool = False,
               interpolated: np.ndarray | None = None) -> bool:
@@ -47,6 +58,7 @@ class KeypointPublisher:
         with self._order:
             if self.bus.connected and self.spool.count == 0:
                 if self.bus.publish(path, payload, qos=topic.qos).rc == mqtt.MQTT_ERR_SUCCESS:
+                    self._remember(path, topic.qos, payload)
                     return True
             try:
                 self.spool.put(path, topic.qos, payload)
@@ -57,10 +69,34 @@ class KeypointPublisher:
                     log.error("frames are being lost: %s", e)
                 return False
 
+    def _remember(self, topic: str, qos: int, payload: bytes) -> None:
+        now = time.monotonic()
+        self._recent.append((now, topic, qos, payload))
+        while self._recent and self._recent[0][0] < now - self.resend_window_s:
+            self._recent.popleft()
+
+    def _after_reconnect(self) -> None:
+        """After a reconnection: what the broker may have lost goes out again, through the spool."""
+        if not self.bus.connected or self.bus.reconnects == self._reconnects_seen:
+            return
+        with self._order:
+            self._reconnects_seen = self.bus.reconnects
+            recent, self._recent = self._recent, deque()
+            for _, topic, qos, payload in recent:
+                try:
+                    self.spool.put(topic, qos, payload)
+                except SpoolFull:
+                    break  # copies only: the originals may well have arrived
+            self.resent += len(recent)
+        if recent:
+            log.info("reconnected: sending the last %d messages again, in case the broker lost them", len(recent))
+
     def replay(self, stop: threading.Event, idle_s: float = 0.2) -> None:
         """Drain the spool whenever the broker is reachable; runs on its own thread."""
         while not stop.wait(idle_s):
+            self._after_reconnect()
             while self.bus.connected and self.spool.count and not stop.is_set():
+                self._after_reconnect()
                 if not self._replay_batch():
                     break
 
@@ -68,10 +104,21 @@ class KeypointPublisher:
         with self._order:
             batch = self.spool.peek(REPLAY_BATCH)
             infos = [self.bus.publish(topic, payload, qos=qos) for _, topic, qos, payload in batch]
+            for _, topic, qos, payload in batch:
+                self._remember(topic, qos, payload)
         for info in infos:
-            info.wait_for_publish(5)
-            if not info.is_published():
+            if not _published(info):
                 return False  # connection lost again: keep them, they go out next time
         self.spool.remove_through(batch[-1][0])
         log.info("replayed %d spooled messages, %d left", len(batch), self.spool.count)
         return True
+
+
+def _published(info: mqtt.MQTTMessageInfo, timeout_s: float = 5.0) -> bool:
+    """Acknowledged by the broker in time; paho raises for a publish refused outright
+    (not connected, queue full), which must not end the replay thread."""
+    try:
+        info.wait_for_publish(timeout_s)
+    except (RuntimeError, ValueError):
+        return False
+    return info.is_published()

@@ -17,16 +17,23 @@ class TriggerIndexer:
     off_grid: int = 0
     last_index: int = -1
     _seen: int = field(default=0, repr=False)
+    _last_t: float = field(default=0.0, repr=False)
 
     def index(self, t: float) -> int | None:
-        """The trigger index of a frame exposed at host time ``t``; None if it fits no pulse."""
-        phase = (t - self.first_pulse_t) * self.rate_hz
+        """The trigger index of a frame exposed at host time ``t``; None if it fits no pulse.
+        The first frame is placed from the first pulse's time; each later one from the last
+        frame's, so a first-pulse time that the controller's clock sync refines as the
+        session goes on (by more than a period, over half an hour) moves no frame."""
+        if self.last_index < 0:
+            phase = (t - self.first_pulse_t) * self.rate_hz
+        else:
+            phase = self.last_index + (t - self._last_t) * self.rate_hz
         k = round(phase)
         if k < 0 or abs(phase - k) > self.tolerance_periods or k <= self.last_index:
             self.off_grid += 1
             return None
         self.missed += k - self.last_index - 1
-        self.last_index = k
+        self.last_index, self._last_t = k, t
         self._seen += 1
         return k
 

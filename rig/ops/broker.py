@@ -39,7 +39,7 @@ QUEUE_MINUTES = 1
 QUEUE_HEADROOM = 1.5
 MAX_QUEUED_MESSAGES = math.ceil(MAX_VIEWS * MAX_FPS * 60 * QUEUE_MINUTES * QUEUE_HEADROOM)
 MAX_PACKET_BYTES = 4 * 1024 * 1024  # a still JPEG for aiming a camera fits; a runaway payload does not
-AUTOSAVE_INTERVAL_S = 30
+AUTOSAVE_INTERVAL_S = 30  # a crash loses what came since the last save: nodes resend that long (resend_window_s)
 
 # Published by each daemon under diag/<daemon>/; replies go to reply/<requester's suffix>
 # (MQTT's '#' also matches the parent level, so reply/# covers the default reply topic).

@@ -1,0 +1,232 @@
+"""The fault suite's full run: the simulated rig of ``gaitrig demo`` as real processes
+(Mosquitto, the controller on a pty, bridge, coordinator, four simulated camera nodes),
+one walk per fault injected mid-walk, then a soak — and one table: fault, times injected,
+frames produced (pulses x views: what the cameras exposed), frames stored (what the
+coordinator's database holds), frames lost, recovery time (restart to the daemon's birth
+on MQTT, worst of the injections), daemons crashed.
+
+Run: ``.venv/bin/python benchmarks/bench_faults.py`` (about 40 min: a 30-minute soak at
+4 views x 100 fps); ``--soak-min 2`` for a short one, ``--soak-min 0`` for none.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from rig.bus import topics
+from rig.bus.client import BusClient
+from rig.bus.payloads import decode_keypoints
+from rig.config import ALL_VIEWS
+from rig.demo import DAEMONS
+from rig.sim.faults import FaultRig, Outcome
+
+WALK_BEFORE_S = 3.0
+WALK_AFTER_S = 5.0
+
+
+@dataclass
+class Row:
+    fault: str
+    injected: int
+    produced: int
+    stored: int
+    recovery_s: float | None
+    crashed: int
+    note: str = ""
+
+    @property
+    def lost(self) -> int:
+        return self.produced - self.stored
+
+
+class Case:
+    """A fault run during one walk; ``inject`` returns the recovery times it measured."""
+
+    def __init__(self, name: str, injected: int, inject: Callable[[FaultRig], list[float]]):
+        self.name, self.injected, self.inject = name, injected, inject
+
+
+def broker_kills(n: int) -> Case:
+    def inject(r: FaultRig) -> list[float]:
+        out = []
+        for _ in range(n):
+            r.sleep(1.0)
+            r.kill_broker()
+            r.sleep(1.0)
+            out.append(r.start_broker())
+        return out
+    return Case("Mosquitto SIGKILLed, restarted", n, inject)
+
+
+def kill_restart(name: str, down_s: float = 2.0) -> Case:
+    def inject(r: FaultRig) -> list[float]:
+        r.kill(name)
+        r.sleep(down_s)
+        return [r.restart(name)]
+    return Case(f"{name} SIGKILLed, restarted", 1, inject)
+
+
+def restart_command(name: str) -> Case:
+    return Case(f"`diag cmd {name} restart`", 1, lambda r: [r.restart_by_command(name)])
+
+
+def clock_step(view: str, step_s: float) -> Case:
+    def inject(r: FaultRig) -> list[float]:
+        r.step_clock(view, step_s)
+        return []
+    return Case(f"node-{view} wall clock +{step_s:.0f} s", 1, inject)
+
+
+def crashed(rig: FaultRig) -> int:
+    return sum(p.poll() is not None for _, p in rig.procs)
+
+
+def run_case(rig: FaultRig, case: Case) -> Row:
+    recovery: list[float] = []
+
+    def fault(r: FaultRig) -> None:
+        r.sleep(WALK_BEFORE_S)
+        recovery.extend(case.inject(r))
+    try:
+        o = rig.walk(WALK_AFTER_S, fault)
+    finally:
+        for view in ALL_VIEWS:
+            rig.step_clock(view, 0.0)
+    return row(case.name, case.injected, o, max(recovery) if recovery else None, crashed(rig))
+
+
+def row(name: str, injected: int, o: Outcome, recovery_s: float | None, crashed_n: int) -> Row:
+    notes = []
+    if len(o.session_ids) != 1:
+        notes.append(f"split into sessions {o.session_ids}")
+    lost = {v: o.missing(v) for v in ALL_VIEWS if o.missing(v)}
+    if lost:
+        notes.append("missing " + "; ".join(f"{v} {', '.join(f'{a}-{b - 1}' for a, b in s)}" for v, s in lost.items()))
+    if o.analysis_error or o.report is None:
+        notes.append(f"not analysed: {o.analysis_error}")
+    return Row(name, injected, o.produced, o.frames_stored, recovery_s, crashed_n, "; ".join(notes))
+
+
+# -- the soak -----------------------------------------------------------------------------------
+class LatencyProbe:
+    """Exposure (the frame's pulse time) to delivery over MQTT, for every frame published."""
+
+    def __init__(self, rig: FaultRig):
+        self.latency_ms: list[float] = []
+        self.client = BusClient(rig.broker.settings("demo"), "bench-latency")
+        self.client.on(topics.NODE_KEYPOINTS, self._on_frame)
+        self.client.start()
+
+    def _on_frame(self, msg) -> None:
+        self.latency_ms.append((time.time() - decode_keypoints(msg.payload).t) * 1000)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def slope_mb_per_h(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (s, MB) samples, in MB per hour."""
+    ts, ms = [t for t, _ in samples], [m for _, m in samples]
+    t_mean, m_mean = statistics.fmean(ts), statistics.fmean(ms)
+    var = sum((t - t_mean) ** 2 for t in ts)
+    return 0.0 if var == 0 else sum((t - t_mean) * (m - m_mean) for t, m in zip(ts, ms)) / var * 3600
+
+
+def soak(workdir: Path, minutes: float, fps: float) -> tuple[Row, dict]:
+    rig = FaultRig(workdir, fps=fps).up()
+    probe = LatencyProbe(rig)
+    memory: dict[str, list[tuple[float, float]]] = {d: [] for d in DAEMONS}
+    stop = threading.Event()
+
+    def sample() -> None:
+        t0 = time.monotonic()
+        while not stop.wait(5.0):
+            for name, proc in rig.procs:
+                if name in memory and proc.poll() is None and rig.walking:  # not the analysis after
+                    memory[name].append((time.monotonic() - t0, rss_mb(proc.pid)))
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        sampler.start()
+        o = rig.walk(minutes * 60, close_timeout_s=max(120.0, minutes * 30))  # analysing it takes a while
+        stop.set()
+        sampler.join()
+        warm = {d: [s for s in v if s[0] >= 60] or v for d, v in memory.items()}  # after the first minute
+        slopes = {d: slope_mb_per_h(v) for d, v in warm.items() if len(v) > 2}
+        lat = sorted(probe.latency_ms)
+        figures = {"latency_p50_ms": statistics.median(lat), "latency_p99_ms": lat[int(0.99 * (len(lat) - 1))],
+                   "rss_mb_end": {d: round(v[-1][1], 1) for d, v in memory.items() if v},
+                   "slope_mb_per_h": {d: round(s, 2) for d, s in slopes.items()}}
+        name = f"soak {minutes:g} min, {len(ALL_VIEWS)} views x {fps:g} fps"
+        return row(name, 0, o, None, crashed(rig)), figures
+    finally:
+        stop.set()
+        probe.close()
+        rig.down()
+
+
+# -- output -------------------------------------------------------------------------------------
+def table(rows: list[Row]) -> str:
+    head = "| fault | times injected | frames produced | frames stored | frames lost | recovery s | daemons crashed |"
+    out = [head, "|" + "---|" * 7]
+    for r in rows:
+        rec = "-" if r.recovery_s is None else f"{r.recovery_s:.1f}"
+        out.append(f"| {r.fault} | {r.injected} | {r.produced} | {r.stored} | {r.lost} | {rec} | {r.crashed} |")
+    notes = [f"- {r.fault}: {r.note}" for r in rows if r.note]
+    return "\n".join(out + ([""] + notes if notes else []))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--soak-min", type=float, default=30.0, help="soak length, minutes (0: no soak)")
+    ap.add_argument("--soak-fps", type=float, default=100.0)
+    ap.add_argument("--broker-kills", type=int, default=5)
+    ap.add_argument("--workdir", type=Path, help="keep the rigs' logs and databases here")
+    ap.add_argument("--soak-only", action="store_true", help="skip the fault cases")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gaitrig-faults-"))
+    cases = [broker_kills(args.broker_kills), kill_restart("coordinator"), restart_command("coordinator"),
+             kill_restart("node-left"), clock_step("rear", 300.0)]
+    rows = []
+    rig = FaultRig(workdir / "faults").up() if not args.soak_only else None
+    try:
+        for case in cases if rig else []:
+            rows.append(run_case(rig, case))
+            print(table(rows[-1:]).splitlines()[-1] if not rows[-1].note else f"{rows[-1].fault}: {rows[-1].note}",
+                  file=sys.stderr, flush=True)
+    finally:
+        if rig:
+            rig.down()
+    if rows:
+        print(table(rows), flush=True)
+    soak_figures = None
+    if args.soak_min > 0:
+        soak_row, soak_figures = soak(workdir / "soak", args.soak_min, args.soak_fps)
+        rows.append(soak_row)
+    if soak_figures:
+        print("\n" + table(rows[-1:]))
+        print(f"\nsoak: frame latency (exposure to delivery over MQTT) p50 {soak_figures['latency_p50_ms']:.1f} ms, "
+              f"p99 {soak_figures['latency_p99_ms']:.1f} ms")
+        print(f"soak: memory slope after the first minute, MB/h: {soak_figures['slope_mb_per_h']}")
+        print(f"soak: RSS at the end, MB: {soak_figures['rss_mb_end']}")
+    print(f"\nlogs and databases: {workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The fault suite, shortened for CI: the whole simulated rig as real processes (Mosquitto,
+the controller on a pty, bridge, coordinator, four nodes), one walk per fault injected
+mid-walk, judged by exact frame counts: the pulses the controller sent (its trigger line)
+against the trigger indices the coordinator stored. The full run with its figures is
+benchmarks/bench_faults.py."""
+from __future__ import annotations
+
+import pytest
+
+from rig.config import ALL_VIEWS
+from rig.sim.faults import FaultRig, Outcome
+
+BEFORE_S = 1.5  # walking before the fault
+AFTER_S = 3.0  # walking once the rig is whole again
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    r = FaultRig(tmp_path_factory.mktemp("faults")).up()
+    yield r
+    r.down()
+
+
+def assert_whole(o: Outcome) -> None:
+    """One session, closed, analysed, with every pulse's frame from every view."""
+    assert len(o.session_ids) == 1, f"the walk was split into sessions {o.session_ids}"
+    assert o.pulses > 100
+    assert {v: o.missing(v) for v in ALL_VIEWS} == {v: [] for v in ALL_VIEWS}
+    assert o.stored == {v: list(range(o.pulses)) for v in ALL_VIEWS}
+    assert (o.state, o.complete, o.analysis_error) == ("closed", True, None)
+    assert o.report is not None
+
+
+def test_broker_killed_and_restarted_three_times_loses_no_frame(rig):
+    def outages(r: FaultRig) -> None:
+        for _ in range(3):
+            r.sleep(0.8)
+            r.kill_broker()
+            r.sleep(0.5)
+            r.start_broker()
+    o = rig.walk(AFTER_S, outages)
+    assert_whole(o)
+    assert rig.payload_mismatches(o.session_ids[0]) == 0, "a frame differs from the fault-free one"
+    assert rig.reference_report(o.session_ids[0]) == o.report
+
+
+def test_coordinator_sigkilled_mid_walk_resumes_the_same_session(rig):
+    def crash(r: FaultRig) -> None:
+        r.sleep(BEFORE_S)
+        r.kill("coordinator")
+        r.sleep(1.0)  # frames the nodes publish meanwhile wait in the broker
+        r.restart("coordinator")
+    o = rig.walk(AFTER_S, crash)
+    assert_whole(o)
+    assert rig.payload_mismatches(o.session_ids[0]) == 0
+
+
+def test_coordinator_restart_command_mid_walk_resumes_the_same_session(rig):
+    o = rig.walk(AFTER_S, lambda r: (r.sleep(BEFORE_S), r.restart_by_command("coordinator")))
+    assert_whole(o)
+
+
+def test_coordinator_down_when_the_belt_stops_closes_and_analyses_the_walk(rig):
+    """The walk ends while the coordinator is away: on its return it closes the session it
+    had open, with every frame, and analyses it; no empty session is opened."""
+    first = rig.last_session_id() + 1
+    rig.belt(f"start {rig.speed_m_s} 0.5")
+    rig.watch.wait_state("recording", rig, session_from=first)
+    rig.sleep(3.0)
+    rig.kill("coordinator")
+    rig.belt("stop")
+    rig.sleep(1.0)
+    rig.restart("coordinator")
+    summary = rig.next_summary(first)
+    o = rig.outcome(first, summary)
+    assert summary.reason == "belt stopped"
+    assert_whole(o)
+
+
+def test_node_sigkilled_and_restarted_records_the_lost_span(rig):
+    """The session completes; the killed view misses one span of trigger indices — the
+    frames exposed while it was down — and the session says it is incomplete."""
+    spans = {}
+
+    def node_crash(r: FaultRig) -> None:
+        r.sleep(BEFORE_S)
+        r.kill("node-left")
+        spans["killed_at"] = r.pulses()
+        r.sleep(1.0)
+        spans["restarted_at"] = r.pulses()
+        r.restart("node-left")
+    o = rig.walk(AFTER_S, node_crash)
+    assert len(o.session_ids) == 1 and o.state == "closed" and o.complete is False
+    assert {v: o.stored[v] for v in ("right", "rear", "front")} == {v: list(range(o.pulses))
+                                                                   for v in ("right", "rear", "front")}
+    [(first, end)] = o.missing("left")
+    assert first <= spans["killed_at"] < spans["restarted_at"] <= end < o.pulses
+    assert o.stored["left"] == list(range(first)) + list(range(end, o.pulses))
+    assert o.summary.missing == {"left": [(first, end)], "right": [], "rear": [], "front": []}
+    assert o.summary.dropped["left"] == end - first
+    node = rig.node_row(o.session_ids[0], "left")  # the restarted node's own count: from where it joined
+    assert (node["frames_received"], node["frames_reported"]) == (o.pulses - (end - first), o.pulses - end)
+
+
+def test_a_node_clock_stepping_by_minutes_keeps_frames_on_their_trigger_index(rig):
+    try:
+        o = rig.walk(AFTER_S, lambda r: (r.sleep(BEFORE_S), r.step_clock("rear", 300.0)))
+    finally:
+        rig.step_clock("rear", 0.0)
+    assert_whole(o)
+    assert rig.payload_mismatches(o.session_ids[0]) == 0
