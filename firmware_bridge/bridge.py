@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from firmware_bridge.diagnostics import bridge_hooks
 from firmware_bridge.link import SerialLink
 from firmware_bridge.protocol import messages as m
 from rig.bus import topics
@@ -27,7 +28,6 @@ from rig.bus.payloads import (BeltState, CommandReply, LinkState, TreadmillComma
                               TriggerState, decode)
 from rig.config import BridgeConfig
 from rig.ops.diag import DiagAgent
-from rig.ops.diag_hooks import bridge_hooks
 
 log = logging.getLogger(__name__)
 LINK_REPORT_S = 2.0
@@ -63,6 +63,16 @@ class Bridge:
         self._was_lost = False
         self._status_queued = threading.Event()  # one status request waiting is enough
         self.diag = DiagAgent(self.bus, config, bridge_hooks(self))
+
+    @property
+    def belt(self) -> BeltState | None:
+        """The last belt state published on MQTT; None before the controller's first report."""
+        return self._belt
+
+    @property
+    def trigger(self) -> TriggerState | None:
+        """The last trigger-train state published on MQTT; None before the first report."""
+        return self._trigger
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self, mqtt_wait_s: float = 10.0, stop: threading.Event | None = None) -> "Bridge":

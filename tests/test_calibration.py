@@ -144,7 +144,7 @@ def test_cli_end_to_end_on_simulated_footage(tmp_path):
 
 
 def test_node_self_test_reports_a_moved_camera(cams, tmp_path):
-    from rig.ops.diag_hooks import aim_check
+    from rig.node.diagnostics import aim_check
     rng = np.random.default_rng(2)
     cam = cams["rear"]
     wall = backdrop(cam, rng)

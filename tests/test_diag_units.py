@@ -3,16 +3,22 @@ rules and their edges, settings validation and redaction, the status table's ord
 the still image."""
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
+import rig.ops
+from firmware_bridge.diagnostics import bridge_problems
 from rig.bus.payloads import DiagHealth, Presence
 from rig.config import CoordinatorConfig, NodeConfig
+from rig.coordinator.diagnostics import coordinator_problems
+from rig.node.diagnostics import node_problems
 from rig.ops import health as h
 from rig.ops.diag import DiagError, apply_setting, redact, validated_setting
 from rig.ops.diag_cli import Row, Seen, key_figures, render, rows
-from rig.ops.diag_hooks import bridge_problems, node_problems
 from rig.ops.still import encode_jpeg, render_skeleton
 
 
@@ -58,6 +64,33 @@ def test_node_and_bridge_problem_rules():
         "controller_silent"}
     assert set(bridge_problems({"serial_connected": False, "controller_silent": True, "serial_port": "p"})) == {
         "serial_down"}
+
+
+def test_coordinator_problem_rules():
+    calm = {"inbox_backlog": 2000, "db_problem": None, "frames_lost_db": 0, "frame_conflicts": 0,
+            "last_session_id": "s1"}
+    assert coordinator_problems(calm) == {}
+    full = {**calm, "inbox_backlog": 2001, "db_problem": "disk full: 12 MB free", "frames_lost_db": 40,
+            "frame_conflicts": 3}
+    problems = coordinator_problems(full)
+    assert set(problems) == {"inbox_backlog", "disk_full", "frame_conflicts"}
+    assert problems["disk_full"] == "disk full: 12 MB free; 40 frames lost"
+    assert set(coordinator_problems({**calm, "db_problem": "database is locked"})) == {"database_error"}
+
+
+def test_ops_layer_imports_no_daemon():
+    """rig.ops is the lower layer: the daemons hand it their hooks, it never reaches up into
+    them (not even under TYPE_CHECKING)."""
+    daemons = ("rig.node", "rig.coordinator", "firmware_bridge")
+    offenders = []
+    for path in sorted(Path(rig.ops.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            offenders += [f"{path.name}:{node.lineno} {n}" for n in names
+                          if any(n == d or n.startswith(d + ".") for d in daemons)]
+    assert len(list(Path(rig.ops.__file__).parent.glob("*.py"))) >= 5  # the walk saw the package
+    assert offenders == []
 
 
 def test_percentiles_of_latencies():

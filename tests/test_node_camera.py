@@ -156,7 +156,7 @@ def test_a_camera_that_stops_delivering_stops_the_watchdog(running_node):
 
 def test_a_camera_that_fails_to_open_is_reported_and_retried_while_the_node_keeps_running(
         running_node, trigger_mode):
-    from rig.ops.diag_hooks import node_figures, node_problems
+    from rig.node.diagnostics import node_figures, node_problems
     trigger_mode.write_text("0\n")  # the privileged trigger-mode unit has not run yet
     Picamera2.schedule_ns = []
     rn = running_node("front")

@@ -34,11 +34,11 @@ from rig.config import CoordinatorConfig
 from rig.coordinator import intake
 from rig.coordinator import sessions as sm
 from rig.coordinator.analysis import analyze_pending, analyze_session
+from rig.coordinator.diagnostics import coordinator_hooks
 from rig.coordinator.diskguard import DiskGuard
 from rig.coordinator.storage import Storage
 from rig.ops import notify
 from rig.ops.diag import DiagAgent
-from rig.ops.diag_hooks import coordinator_hooks
 
 log = logging.getLogger(__name__)
 COMMIT_EVERY_S = 0.05  # and acknowledge what it holds: the broker keeps the rest until then

@@ -27,13 +27,13 @@ from rig.config import NodeConfig
 from rig.node.camera import CameraError, CapturedFrame
 from rig.node.crop_spool import Backlog, CropSpool
 from rig.node.clock import WallClock
+from rig.node.diagnostics import node_hooks
 from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
 from rig.node.stages import ImmediateStage
 from rig.node.trigger import TriggerIndexer
 from rig.ops import notify
 from rig.ops.diag import DiagAgent
-from rig.ops.diag_hooks import node_hooks
 
 if TYPE_CHECKING:
     from rig.node.cli import NodeParts

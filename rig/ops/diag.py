@@ -54,6 +54,11 @@ class DiagError(Exception):
         self.result, self.refused = result or {}, refused
 
 
+def ms_since(t0: float) -> float:
+    """Milliseconds since ``t0`` (a ``time.perf_counter()`` reading), as a self-test reports them."""
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
 @dataclass(frozen=True)
 class Check:
     """One self-test step: what was tried, whether it worked, how long it took."""
@@ -344,7 +349,7 @@ class DiagAgent:
             ok = info.is_published()
         except (RuntimeError, ValueError) as e:
             return Check("broker", False, f"publish failed: {e}")
-        ms = round((time.perf_counter() - t0) * 1000, 1)
+        ms = ms_since(t0)
         return Check("broker", ok, f"round trip {ms} ms" if ok else f"no PUBACK within {REPLY_WAIT_S} s", ms)
 
     def _still(self) -> dict:

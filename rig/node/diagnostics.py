@@ -1,41 +1,32 @@
-"""What each daemon tells a technician: its figures, its problems, its self-tests, the
-settings it can change live and (nodes) a still frame. One function per daemon, reading the
-daemon's own counters; the daemons only create a ``DiagAgent`` with these hooks.
+"""What a camera node tells a technician: its figures, its problems, its self-tests
+(camera, model, aim), the settings it can change live and a still frame. The node builds
+these ``DiagHooks`` and hands them to ``rig.ops.diag.DiagAgent``, which knows nothing of
+nodes.
 
 Problems are judged from the figures alone (pure), so the rules can be read — and tested —
 without a daemon.
 """
 from __future__ import annotations
 
-import os
-import queue
-import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rig.node.camera import CapturedFrame
 from rig.ops import health as h
-from rig.ops.diag import Check, DiagHooks
+from rig.ops.diag import Check, DiagHooks, ms_since
 
 if TYPE_CHECKING:
-    from firmware_bridge.bridge import Bridge
-    from rig.coordinator.daemon import Coordinator
     from rig.node.daemon import NodeDaemon
 
 CAMERA_LOST_S = 2.0  # no frame this long while a train runs: the camera stopped (60 fps = 120 pulses)
 BACKLOG_SHARE = 0.25  # inference queue this full: inference is not keeping up
 SPOOL_SHARE = 0.5  # spool this full: the broker has been away long enough to worry
-INBOX_BACKLOG = 2000  # coordinator messages waiting: the database is not keeping up
 SIM_STILL_RATE_HZ = 60.0
 
 
-def _ms_since(t0: float) -> float:
-    return round((time.perf_counter() - t0) * 1000, 1)
-
-
-# -- node --------------------------------------------------------------------------------------
 def node_hooks(node: "NodeDaemon") -> DiagHooks:
     cfg = node.config
 
@@ -137,7 +128,7 @@ def aim_check(image: np.ndarray | None, state_dir: Path, simulated: bool = False
     if ref is None:
         return Check("aim", False, f"{ref_path}: not a readable image")
     check = CameraMoveDetector().check(ref, image)
-    return Check("aim", check.status != "moved", check.message, _ms_since(t0))
+    return Check("aim", check.status != "moved", check.message, ms_since(t0))
 
 
 def _camera_check(node: "NodeDaemon") -> Check:
@@ -152,7 +143,6 @@ def _camera_check(node: "NodeDaemon") -> Check:
 def _model_check(node: "NodeDaemon") -> Check:
     """Runs the node's own estimator on one frame (the last real image, a blank one, or the
     walker's pose for a simulated node), sharing the inference thread's lock."""
-    from rig.node.camera import CapturedFrame
     last = node.stats.last_frame
     if node.simulated:
         frame = CapturedFrame(time.time(), None, _sim_landmarks(node))
@@ -165,125 +155,10 @@ def _model_check(node: "NodeDaemon") -> Check:
         with node.infer_lock:
             lm = node.parts.estimator(frame, 0)
     except Exception as e:  # a broken model is exactly what this check is for
-        return Check("model", False, f"{node.model_name}: inference failed: {e!r}", _ms_since(t0))
-    ms = _ms_since(t0)
+        return Check("model", False, f"{node.model_name}: inference failed: {e!r}", ms_since(t0))
+    ms = ms_since(t0)
     if node.simulated:
         ok = lm is not None and lm.shape == (33, 4)
         return Check("model", ok, "simulated walker rendered 33 landmarks" if ok else "walker rendered nothing", ms)
     found = "a person found" if lm is not None else "no person in the test frame"
     return Check("model", True, f"{node.model_name} inferred one frame in {ms} ms ({found})", ms)
-
-
-# -- bridge ------------------------------------------------------------------------------------
-def bridge_hooks(bridge: "Bridge") -> DiagHooks:
-    return DiagHooks(figures=lambda: bridge_figures(bridge), problems=bridge_problems,
-                     selftest=lambda: bridge_selftest(bridge),
-                     live={"serial.silent_after_s": None, "serial.command_timeout_s": None,
-                           "serial.command_retries": None},
-                     state_dir=h.state_dir())
-
-
-def bridge_figures(bridge: "Bridge") -> dict[str, Any]:
-    link, drift = bridge.link, bridge.link.clocksync.drift_ppm
-    belt, trig = bridge._belt, bridge._trigger
-    return {"serial_port": link.port, "serial_connected": link.connected,
-            "serial_rejected_frames": link.rejected, "serial_lost_frames": link.lost,
-            "serial_reconnects": link.reconnects, "serial_retransmits": link.retransmits,
-            "serial_invalid_messages": sum(link.invalid.values()), "serial_handler_errors": link.errors,
-            "serial_reader_alive": link.alive, "controller_resets": link.resets,
-            "rejected_commands": sum(bridge.bus.rejected.values()),
-            "controller_clock_drift_ppm": None if drift is None else round(drift, 2),
-            "controller_silent": link.silent, "belt_running": belt.running if belt else None,
-            "belt_speed_m_s": belt.speed_m_s if belt else None, "trigger_armed": trig.armed if trig else None,
-            "firmware": link.hello.firmware if link.hello else None}
-
-
-def bridge_problems(f: dict) -> dict[str, str]:
-    out = {}
-    if not f.get("serial_reader_alive", True):
-        out["serial_reader_dead"] = "the serial reading thread has ended; restart the bridge"
-    elif not f["serial_connected"]:
-        out["serial_down"] = f"{f['serial_port']} is not open; reopening with backoff"
-    elif f["controller_silent"]:
-        out["controller_silent"] = "no heartbeat from the treadmill controller"
-    return out
-
-
-def bridge_selftest(bridge: "Bridge") -> list[Check]:
-    from firmware_bridge.protocol import messages as m
-    t0 = time.perf_counter()
-    result = bridge.link.command(m.Ping())
-    ms = _ms_since(t0)
-    detail = f"controller answered a ping in {ms} ms ({result.tries} tries)" if result.ok \
-        else f"no answer to a ping on {bridge.link.port}: {result.error}"
-    return [Check("serial", result.ok, detail, ms)]
-
-
-# -- coordinator -------------------------------------------------------------------------------
-def coordinator_hooks(coord: "Coordinator") -> DiagHooks:
-    cfg = coord.config
-    return DiagHooks(figures=lambda: coordinator_figures(coord), problems=coordinator_problems,
-                     selftest=lambda: [database_check(coord)],
-                     live={f"session.{k}": None for k in ("walking_speed_min_m_s", "start_after_s", "fps",
-                                                           "end_timeout_s")},
-                     state_dir=h.state_dir(Path(cfg.storage.database).parent))
-
-
-def coordinator_figures(coord: "Coordinator") -> dict[str, Any]:
-    db = Path(coord.config.storage.database)
-    size = sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
-    out: dict[str, Any] = {"session_state": coord.machine.phase.value, "session_id": coord.session_id,
-                           "last_session_id": coord.last_session_id, "inbox_backlog": coord.inbox.qsize(),
-                           "db_mb": round(size / 1e6, 3)}
-    frames = dict(coord.session_frames)
-    out.update({f"frames_received_{v}": frames.get(v, 0) for v in coord.config.session.views})
-    disk = coord.disk
-    out.update({"frame_conflicts": sum(coord.machine.conflicts.values()), "frames_lost_db": disk.frames_lost,
-                "db_write_failures": disk.failures, "db_frames_paused": disk.paused, "db_problem": disk.problem,
-                "internal_errors": coord.internal_errors})
-    out.update({f"rejected_{kind}": n for kind, n in sorted(coord.bus.rejected.items())})
-    return out
-
-
-def coordinator_problems(f: dict) -> dict[str, str]:
-    out = {}
-    if f["inbox_backlog"] > INBOX_BACKLOG:
-        out["inbox_backlog"] = f"{f['inbox_backlog']} messages wait for the database"
-    if f["db_problem"]:
-        kind = "disk_full" if f["db_problem"].startswith("disk full") else "database_error"
-        out[kind] = f"{f['db_problem']}; {f['frames_lost_db']} frames lost"
-    if f["frame_conflicts"]:
-        out["frame_conflicts"] = (f"{f['frame_conflicts']} frames of session {f['last_session_id']} differ from the "
-                                  "one already stored for their index (first kept): a node misbehaves or a "
-                                  "forged frame")
-    return out
-
-
-def database_check(coord: "Coordinator", timeout_s: float = 3.0) -> Check:
-    """Run on the coordinator's worker, with its own connection (a second connection would
-    wait behind the worker's open transaction while recording): commit what is pending — a
-    real write — and take the write lock. An answer at all proves the worker is not hung."""
-    done: queue.Queue[Check] = queue.Queue(1)
-    coord.inbox.put(("diag", lambda storage: _commit_check(storage, coord.config.storage.database, done)))
-    try:
-        return done.get(timeout=timeout_s)
-    except queue.Empty:
-        return Check("database", False, f"the coordinator's worker did not answer within {timeout_s} s (hung?)")
-
-
-def _commit_check(storage, path: Path, done: "queue.Queue[Check]") -> None:
-    t0 = time.perf_counter()
-    try:
-        storage.commit()
-        storage.conn.execute("COMMIT")
-        storage.conn.execute("BEGIN IMMEDIATE")  # the next regular commit ends it
-    except sqlite3.Error as e:
-        done.put(Check("database", False, f"{path}: commit failed: {e}", _ms_since(t0)))
-        raise  # the worker rolls back, counts the frames lost and announces it
-    done.put(_writable_check(path, t0))
-
-
-def _writable_check(path: Path, t0: float) -> Check:
-    if not os.access(Path(path).parent, os.W_OK):
-        return Check("database", False, f"{Path(path).parent} is not writable (journal files)", _ms_since(t0))
-    return Check("database", True, f"{path}: committed and took the write lock", _ms_since(t0))
