@@ -349,7 +349,8 @@ def test_bad_ids_get_a_404_page_not_a_traceback(rig, clinician, cookie):
     assert dom.find("section", data_status="404").find("h1").text == "Not found"
     assert "no session 999" in dom.text
     for path, status in (("/sessions/999", 404), ("/sessions/abc", 404), (f"/compare?a={rig.normal}&b=999", 404),
-                         ("/compare?a=x&b=1", 400), (f"/compare?a={rig.normal}", 400), ("/nowhere", 404)):
+                         ("/compare?a=x&b=1", 400), (f"/compare?a={rig.normal}", 400), ("/nowhere", 404),
+                         (f"/compare.pdf?a={rig.normal}&b={rig.failed}", 404), ("/compare.pdf?a=1&b=1", 400)):
         code, body = http(rig.url + path, cookie)
         assert code == status and "Traceback" not in body and "<h1>" in body, path
     code, body = http(rig.url + "/api/sessions/999", cookie)

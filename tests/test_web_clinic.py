@@ -27,6 +27,7 @@ from rig.clinic.accounts import Accounts
 from rig.clinic.model import ClinicError, Condition, LockoutPolicy, PatientFields, group_visits
 from rig.clinic.records import Records
 from rig.clinic.store import ClinicStore
+from rig.gait import compare_reports
 from rig.sim.walker import WalkerParams
 from rig.web.formatting import number
 
@@ -131,6 +132,32 @@ def test_pdf_report_names_patient_condition_and_the_reports_numbers(rig, carol, 
     for label in report["kinematics"]["labels"].values():
         if label:
             assert " ".join(label.split()) in text or label.split()[0] in text
+
+
+def test_comparison_pdf_prints_the_pages_rows_verdicts_and_mdc(rig, carol, visit, tmp_path):
+    """Downloaded from the compare page's link: both sessions with patient and condition,
+    every row of the page's table cell for cell (difference, interval, MDC, verdict), the
+    method; the download is in the audit log."""
+    pid, walked = visit
+    carol.page.goto(f"{rig.url}/compare?a={rig.normal}&b={walked}")
+    page_rows = Dom.parse(carol.page.content()).find("table", id="comparison").find("tbody").find_all("tr")
+    with carol.page.expect_download() as dl:
+        carol.page.click("#downloads a[href^='/compare.pdf']")
+    dl.value.save_as(tmp_path / "comparison.pdf")
+    assert dl.value.suggested_filename == f"comparison-sessions-{rig.normal}-{walked}.pdf"
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(tmp_path / "comparison.pdf").pages)
+    assert f"session {rig.normal} (A) and {walked} (B)" in text
+    assert f"Condition barefoot orthotic: {ORTHOTIC}" in text and f"Patient {NAME} (K-1042) {NAME} (K-1042)" in text
+    a, b = (rig.reports[rig.normal], rig.reports[walked])
+    assert len(page_rows) == len(compare_reports(a, b)["measures"])
+    verdicts = [tr.find(data_cell="verdict").text for tr in page_rows]
+    assert "changed" in verdicts and "no change detected" in verdicts
+    for tr in page_rows:  # side, A, B, B − A, CI, MDC, result: as the page shows them, in its order
+        cells = " ".join(td.text for td in tr.find_all("td"))
+        assert cells in text, cells
+    assert "Benjamini–Hochberg" in text and "MDC95" in text and "Differences are B − A" in text
+    log = ClinicStore(rig.clinic_path).audit_log(pid)
+    assert ("carol", "download comparison PDF") in [(e.username, e.action) for e in log]
 
 
 def test_csv_downloads_hold_every_measure_and_every_stride(rig, carol, visit, tmp_path):
@@ -286,7 +313,7 @@ def test_the_technician_sees_rig_health_and_no_patient(rig, browser, visit):
         assert row.find(data_cell="frames.rear").text == str(rig.reports[walked]["quality"]["frames"]["rear"])
         assert NAME not in dom.text
         for path in ("/", f"/patients/{pid}", f"/sessions/{walked}", f"/sessions/{walked}/report.pdf",
-                     "/admin/users", "/patients"):
+                     f"/compare.pdf?a={rig.normal}&b={walked}", "/admin/users", "/patients"):
             t.page.goto(rig.url + path)
             assert "Not allowed" in t.page.inner_text("h1"), path
             assert NAME not in t.page.content()

@@ -33,6 +33,8 @@ MEASURE_LABELS: dict[str, tuple[str, str, int]] = {  # key -> label, unit, digit
 }
 METHOD = ("changed = beyond both the stride-level 95 % CI (Welch) and the measure's MDC95 (measurement error "
           "between recordings of the same walk), false-discovery rate 5 % over the measures (Benjamini–Hochberg)")
+MDC_NOTE = ("MDC = 1.96 · √2 · SEM, the SEM measured by re-recording the same walks with fresh measurement error "
+            "(docs/repeatability.md).")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ class ComparisonRow:
     @property
     def changed(self) -> bool:
         return self.verdict == CHANGED
+
+    @property
+    def result(self) -> str:
+        """The Result column's text, on the page and in the PDF: the verdict, and why when
+        there is no difference to judge."""
+        return f"{self.verdict}: {self.reason}" if self.difference is None and not self.changed else self.verdict
 
     @property
     def mdc_digits(self) -> int:

@@ -1,7 +1,10 @@
-"""Downloads of one session: the report as PDF, every measure and every stride as CSV.
-File names carry the session number only, never the patient's name; each download is
+"""Downloads: one session's report as PDF, every measure and every stride as CSV, and two
+sessions' comparison as PDF.
+File names carry session numbers only, never the patient's name; each download is
 written to the audit log when the session belongs to a patient."""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -9,16 +12,31 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rig.clinic.model import Permission
+from rig.clinic.records import Assignment, Patient
 
 from .context import Web, path_int, username
 from .auth import guarded
 from .csv_export import measures_csv, strides_csv
 from .database import SessionRecord
+from .report_pages import compared_sessions
+
+if TYPE_CHECKING:
+    from .pdf_report import ReportHeader
 
 
 def _download(body: bytes | str, media_type: str, filename: str) -> Response:
     return Response(body, media_type=media_type, headers={
         "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+def _header(record: SessionRecord, assignment: Assignment | None, patient: Patient | None) -> ReportHeader:
+    """Who walked, in what and when, for a PDF's title (only the session when not assigned)."""
+    from .pdf_report import ReportHeader
+    s = record.session
+    if assignment and patient:
+        return ReportHeader(s.id, s.started_t, s.ended_t, patient.name, patient.birth_date, patient.clinic_id,
+                            str(assignment.condition))
+    return ReportHeader(s.id, s.started_t, s.ended_t)
 
 
 def routes(web: Web) -> list[Route]:
@@ -33,16 +51,22 @@ def routes(web: Web) -> list[Route]:
         return record, record.stored.report
 
     def pdf(request: Request) -> Response:
-        from .pdf_report import ReportHeader, render_pdf  # fpdf2 and its fonts load on the first PDF, not at start
+        from .pdf_report import render_pdf  # fpdf2 and its fonts load on the first PDF, not at start
         record, report = report_of(request, "PDF")
-        s = record.session
-        header = ReportHeader(s.id, s.started_t, s.ended_t)
-        assignment = web.records.assignments([s.id]).get(s.id)
+        sid = record.session.id
+        assignment = web.records.assignments([sid]).get(sid)
         patient = web.records.patient(assignment.patient_id) if assignment else None
-        if assignment and patient:
-            header = ReportHeader(s.id, s.started_t, s.ended_t, patient.name, patient.birth_date, patient.clinic_id,
-                                  str(assignment.condition))
-        return _download(render_pdf(report, header), "application/pdf", f"gait-report-session-{s.id}.pdf")
+        return _download(render_pdf(report, _header(record, assignment, patient)), "application/pdf",
+                         f"gait-report-session-{sid}.pdf")
+
+    def comparison_pdf(request: Request) -> Response:
+        from .compare_pdf import render_comparison_pdf
+        c = compared_sessions(web, request, "download comparison PDF", need_reports=True)
+        a, b = (c.assigned.get(c.a.session.id), c.assigned.get(c.b.session.id))
+        headers = (_header(c.a, a, c.patients.get(a.patient_id) if a else None),
+                   _header(c.b, b, c.patients.get(b.patient_id) if b else None))
+        return _download(render_comparison_pdf(*headers, c.rows), "application/pdf",
+                         f"comparison-sessions-{c.a.session.id}-{c.b.session.id}.pdf")
 
     def measures(request: Request) -> Response:
         record, report = report_of(request, "measures CSV")
@@ -54,5 +78,6 @@ def routes(web: Web) -> list[Route]:
 
     clinical = Permission.CLINICAL
     return [Route("/sessions/{session_id}/report.pdf", guarded(clinical, pdf)),
+            Route("/compare.pdf", guarded(clinical, comparison_pdf)),
             Route("/sessions/{session_id}/measures.csv", guarded(clinical, measures)),
             Route("/sessions/{session_id}/strides.csv", guarded(clinical, strides))]

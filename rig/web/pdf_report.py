@@ -40,7 +40,9 @@ class ReportHeader:
     condition: str | None = None
 
 
-class _Pdf(FPDF):
+class GaitPdf(FPDF):
+    """A4 with the rig's font, headings, paragraphs and tables — the report's and the comparison's."""
+
     def __init__(self, footer_text: str):
         super().__init__(orientation="P", unit="mm", format="A4")
         self.footer_text = footer_text
@@ -81,9 +83,19 @@ class _Pdf(FPDF):
         self.font(size, bold)
         self.multi_cell(0, size * 0.5, self.t(text), new_x="LMARGIN", new_y="NEXT", align="L")
 
-    def rows(self, header: Sequence[str], rows: list[Sequence[str]], widths: Sequence[float]) -> None:
+    def facts(self, pairs: Sequence[tuple[str, str]], label_w_mm: float = 32) -> None:
+        """``label  value`` lines, the label bold."""
+        for label, value in pairs:
+            self.font(9.5, True)
+            self.cell(label_w_mm, 5.5, self.t(label))
+            self.font(9.5)
+            self.cell(0, 5.5, self.t(value), new_x="LMARGIN", new_y="NEXT")
+
+    def rows(self, header: Sequence[str], rows: list[Sequence[str]], widths: Sequence[float],
+             align: Sequence[str] | None = None) -> None:
+        """A table; columns after the first right-aligned (numbers) unless ``align`` says otherwise."""
         self.font(8.5)
-        with self.table(col_widths=widths, text_align=("LEFT", *["RIGHT"] * (len(header) - 1)),
+        with self.table(col_widths=widths, text_align=align or ("LEFT", *["RIGHT"] * (len(header) - 1)),
                         headings_style=FontFace(emphasis="BOLD", fill_color=(235, 238, 242)),
                         line_height=4.6, padding=0.8) as table:
             for r in [header, *rows]:
@@ -94,7 +106,7 @@ class _Pdf(FPDF):
 
 def render_pdf(report: dict, header: ReportHeader) -> bytes:
     view = report_view(report)
-    pdf = _Pdf(f"gaitrig · session {header.session_id} · printed {clock(time.time())} · "
+    pdf = GaitPdf(f"gaitrig · session {header.session_id} · printed {clock(time.time())} · "
                "joint angles are 2D projections of video")
     pdf.add_page()
     _title(pdf, header, view)
@@ -105,7 +117,7 @@ def render_pdf(report: dict, header: ReportHeader) -> bytes:
     return bytes(pdf.output())
 
 
-def _title(pdf: _Pdf, h: ReportHeader, view) -> None:
+def _title(pdf: GaitPdf, h: ReportHeader, view) -> None:
     pdf.font(18, True)
     pdf.cell(0, 10, pdf.t(f"Gait report · session {h.session_id}"), new_x="LMARGIN", new_y="NEXT")
     facts = [("Patient", h.patient_name or "not assigned to a patient"),
@@ -113,14 +125,10 @@ def _title(pdf: _Pdf, h: ReportHeader, view) -> None:
              ("Condition", h.condition or MISSING), ("Recorded", clock(h.started_t)),
              ("Duration", duration(h.ended_t - h.started_t) if h.ended_t else MISSING),
              ("Belt speed", f"{number(view.belt_speed_m_s, 2)} m/s"), ("Views", ", ".join(view.views) or MISSING)]
-    for label, value in facts:
-        pdf.font(9.5, True)
-        pdf.cell(32, 5.5, pdf.t(label))
-        pdf.font(9.5)
-        pdf.cell(0, 5.5, pdf.t(value), new_x="LMARGIN", new_y="NEXT")
+    pdf.facts(facts)
 
 
-def _findings(pdf: _Pdf, view) -> None:
+def _findings(pdf: GaitPdf, view) -> None:
     pdf.heading("Findings")
     if not view.findings:
         pdf.para("No findings: every measure that could be judged is within its threshold.")
@@ -132,7 +140,7 @@ def _findings(pdf: _Pdf, view) -> None:
              "does, but its interval reaches back across it.", 7.5)
 
 
-def _timing(pdf: _Pdf, view) -> None:
+def _timing(pdf: GaitPdf, view) -> None:
     pdf.heading("Timing and distance")
     pdf.para(f"Cadence {number(view.cadence.value, 1)} steps/min (95 % CI {interval(view.cadence.ci, 1)}) · "
              f"walking speed {number(view.walking_speed_m_s, 2)} m/s · double support "
@@ -149,7 +157,7 @@ def _timing(pdf: _Pdf, view) -> None:
     pdf.para("Symmetry index (R−L)/mean × 100; 10 % is a common convention, not a physiological limit.", 7.5)
 
 
-def _frontal(pdf: _Pdf, view) -> None:
+def _frontal(pdf: GaitPdf, view) -> None:
     if not view.frontal_summary:
         return
     pdf.heading("Frontal angles per stride (2D)")
@@ -169,7 +177,7 @@ def _frontal(pdf: _Pdf, view) -> None:
              (62, 28, 30, 28, 32))
 
 
-def _curves(pdf: _Pdf, report: dict) -> None:
+def _curves(pdf: GaitPdf, report: dict) -> None:
     kin = report.get("kinematics") or {}
     labels = kin.get("labels") or {}
     charts = [(plane, key) for plane, keys in (("sagittal", SAGITTAL), ("frontal", FRONTAL)) for key in keys
@@ -189,7 +197,7 @@ def _curves(pdf: _Pdf, report: dict) -> None:
         _chart(pdf, x, y, labels.get(key, key), kin[plane][key], kin.get("cycle_pct") or list(range(101)), x_max)
 
 
-def _chart(pdf: _Pdf, x0: float, y0: float, title: str, per_side: dict, x_pct: list,
+def _chart(pdf: GaitPdf, x0: float, y0: float, title: str, per_side: dict, x_pct: list,
            x_max: float | None = None) -> None:
     """One curve chart; with ``x_max`` (stance-only angles) the y axis fits 0..x_max % and the
     rest is cut at the frame, as on the pages."""
@@ -225,7 +233,7 @@ def _chart(pdf: _Pdf, x0: float, y0: float, title: str, per_side: dict, x_pct: l
     pdf.set_line_width(0.2)
 
 
-def _curve_lines(pdf: _Pdf, per_side: dict, x_pct: list, sx, sy) -> None:
+def _curve_lines(pdf: GaitPdf, per_side: dict, x_pct: list, sx, sy) -> None:
     for side in SIDES:
         curve = per_side.get(side)
         if not isinstance(curve, dict):

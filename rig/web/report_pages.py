@@ -5,17 +5,21 @@ of a patient's sessions goes into the audit log (who opened which patient).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from rig.clinic.model import Condition, Permission
+from rig.clinic.records import Assignment, Patient
 
 from .api import listing_json, record_json
 from .auth import guarded
-from .comparison import METHOD, comparison_rows
+from .comparison import MDC_NOTE, METHOD, ComparisonRow, comparison_rows
 from .context import Web, path_int, row_id, username
+from .database import SessionRecord
 from .report_view import report_view
 
 LIST_PAGE_SIZE = 50
@@ -30,6 +34,39 @@ def _int_param(request: Request, name: str) -> int:
         return int(raw)
     except ValueError:
         raise HTTPException(400, f"{name.upper()} must be a session number, not {raw[:40]!r}") from None
+
+
+@dataclass(frozen=True)
+class ComparedSessions:
+    """Sessions A and B of ``?a=ID&b=ID``, their comparison rows (none while either lacks a
+    report: ``missing`` says which), and whose patients they are."""
+
+    a: SessionRecord
+    b: SessionRecord
+    rows: list[ComparisonRow]
+    missing: list[tuple[str, SessionRecord]]
+    assigned: dict[int, Assignment]
+    patients: dict[int, Patient]
+
+
+def compared_sessions(web: Web, request: Request, action: str, need_reports: bool = False) -> ComparedSessions:
+    """The one place the page and the PDF get a comparison from, so they show the same rows;
+    ``action`` goes into the audit log for each patient the sessions belong to. With
+    ``need_reports`` a session without a report is a 404 (nothing to download, nothing logged)."""
+    a_id, b_id = _int_param(request, "a"), _int_param(request, "b")
+    if a_id == b_id:
+        raise HTTPException(400, "choose two different sessions to compare")
+    a, b = web.record_or_404(a_id), web.record_or_404(b_id)
+    missing = [(label, r) for label, r in (("A", a), ("B", b)) if not (r.stored and r.stored.report)]
+    if need_reports and missing:
+        label, r = missing[0]
+        raise HTTPException(404, f"{label} (session {r.session.id}) has no gait report to compare")
+    rows = [] if missing else comparison_rows(a.stored.report, b.stored.report)
+    assigned = web.records.assignments([a_id, b_id])
+    patients = web.records.patients_by_id({x.patient_id for x in assigned.values()})
+    for pid in patients:
+        web.records.store.audit(username(request), action, pid)
+    return ComparedSessions(a, b, rows, missing, assigned, patients)
 
 
 def routes(web: Web) -> list[Route]:
@@ -81,18 +118,9 @@ def routes(web: Web) -> list[Route]:
         return RedirectResponse(f"/sessions/{sid}", status_code=303)
 
     def compare_page(request: Request) -> Response:
-        a_id, b_id = _int_param(request, "a"), _int_param(request, "b")
-        if a_id == b_id:
-            raise HTTPException(400, "choose two different sessions to compare")
-        a, b = web.record_or_404(a_id), web.record_or_404(b_id)
-        missing = [(label, r) for label, r in (("A", a), ("B", b)) if not (r.stored and r.stored.report)]
-        rows = [] if missing else comparison_rows(a.stored.report, b.stored.report)
-        assigned = records.assignments([a_id, b_id])
-        patients = records.patients_by_id({x.patient_id for x in assigned.values()})
-        for pid in patients:
-            records.store.audit(username(request), "compare sessions", pid)
-        return web.page(request, "compare.html", a=a, b=b, rows=rows, missing=missing, assigned=assigned,
-                        patients=patients, method=METHOD)
+        c = compared_sessions(web, request, "compare sessions")
+        return web.page(request, "compare.html", a=c.a, b=c.b, rows=c.rows, missing=c.missing, assigned=c.assigned,
+                        patients=c.patients, method=METHOD, mdc_note=MDC_NOTE)
 
     def api_sessions(request: Request) -> Response:
         recording = web.db.open_session()
