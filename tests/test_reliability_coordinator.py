@@ -21,6 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from test_rig import next_state
+
 from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import (JSON_PAYLOADS, BeltState, CommandReply, DiagCommand, DiagEvent, DiagHealth, DiagReply,
@@ -80,15 +82,7 @@ class FakeRig:
             t=time.time(), running=running, speed_m_s=1.2 if running else 0.0, incline_pct=0.0, estop=False).encode())
 
     def wait_state(self, state: str, timeout_s: float = 15.0) -> SessionState:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                s = self.states.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if s.state == state:
-                return s
-        pytest.fail(f"the session never became {state!r}")
+        return next_state(self.states, state, timeout_s)
 
     def start(self, pulses: int = N) -> int:
         """Belt on; the session opens; the train runs and has already sent ``pulses``."""

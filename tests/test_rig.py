@@ -27,6 +27,19 @@ from rig.node.cli import build
 from rig.node.daemon import NodeDaemon
 
 
+def next_state(states: "queue.Queue[SessionState]", state: str, timeout_s: float) -> SessionState:
+    """The next session state ``state`` from the queue the watcher fills; fails after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            s = states.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if s.state == state:
+            return s
+    pytest.fail(f"the session never became {state!r}")
+
+
 class RunningRig:
     def __init__(self, broker, tmp: Path):
         self.broker, self.tmp = broker, tmp
@@ -54,15 +67,7 @@ class RunningRig:
         time.sleep(0.5)
 
     def wait_state(self, state: str, timeout_s: float = 10.0) -> SessionState:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                s = self.states.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if s.state == state:
-                return s
-        pytest.fail(f"session never became {state!r}")
+        return next_state(self.states, state, timeout_s)
 
     def walk(self, seconds: float, during=None) -> SessionSummary:
         """Belt start, walk, belt stop; returns the closed session's summary."""

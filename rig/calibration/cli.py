@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rig.threed.camera import read_json_document
+
 from .board import BoardDetector, BoardSpec, Detection, write_pdf, write_png
 from .moved import CameraMoveDetector
 from .solve import CalibrationError, RigCalibrator
@@ -85,12 +87,7 @@ def run_detect(args) -> int:
 
 
 def load_detections(path: Path) -> tuple[dict, list[Detection]]:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CalibrationError(f"{path}: {e}") from None
-    if not isinstance(doc, dict) or doc.get("format") != DETECTIONS_FORMAT:
-        raise CalibrationError(f"{path}: not a {DETECTIONS_FORMAT} file")
+    doc = read_json_document(path, DETECTIONS_FORMAT, CalibrationError)
     try:
         return doc, [Detection.from_dict(d) for d in doc["detections"]]
     except (KeyError, TypeError, ValueError) as e:

@@ -179,14 +179,20 @@ def save_cameras(path: Path | str, cameras: dict[str, CameraModel], meta: dict |
     Path(path).write_text(json.dumps(doc, indent=1))
 
 
-def load_cameras(path: Path | str) -> dict[str, CameraModel]:
-    """Read a calibration written by :func:`save_cameras`; clear error on anything else."""
+def read_json_document(path: Path | str, fmt: str, error: type[Exception]) -> dict:
+    """A JSON object whose ``format`` is ``fmt``; anything else raises ``error`` naming the file."""
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise CameraFileError(f"{path}: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != CAMERA_FILE_FORMAT:
-        raise CameraFileError(f"{path}: not a {CAMERA_FILE_FORMAT} file")
+        raise error(f"{path}: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise error(f"{path}: not a {fmt} file")
+    return doc
+
+
+def load_cameras(path: Path | str) -> dict[str, CameraModel]:
+    """Read a calibration written by :func:`save_cameras`; clear error on anything else."""
+    doc = read_json_document(path, CAMERA_FILE_FORMAT, CameraFileError)
     cams = [CameraModel.from_dict(d) for d in doc.get("cameras", [])]
     if not cams:
         raise CameraFileError(f"{path}: no cameras")
