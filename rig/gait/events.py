@@ -233,16 +233,23 @@ class BeltVelocityEvents:
 
 
     def _level_time(self, t, u, level, direction, tc, dt, scale):
-        """Noise-averaged crossing time near ``tc``: the start of a window of +-``refine_s``
-        plus the time ``u`` spends on its pre-crossing side within it (exact for a monotone
-        signal; with noise, jittered extra crossings average out instead of one being
-        picked)."""
+        """Noise-averaged sub-frame crossing time near ``tc``: the start of a window of
+        +-``refine_s`` plus the time ``u``, linearly interpolated between frames, spends on
+        its pre-crossing side within it. Exact for a monotone signal (it is then the linear
+        interpolation of the crossing, not the frame it falls in); with noise, jittered
+        extra crossings average out instead of one being picked."""
         w = max(self.refine_s * scale, 2 * dt)
         m = (t >= tc - w) & (t <= tc + w) & np.isfinite(u)
         if m.sum() < 3:
             return tc
-        before = (u[m] > level) if direction < 0 else (u[m] < level)
-        return float(t[m][0] - 0.5 * dt + dt * before.sum())
+        tt = t[m]
+        d = (u[m] - level) if direction < 0 else (level - u[m])  # > 0: not yet crossed
+        a, b = d[:-1], d[1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where((a > 0) & (b > 0), 1.0,
+                            np.where((a <= 0) & (b <= 0), 0.0,
+                                     np.where(a > 0, a / (a - b), b / (b - a))))
+        return float(tt[0] + np.sum(frac * np.diff(tt)))
 
 
 def _stance_noise(u: np.ndarray) -> float:
