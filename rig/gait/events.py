@@ -233,18 +233,28 @@ class BeltVelocityEvents:
 
 
     def _level_time(self, t, u, level, direction, tc, dt, scale):
-        """Noise-averaged sub-frame crossing time near ``tc``: the start of a window of
-        +-``refine_s`` plus the time ``u``, linearly interpolated between frames, spends on
-        its pre-crossing side within it. Exact for a monotone signal (it is then the linear
-        interpolation of the crossing, not the frame it falls in); with noise, jittered
-        extra crossings average out instead of one being picked."""
+        """Noise-averaged sub-frame crossing time of ``u`` near the coarse crossing ``tc``.
+
+        The coarse (longer, quadratic) derivative lags the fine one where the velocity
+        bends, by up to ~2 frames at 30 fps, so the window is centred on the fine
+        crossing nearest ``tc`` (within ``refine_s`` + 3 frames), not on ``tc``. The time
+        is the window's start plus the time ``u``, linearly interpolated between frames,
+        spends on its pre-crossing side within +-``refine_s``: exact for a monotone signal
+        (the linear interpolation of the crossing, not the frame it falls in); with noise,
+        jittered extra crossings average out instead of one being picked."""
         w = max(self.refine_s * scale, 2 * dt)
+        d = (u - level) if direction < 0 else (level - u)  # > 0: not yet crossed
+        i = np.flatnonzero((d[:-1] > 0) & (d[1:] <= 0))
+        if len(i):
+            tf = t[i] + (t[i + 1] - t[i]) * d[i] / (d[i] - d[i + 1])
+            near = np.abs(tf - tc) <= w + 3 * dt
+            if near.any():
+                tc = float(tf[near][np.argmin(np.abs(tf[near] - tc))])
         m = (t >= tc - w) & (t <= tc + w) & np.isfinite(u)
         if m.sum() < 3:
             return tc
-        tt = t[m]
-        d = (u[m] - level) if direction < 0 else (level - u[m])  # > 0: not yet crossed
-        a, b = d[:-1], d[1:]
+        tt, dd = t[m], d[m]
+        a, b = dd[:-1], dd[1:]
         with np.errstate(invalid="ignore", divide="ignore"):
             frac = np.where((a > 0) & (b > 0), 1.0,
                             np.where((a <= 0) & (b <= 0), 0.0,
