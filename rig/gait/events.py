@@ -193,7 +193,7 @@ class BeltVelocityEvents:
 
     def _velocity(self, t, x, dt, window_s, polyorder):
         from scipy.signal import savgol_filter
-        n = max(5, int(round(window_s / dt)) | 1)
+        n = max(polyorder + 3 - (polyorder % 2), int(round(window_s / dt)) | 1)
         filled = fill_gaps(t, x, self.max_gap_s)
         ok = np.isfinite(filled)
         if ok.sum() <= n:
@@ -236,21 +236,23 @@ class BeltVelocityEvents:
         """Noise-averaged sub-frame crossing time of ``u`` near the coarse crossing ``tc``.
 
         The coarse (longer, quadratic) derivative lags the fine one where the velocity
-        bends, by up to ~2 frames at 30 fps, so the window is centred on the fine
-        crossing nearest ``tc`` (within ``refine_s`` + 3 frames), not on ``tc``. The time
+        bends, by up to ~2 frames at 30 fps, so the window spans both ``tc`` and the fine
+        crossing nearest it (within ``refine_s`` + 3 frames), +-``refine_s``. The time
         is the window's start plus the time ``u``, linearly interpolated between frames,
-        spends on its pre-crossing side within +-``refine_s``: exact for a monotone signal
+        spends on its pre-crossing side within it: exact for a monotone signal
         (the linear interpolation of the crossing, not the frame it falls in); with noise,
         jittered extra crossings average out instead of one being picked."""
         w = max(self.refine_s * scale, 2 * dt)
         d = (u - level) if direction < 0 else (level - u)  # > 0: not yet crossed
         i = np.flatnonzero((d[:-1] > 0) & (d[1:] <= 0))
+        lo, hi = tc - w, tc + w
         if len(i):
             tf = t[i] + (t[i + 1] - t[i]) * d[i] / (d[i] - d[i + 1])
             near = np.abs(tf - tc) <= w + 3 * dt
             if near.any():
-                tc = float(tf[near][np.argmin(np.abs(tf[near] - tc))])
-        m = (t >= tc - w) & (t <= tc + w) & np.isfinite(u)
+                f = float(tf[near][np.argmin(np.abs(tf[near] - tc))])
+                lo, hi = min(f, tc) - w, max(f, tc) + w
+        m = (t >= lo) & (t <= hi) & np.isfinite(u)
         if m.sum() < 3:
             return tc
         tt, dd = t[m], d[m]
