@@ -96,6 +96,7 @@ class CoordinateEventDetector:
         # an extremum needs real data on both sides: the first sample after a gap that
         # could not be bridged (or the capture's start) is not a peak of the foot
         pk = pk[(pk > 0) & (pk < len(x) - 1)]
+        pk = np.union1d(pk, self._edge_peaks(xx, pk, per, dt, self.min_prominence_frac * (hi - lo)))
         pk = pk[ok[pk] & ok[pk - 1] & ok[pk + 1]]
         # parabolic sub-frame refinement where the neighbours exist
         out = t[pk].astype(float)
@@ -107,6 +108,28 @@ class CoordinateEventDetector:
             off = np.where(den < 0, 0.5 * (a - c) / den, 0.0)
         out[inner] += np.clip(np.nan_to_num(off), -0.5, 0.5) * dt
         return out
+
+    @staticmethod
+    def _edge_peaks(x, pk, per, dt, prominence):
+        """Extrema in the capture's first and last partial stride. A peak's prominence is
+        measured against the lower of its two bases, and next to the capture's edge one
+        base is cut short (the signal starts part way down the peak), so an event in the
+        first or last ~half stride was lost. Here such a local maximum counts when it
+        stands out by ``prominence`` on its inner side alone (within one stride) and is
+        at least 0.6 stride from every other peak."""
+        n = len(x)
+        span = max(2, int(per / dt))
+        out = []
+        for lo_i, hi_i, inner in ((1, min(span, n - 1), +1), (max(1, n - span), n - 1, -1)):
+            seg = np.arange(lo_i, hi_i)
+            loc = seg[(x[seg] >= x[seg - 1]) & (x[seg] > x[seg + 1])]
+            for p in loc:
+                if len(pk) and np.min(np.abs(pk - p)) < 0.6 * per / dt:
+                    continue
+                side = x[p:min(n, p + span)] if inner > 0 else x[max(0, p - span):p + 1]
+                if x[p] - np.min(side) >= prominence and x[p] == np.max(side):
+                    out.append(int(p))
+        return np.array(sorted(set(out)), dtype=int)
 
 
 class BeltVelocityEvents:
