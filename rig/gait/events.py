@@ -228,8 +228,10 @@ class BeltVelocityEvents:
         if ok.sum() <= n:
             return np.full(len(x), np.nan)
         v = savgol_filter(np.where(ok, filled, 0.0), n, polyorder, deriv=1, delta=dt, mode="interp")
-        # a derivative whose window touches an unbridged gap is not a velocity
+        # a derivative whose window touches an unbridged gap, or runs off the capture's
+        # start or end (there it is an extrapolated polynomial), is not a velocity
         bad = np.convolve((~ok).astype(float), np.ones(n), mode="same") > 0
+        bad[:n // 2] = bad[len(bad) - n // 2:] = True
         v[bad] = np.nan
         return v
 
