@@ -18,9 +18,6 @@ from rig.gait.spatiotemporal import mean_ci, symmetry_index_ci
 from rig.sim.walker import SimulatedWalker, WalkerParams
 
 FPS = 60
-REASON = ("issue 8 open: at 90 steps/min on a 0.8 m/s belt with 2 px noise a few initial contacts (2-3 %) land "
-          "17-20 ms off (the heel's velocity flattens into the heel rocker at the -0.6 belt-speed level, so noise "
-          "moves the crossing); every event within one 60 fps frame holds at 110/1.2 and 130/1.6")
 SIDE_VIEWS = ("left", "right")
 MARGIN_S = 0.5  # truth events this close to the capture's ends may lack their fit window
 SEEDS = (0, 1, 2, 3)
@@ -40,9 +37,7 @@ def nearest(est, x):
 
 @pytest.mark.parametrize("duration,cadence,belt,noise", CASES,
                          ids=[f"{d}s-{c}/{v}-{n:g}px" for d, c, v, n in CASES])
-def test_short_capture_events_cadence_stance_and_no_false_asymmetry(duration, cadence, belt, noise, request):
-    if noise > 0 and cadence == 90 and duration >= 8:  # every event within a 60 fps frame at 0.8 m/s, 2 px: not yet
-        request.applymarker(pytest.mark.xfail(strict=True, reason=REASON))
+def test_short_capture_events_cadence_stance_and_no_false_asymmetry(duration, cadence, belt, noise):
     for seed in SEEDS:
         w, rep = analyze(duration, seed, cadence_steps_per_min=cadence, belt_speed_m_s=belt, noise_px=noise)
         inner = w.truth(MARGIN_S, duration - MARGIN_S)
@@ -123,7 +118,6 @@ def test_symmetry_index_ci_uses_t_for_few_strides():
     assert (hi - lo) / 2 == pytest.approx(2.776 * se, rel=0.01)
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 def test_short_capture_with_missing_frames_reports_no_wrong_events():
     """Events inside runs of missing frames (both views) are left out, never guessed."""
     art = dict(noise_px=2.0, missing_fraction=0.05, swap_fraction=0.05)
