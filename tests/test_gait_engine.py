@@ -65,6 +65,14 @@ def test_clean_data_events_within_one_120fps_frame():
     assert np.all(e <= 1 / 120)  # onset-shape bias only: within one 120 fps frame
 
 
+def test_clean_data_events_are_timed_within_a_quarter_of_a_30fps_frame():
+    """Crossing times are sub-frame (interpolated between frames), not frame indices: on
+    clean 30 fps data a frame-snapped event would be off by up to half a frame (16.7 ms)."""
+    w, rep, dur = run(fps=30, duration=20)
+    e = event_errors(rep, w.truth(0.5, dur - 0.5))
+    assert len(e) >= 60 and np.all(e <= 0.25 / 30)
+
+
 def test_label_swap_repair_finds_every_swapped_frame():
     w = SimulatedWalker(WalkerParams(**ART), fps=60, seed=4)
     for view in ("left", "right"):

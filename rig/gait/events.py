@@ -119,17 +119,18 @@ class CoordinateEventDetector:
         at least 0.6 stride from every other peak."""
         n = len(x)
         span = max(2, int(per / dt))
-        out = []
+        taken, out = [int(p) for p in pk], []
         for lo_i, hi_i, inner in ((1, min(span, n - 1), +1), (max(1, n - span), n - 1, -1)):
             seg = np.arange(lo_i, hi_i)
             loc = seg[(x[seg] >= x[seg - 1]) & (x[seg] > x[seg + 1])]
             for p in loc:
-                if len(pk) and np.min(np.abs(pk - p)) < 0.6 * per / dt:
+                if taken and min(abs(q - p) for q in taken) < 0.6 * per / dt:
                     continue
                 side = x[p:min(n, p + span)] if inner > 0 else x[max(0, p - span):p + 1]
                 if x[p] - np.min(side) >= prominence and x[p] == np.max(side):
+                    taken.append(int(p))
                     out.append(int(p))
-        return np.array(sorted(set(out)), dtype=int)
+        return np.array(sorted(out), dtype=int)
 
 
 class BeltVelocityEvents:
@@ -271,7 +272,6 @@ class BeltVelocityEvents:
             # one's timing with the coarse one's noise
             times = coarse_t + np.nanmedian(times - coarse_t)
         return times, conf
-
 
     def _level_time(self, t, u, level, direction, tc, dt, scale):
         """Noise-averaged sub-frame crossing time of ``u`` near the coarse crossing ``tc``.
