@@ -40,6 +40,10 @@ PER_SIDE_MEASURES = (
     Measure("stride_length_m", "Stride length", "m", 2),
     Measure("step_length_m", "Step length", "m", 2),
 )
+MEASURES_3D = (  # in the report only when the rig is calibrated (feet's 3D positions + belt speed)
+    Measure("step_length_3d_m", "Step length, 3D (feet + belt)", "m", 2),
+    Measure("step_width_3d_m", "Step width, 3D", "m", 2),
+)
 SAGITTAL = ("hip_flexion_2d_deg", "knee_flexion_2d_deg", "ankle_dorsiflexion_2d_deg")
 FRONTAL = ("rearfoot_eversion_2d_deg", "knee_fppa_2d_deg", "pelvic_obliquity_2d_deg")
 STANCE_SCALED = {"rearfoot_eversion_2d_deg"}  # read in stance; meaningless with the foot in the air
@@ -203,7 +207,7 @@ def report_view(report: dict) -> ReportView:
     """Arrange ``report`` (GaitReport.to_dict()) for the report page."""
     sp = report.get("spatiotemporal") or {}
     rows = []
-    for m in PER_SIDE_MEASURES:
+    for m in PER_SIDE_MEASURES + tuple(m for m in MEASURES_3D if isinstance(sp.get(m.key), dict)):
         cv = _get(sp, "cv_pct", m.key)
         rows.append(SpatiotemporalRow(
             measure=m,
