@@ -48,6 +48,28 @@ def test_report_shows_3d_when_calibrated_and_an_orthotic_sized_change(cams):
     assert k["3d"]["quality"]["median_reprojection_px"] < 2.5
 
 
+def test_findings_and_step_length_come_from_3d_when_calibrated(cams):
+    """The frontal findings say which they use; the spatiotemporal table gains step length
+    from the feet's 3D positions plus the belt, and step width, per side."""
+    tracks = session(rearfoot_eversion_left_deg=12.0)
+    truth = SimulatedWalker(WalkerParams(noise_px=1.5, rearfoot_eversion_left_deg=12.0), fps=60).truth(0.0, 20.0)
+    d3 = analyze_tracks(tracks, 1.2, cams).to_dict()
+    d2 = analyze_tracks(tracks, 1.2).to_dict()
+    assert d3["findings_source"] == "3d" and d2["findings_source"] == "2d"
+    f3 = [f for f in d3["findings"] if f["code"] == "excessive_rearfoot_eversion"]
+    f2 = [f for f in d2["findings"] if f["code"] == "excessive_rearfoot_eversion"]
+    assert [f["side"] for f in f3] == ["left"] and f3[0]["source"] == "3d" and ", 3D;" in f3[0]["text"]
+    assert f3[0]["value"] == pytest.approx(d3["kinematics"]["3d"]["summary"]["rearfoot_eversion_3d_deg"]["left"]["mean"])
+    assert [f["side"] for f in f2] == ["left"] and "2D projection" in f2[0]["text"]
+    sp = d3["spatiotemporal"]
+    for side in ("left", "right"):
+        assert sp["step_length_3d_m"][side] == pytest.approx(truth.step_length_m[side], abs=0.02)
+        lo, hi = sp["step_length_3d_ci95_m"][side]
+        assert lo < sp["step_length_3d_m"][side] < hi and hi - lo < 0.05
+        assert 0.08 < sp["step_width_3d_m"][side] < 0.16  # heels ~0.12 m apart
+    assert "step_length_3d_m" not in d2["spatiotemporal"]
+
+
 def test_report_falls_back_to_2d_and_says_why(cams):
     tracks = session()
     d = analyze_tracks(tracks, 1.2).to_dict()
@@ -72,3 +94,16 @@ def test_cli_analyze_with_cameras(cams, tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     r = run("--cameras", str(tmp_path / "bad.json"))
     assert r.returncode == 2 and "not a gaitrig-cameras/1 file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_report_page_shows_the_3d_step_rows_only_when_the_report_has_them():
+    from rig.web.report_view import report_view
+    sp = {"step_length_m": {"left": 0.6, "right": 0.61}}
+    plain = [r.measure.key for r in report_view({"spatiotemporal": sp}).rows]
+    assert "step_length_3d_m" not in plain and "step_length_m" in plain
+    sp3 = {**sp, "step_length_3d_m": {"left": 0.62, "right": 0.6}, "step_length_3d_ci95_m": {"left": [0.6, 0.64], "right": None},
+           "step_width_3d_m": {"left": 0.12, "right": 0.13}}
+    rows = {r.measure.key: r for r in report_view({"spatiotemporal": sp3}).rows}
+    assert rows["step_length_3d_m"].sides["left"].value == 0.62 and rows["step_length_3d_m"].sides["left"].ci == [0.6, 0.64]
+    assert rows["step_width_3d_m"].sides["right"].value == 0.13
+    assert rows["step_length_3d_m"].measure.label.startswith("Step length, 3D")
