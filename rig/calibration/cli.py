@@ -15,7 +15,7 @@ import numpy as np
 from rig.threed.camera import read_json_document
 
 from .board import BoardDetector, BoardSpec, Detection, write_pdf, write_png
-from .moved import CameraMoveDetector
+from .moved import CameraMoveDetector, default_still_dir, save_calibration_still
 from .solve import CalibrationError, RigCalibrator
 
 DETECTIONS_FORMAT = "gaitrig-board-detections/1"
@@ -68,6 +68,7 @@ def run_detect(args) -> int:
         return _fail(f"{args.frames}: no <trigger index>.png frames")
     det = BoardDetector(spec)
     found = []
+    board_free = None  # the first frame, when the board is not in it: the scene alone, for the camera-moved check
     size = None
     for f in frames:
         if not f.stem.isdigit():
@@ -79,10 +80,21 @@ def run_detect(args) -> int:
         d = det.detect(img, args.view, int(f.stem))
         if d is not None:
             found.append(d.to_dict())
+        elif f == frames[0]:  # later board-less frames may show its back or an edge: never a reference
+            board_free = (f, img)
     doc = {"format": DETECTIONS_FORMAT, "view": args.view, "width": size[0], "height": size[1],
            "board": spec.to_dict(), "detections": found}
     Path(args.out).write_text(json.dumps(doc))
     print(f"{args.view}: board found in {len(found)} of {len(frames)} frames -> {args.out}")
+    still_dir = Path(args.still_dir) if args.still_dir else default_still_dir()
+    if still_dir is None:
+        print("no state directory here (pass --still-dir): no reference still saved for the camera-moved check")
+    elif board_free is None:
+        print(f"{args.view}: the board is in the first frame: no reference still saved for the camera-moved check "
+              "(start filming before the board comes into view and detect again)", file=sys.stderr)
+    else:
+        path = save_calibration_still(board_free[1], still_dir)
+        print(f"{args.view}: reference still for the camera-moved check: {board_free[0].name} -> {path}")
     return 0
 
 
@@ -163,6 +175,8 @@ def register(sub) -> None:
     d.add_argument("--view", required=True, choices=["left", "right", "rear", "front"])
     d.add_argument("--frames", required=True, help="folder of frames named by trigger index")
     d.add_argument("--out", required=True, help="detections file (JSON)")
+    d.add_argument("--still-dir", help="where the reference still for the camera-moved check goes (the first "
+                                       "frame, filmed before the board comes in; default: the node's state directory)")
     _board_args(d)
     d.set_defaults(func=run_detect)
     s = csub.add_parser("solve", help="solve all cameras together from the views' detection files")
