@@ -10,7 +10,7 @@ import argparse
 
 import numpy as np
 
-from rig.threed.validation import LAB_MODELS, evaluate, step_check, walker_rearfoot
+from rig.threed.validation import LAB_MODELS, davis_sensitivity, evaluate, step_check, walker_rearfoot
 from rig.validation import load_trials
 
 
@@ -36,6 +36,12 @@ def main() -> None:
             print(f"  {r.name:10s} {k:28s} {v:5.2f} ({r.lab_rmse_markers_deg[k]:5.2f}) [{r.lab_bias_deg[k]:+5.1f}]"
                   f"  {'within 3' if v <= 3.0 else 'NOT within 3'}")
     print(f"  lab models: {LAB_MODELS}")
+    print("  sensitivity, not a score: the markers with Davis hip centres for an assumed pelvic depth "
+          "(RMSE [mean, SD of the difference]):")
+    for t in trials:
+        for depth, row in davis_sensitivity(t).items():
+            print(f"    {t.name} depth {1000 * depth:.0f} mm: " + ", ".join(
+                f"{k.replace('_flexion_deg', '')} {v[0]:.1f} [{v[1]:+.1f}, {v[2]:.1f}]" for k, v in row.items()))
     print("vs the file's gaitkit three-point angles (same formula on our points), RMSE deg:")
     for r in results:
         if r.file_angle_rmse_deg:

@@ -284,3 +284,63 @@ def step_check(trial: RealTrial, fps: float = 100.0, noise_px: float = 1.5, seed
         {s: num(rep["spatiotemporal"]["step_length_m"][s]) for s in sides},
         num(sm["step_width_3d_m"]["mean"]),
         float(np.mean(truth["left"]["step_width_m"] + truth["right"]["step_width_m"])))
+
+
+# Davis et al. 1991 (Plug-in Gait's hip joint centre), pelvis frame: origin mid-ASIS,
+# X forward (mid-PSIS to mid-ASIS), Y left, Z up; millimetres as published.
+_DAVIS_THETA, _DAVIS_BETA, _MARKER_RADIUS_MM = 0.5, 0.314, 7.0
+
+
+def davis_hips(trial: RealTrial, world_m: np.ndarray, pelvic_depth_m: float) -> np.ndarray | None:
+    """The stroke file's hip points ((ASIS + PSIS) / 2 per side) replaced by Davis hip
+    joint centres, for a sensitivity check only (docs/3d.md): the pelvis is rebuilt from
+    the two midpoints (its Y) and the file's Plug-in Gait pelvic tilt (its X); the file
+    lacks the pelvis dimensions, so ``pelvic_depth_m`` (mid-ASIS to mid-PSIS) is assumed,
+    the inter-ASIS distance is taken as the midpoints' spacing (it moves the centre
+    sideways only) and leg length as the thigh + shank marker lengths. None for a trial
+    without a pelvic tilt."""
+    frames = _file_frames(trial) if trial.name in LAB_MODELS else None
+    if frames is None:
+        return None
+    tilt = np.radians([f["pelvis_tilt"] for f in frames])[:, None]
+    hl, hr = world_m[:, LANDMARKS["left"]["hip"]], world_m[:, LANDMARKS["right"]["hip"]]
+    y = hl - hr
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    x0 = np.array([1.0, 0.0, 0.0]) - y[:, :1] * y
+    x0 /= np.linalg.norm(x0, axis=1, keepdims=True)
+    z0 = np.cross(x0, y)
+    x = np.cos(tilt) * x0 - np.sin(tilt) * z0  # anterior tilt: the front of the pelvis down
+    z = np.cross(x, y)
+    lm = LANDMARKS["left"]
+    leg_mm = 1000 * float(np.median(np.linalg.norm(world_m[:, lm["hip"]] - world_m[:, lm["knee"]], axis=1)
+                                    + np.linalg.norm(world_m[:, lm["knee"]] - world_m[:, lm["ankle"]], axis=1)))
+    c = 0.115 * leg_mm - 15.3
+    xdis = 0.1288 * leg_mm - 48.56 + _MARKER_RADIUS_MM
+    xd = c * np.cos(_DAVIS_THETA) * np.sin(_DAVIS_BETA) - xdis * np.cos(_DAVIS_BETA)
+    zd = -c * np.cos(_DAVIS_THETA) * np.cos(_DAVIS_BETA) - xdis * np.sin(_DAVIS_BETA)
+    yd = 500 * float(np.median(np.linalg.norm(hl - hr, axis=1))) - c * np.sin(_DAVIS_THETA)
+    origin = 0.5 * (hl + hr) + 0.5 * pelvic_depth_m * x
+    out = world_m.copy()
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        out[:, LANDMARKS[side]["hip"]] = origin + (xd * x + sign * yd * y + zd * z) / 1000
+    return out
+
+
+def davis_sensitivity(trial: RealTrial, depths_m=(0.15, 0.18, 0.21)) -> dict[float, dict[str, tuple[float, float, float]]]:
+    """Per assumed pelvic depth: key -> (RMSE, mean ours − lab, SD of the difference) of
+    the markers' hip and knee flexion (Davis hips) against Plug-in Gait; {} without a lab."""
+    lab = lab_angles(trial)
+    if lab is None:
+        return {}
+    world = world_landmarks(trial, trial.t_s)
+    out = {}
+    for d in depths_m:
+        pts = davis_hips(trial, world, d)
+        row = {}
+        for side in ("left", "right"):
+            a = joint_angles(pts, side)
+            for k in ("hip_flexion_deg", "knee_flexion_deg"):
+                diff = a[k] - lab[(side, k)]
+                row[f"{side} {k}"] = (_rmse(a[k], lab[(side, k)]), float(np.nanmean(diff)), float(np.nanstd(diff)))
+        out[d] = row
+    return out
