@@ -132,7 +132,8 @@ def test_cli_end_to_end_on_simulated_footage(tmp_path):
     r = run("simulate", "--out", str(out), "--closeups", "16", "--belt-poses", "40", "--seed", "3")
     assert r.returncode == 0, r.stderr
     for v in ("left", "right", "rear", "front"):
-        r = run("detect", "--view", v, "--frames", str(out / v), "--out", str(out / f"{v}.json"))
+        r = run("detect", "--view", v, "--frames", str(out / v), "--out", str(out / f"{v}.json"),
+                "--still-dir", str(tmp_path / "state" / v))  # never a real node's state directory
         assert r.returncode == 0, r.stderr
     r = run("solve", *[str(out / f"{v}.json") for v in ("left", "right", "rear", "front")],
             "--out", str(out / "cameras.json"))
