@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rig.config import DEFAULT_CALIBRATION
 from rig.threed.camera import read_json_document
 
 from .board import BoardDetector, BoardSpec, Detection, write_pdf, write_png
@@ -123,12 +124,24 @@ def run_solve(args) -> int:
             "belt_frames": res.n_belt_frames, "belt_plane_rms_mm": round(res.belt_plane_rms_mm, 3),
             "world_frame": "z up from the belt plane, x the walking direction (rear to front camera), "
                            "origin on the belt under the cameras' centre"}
-    save_cameras(args.out, res.cameras, meta)
+    out = Path(args.out)
+    try:
+        save_cameras(out, res.cameras, meta)
+    except OSError as e:
+        return _fail(f"cannot write the calibration to {out} ({e.strerror or e}): run as the gaitrig user "
+                     "(or with sudo) or pass --out")
     for v, cam in res.cameras.items():
         x, y, z = cam.position_m
         print(f"{v:6s} reprojection {res.rms_px[v]:.2f} px over {res.n_frames[v]} frames; "
               f"at ({x:+.3f}, {y:+.3f}, {z:+.3f}) m, f = {cam.fx:.1f} px")
-    print(f"belt plane from {res.n_belt_frames} frames (edge points {res.belt_plane_rms_mm:.2f} mm RMS) -> {args.out}")
+    print(f"belt plane from {res.n_belt_frames} frames (edge points {res.belt_plane_rms_mm:.2f} mm RMS)")
+    print(f"calibration written to {out}")
+    if out.resolve() == DEFAULT_CALIBRATION.resolve():
+        print("the coordinator reads it when it starts (analysis.calibration): restart it "
+              "(sudo systemctl restart gaitrig-coordinator) and its reports are 3D")
+    else:
+        print(f"the coordinator reads analysis.calibration (default {DEFAULT_CALIBRATION}) when it starts: "
+              "point it there, or copy the file there, then restart it for 3D reports")
     return 0
 
 
@@ -181,7 +194,8 @@ def register(sub) -> None:
     d.set_defaults(func=run_detect)
     s = csub.add_parser("solve", help="solve all cameras together from the views' detection files")
     s.add_argument("detections", nargs="+", help="detection files, one per view")
-    s.add_argument("--out", default="cameras.json", help="calibration file (default %(default)s)")
+    s.add_argument("--out", default=str(DEFAULT_CALIBRATION),
+                   help="calibration file (default %(default)s, where the coordinator reads it)")
     s.set_defaults(func=run_solve)
     m = csub.add_parser("check-moved", help="compare a camera's still frame with the one from calibration time")
     m.add_argument("--reference", required=True, help="still frame stored at calibration")

@@ -53,6 +53,10 @@ FRONTAL_SUMMARY_LABELS = {
     "pelvic_drop_2d_deg": "Pelvic drop in stance (rear view)",
     "pelvic_obliquity_2d_deg": "Pelvic obliquity, + = left hip higher",
 }
+FINDINGS_SOURCE = {  # what the frontal findings were judged from (the report's findings_source)
+    "3d": ("3D", "Findings judged from 3D joint angles (calibrated cameras)."),
+    "2d": ("2D", "Findings judged from 2D projections of video, not 3D joint angles."),
+}
 LEVEL_MEANING = {
     "present": "the whole 95 % confidence interval lies beyond the threshold",
     "possible": "the estimate is beyond the threshold, but its 95 % confidence interval reaches back "
@@ -118,6 +122,8 @@ class ReportView:
     rows: list[SpatiotemporalRow]
     findings: list[FindingView]
     findings_not_judged: dict[str, str]
+    findings_source: str  # "3D" or "2D"
+    findings_source_text: str
     kinematics_note: str
     sagittal: list[ChartView]
     frontal: list[ChartView]
@@ -227,6 +233,10 @@ def report_view(report: dict) -> ReportView:
     unavailable = {str(k): str(v) for k, v in (report.get("unavailable") or {}).items()}
     findings = [f for f in (report.get("findings") or []) if isinstance(f, dict)]
     findings.sort(key=lambda f: (f.get("level") != "present", str(f.get("code"))))
+    # a report stored before 3D existed has no findings_source: it was judged in 2D
+    source, source_text = FINDINGS_SOURCE.get(report.get("findings_source"), FINDINGS_SOURCE["2d"])
+    if source == "2D" and unavailable.get("kinematics.3d"):
+        source_text += f" No 3D: {unavailable['kinematics.3d'].rstrip('.')}."
     return ReportView(
         mode=str(report.get("mode", "")),
         views=list(report.get("views") or []),
@@ -238,6 +248,8 @@ def report_view(report: dict) -> ReportView:
         rows=rows,
         findings=[_finding(f) for f in findings],
         findings_not_judged={k: v for k, v in unavailable.items() if k.startswith("findings.")},
+        findings_source=source,
+        findings_source_text=source_text,
         kinematics_note=str(kin.get("note", "")),
         sagittal=_charts(report, "sagittal", SAGITTAL, toe_off=True),
         frontal=_charts(report, "frontal", FRONTAL, toe_off=True),
