@@ -139,6 +139,13 @@ def test_cli_end_to_end_on_simulated_footage(tmp_path):
             "--out", str(out / "cameras.json"))
     assert r.returncode == 0, r.stderr
     assert "reprojection" in r.stdout and "belt plane" in r.stdout
+    assert f"calibration written to {out / 'cameras.json'}\n" in r.stdout
+    assert "the coordinator reads analysis.calibration (default /var/lib/gaitrig/calibration.json)" in r.stdout
+    r = run("solve", *[str(out / f"{v}.json") for v in ("left", "right", "rear", "front")],
+            "--out", str(tmp_path / "absent" / "calibration.json"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert (f"cannot write the calibration to {tmp_path / 'absent' / 'calibration.json'} (No such file or directory)"
+            in r.stderr)
     est, truth = load_cameras(out / "cameras.json"), load_cameras(out / "truth.json")
     for v in truth:
         assert np.linalg.norm(est[v].position_m - truth[v].position_m) < 0.01
