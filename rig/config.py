@@ -92,11 +92,29 @@ class WebSettings(Section):
         return self.clinic_database or Path(coordinator_database).with_name("clinic.sqlite")
 
 
+DEFAULT_CALIBRATION = Path("/var/lib/gaitrig/calibration.json")  # where `gaitrig calibrate solve` writes
+
+
+class AnalysisSettings(Section):
+    calibration: Path = Field(DEFAULT_CALIBRATION, description="rig calibration (`gaitrig calibrate solve` writes "
+                              "it), read when the coordinator starts: reports then carry 3D joint angles and judge "
+                              "the frontal findings from them; no file there: 2D reports")
+
+    @field_validator("calibration")
+    @classmethod
+    def _json_file(cls, v: Path) -> Path:
+        if str(v) in ("", ".") or v.suffix.lower() != ".json":
+            raise ValueError(f"must be the .json file `gaitrig calibrate solve` writes (default {DEFAULT_CALIBRATION}), "
+                             f"got {str(v)!r}")
+        return v
+
+
 class CoordinatorConfig(Section):
     mqtt: MqttSettings = MqttSettings()
     session: SessionSettings = SessionSettings()
     storage: StorageSettings = StorageSettings()
     web: WebSettings = WebSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
 
 
 C = TypeVar("C", bound=BaseModel)

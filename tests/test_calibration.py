@@ -14,7 +14,8 @@ import pytest
 
 from rig.calibration.board import BoardDetector, BoardSpec, write_pdf, write_png
 from rig.calibration.moved import CameraMoveDetector
-from rig.calibration.simulate import EXAMPLE_DISTORTION, backdrop, belt_poses, board_plane, footage, render_scene
+from rig.calibration.simulate import (EXAMPLE_DISTORTION, backdrop, belt_poses, board_plane, closeup_poses, footage,
+                                     render_scene)
 from rig.calibration.solve import CalibrationError, RigCalibrator
 from rig.sim._camera import default_cameras
 from rig.threed.camera import CameraModel, load_cameras
@@ -131,12 +132,20 @@ def test_cli_end_to_end_on_simulated_footage(tmp_path):
     r = run("simulate", "--out", str(out), "--closeups", "16", "--belt-poses", "40", "--seed", "3")
     assert r.returncode == 0, r.stderr
     for v in ("left", "right", "rear", "front"):
-        r = run("detect", "--view", v, "--frames", str(out / v), "--out", str(out / f"{v}.json"))
+        r = run("detect", "--view", v, "--frames", str(out / v), "--out", str(out / f"{v}.json"),
+                "--still-dir", str(tmp_path / "state" / v))  # never a real node's state directory
         assert r.returncode == 0, r.stderr
     r = run("solve", *[str(out / f"{v}.json") for v in ("left", "right", "rear", "front")],
             "--out", str(out / "cameras.json"))
     assert r.returncode == 0, r.stderr
     assert "reprojection" in r.stdout and "belt plane" in r.stdout
+    assert f"calibration written to {out / 'cameras.json'}\n" in r.stdout
+    assert "the coordinator reads analysis.calibration (default /var/lib/gaitrig/calibration.json)" in r.stdout
+    r = run("solve", *[str(out / f"{v}.json") for v in ("left", "right", "rear", "front")],
+            "--out", str(tmp_path / "absent" / "calibration.json"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert (f"cannot write the calibration to {tmp_path / 'absent' / 'calibration.json'} (No such file or directory)"
+            in r.stderr)
     est, truth = load_cameras(out / "cameras.json"), load_cameras(out / "truth.json")
     for v in truth:
         assert np.linalg.norm(est[v].position_m - truth[v].position_m) < 0.01
@@ -159,3 +168,38 @@ def test_node_self_test_reports_a_moved_camera(cams, tmp_path):
     moved = aim_check(render_scene(bumped, [wall, board_plane(SPEC, bumped, pose)], rng), tmp_path)
     assert not moved.ok and "recalibrate" in moved.detail
     assert aim_check(None, tmp_path, simulated=True).ok
+
+
+def test_calibration_saves_the_still_that_diag_compares(cams, tmp_path):
+    """``calibrate detect`` keeps the first frame (filmed before the board comes in) as the
+    node's reference still; the node's self-test ("aim", what ``gaitrig diag selftest``
+    runs) then passes on the unmoved camera and fails on one moved by 2 cm; footage that
+    starts with the board saves none."""
+    from rig.node.diagnostics import aim_check
+    rng = np.random.default_rng(5)
+    cam = cams["front"]
+    wall = backdrop(cam, rng)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    poses = closeup_poses(SPEC, cam, 2, rng, 10)
+    cv2.imwrite(str(frames / "000001.png"), render_scene(cam, [wall], rng))  # the room before the board
+    for k, pose in enumerate(poses):
+        cv2.imwrite(str(frames / f"{pose.index:06d}.png"), render_scene(cam, [wall, board_plane(SPEC, cam, pose)], rng))
+    state = tmp_path / "state"
+    r = subprocess.run([sys.executable, "-m", "rig.cli", "calibrate", "detect", "--view", "front", "--frames",
+                        str(frames), "--out", str(tmp_path / "front.json"), "--still-dir", str(state)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "reference still for the camera-moved check: 000001.png" in r.stdout
+    assert (state / "calibration_still.png").is_file()
+    same = aim_check(render_scene(cam, [wall], rng), state)
+    assert same.ok and "calibration still valid" in same.detail
+    bumped = dataclasses.replace(cam, t=cam.t - cam.R @ np.array([0.02, 0.0, 0.0]), _table=None)
+    moved = aim_check(render_scene(bumped, [wall], rng), state)
+    assert not moved.ok and "recalibrate" in moved.detail
+    (frames / "000001.png").unlink()
+    r = subprocess.run([sys.executable, "-m", "rig.cli", "calibrate", "detect", "--view", "front", "--frames",
+                        str(frames), "--out", str(tmp_path / "front.json"), "--still-dir", str(tmp_path / "s2")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "board is in the first frame" in r.stderr
+    assert not (tmp_path / "s2" / "calibration_still.png").exists()

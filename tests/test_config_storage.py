@@ -27,6 +27,21 @@ def test_broken_config_names_file_key_and_problem(tmp_path):
     assert f"{p}: storage.databse: unknown key" in msg
 
 
+def test_analysis_calibration_path_is_checked(tmp_path):
+    assert str(CoordinatorConfig().analysis.calibration) == "/var/lib/gaitrig/calibration.json"
+    p = write(tmp_path, '[analysis]\ncalibration = "/var/lib/gaitrig/cameras.toml"\ncameras = "x"\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(CoordinatorConfig, p)
+    msg = str(e.value)
+    assert (f"{p}: analysis.calibration: Value error, must be the .json file `gaitrig calibrate solve` writes "
+            "(default /var/lib/gaitrig/calibration.json), got '/var/lib/gaitrig/cameras.toml'") in msg
+    assert f"{p}: analysis.cameras: unknown key" in msg
+    with pytest.raises(ConfigError, match=r"analysis.calibration: Value error, must be the .json file .* got '\.'"):
+        load_config(CoordinatorConfig, write(tmp_path, '[analysis]\ncalibration = ""\n'))
+    ok = load_config(CoordinatorConfig, write(tmp_path, '[analysis]\ncalibration = "/srv/rig/calibration.json"\n'))
+    assert str(ok.analysis.calibration) == "/srv/rig/calibration.json"
+
+
 def test_invalid_toml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"role.toml: not valid TOML"):
         load_config(NodeConfig, write(tmp_path, "view = \n"))

@@ -128,6 +128,7 @@ def test_pdf_report_names_patient_condition_and_the_reports_numbers(rig, carol, 
     assert f"Stance (% of stride) {number(sp['stance_pct']['left'], 1)}" in text
     finding = next(f for f in report["findings"] if f["code"] == "excessive_rearfoot_eversion")
     assert "PRESENT: " + " ".join(finding["text"].split()) in text
+    assert "Findings judged from 2D projections of video, not 3D joint angles. No 3D: rig not calibrated" in text
     assert "Joint angles over the gait cycle" in text and len(reader.pages) >= 2
     for label in report["kinematics"]["labels"].values():
         if label:

@@ -12,10 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rig.config import DEFAULT_CALIBRATION
 from rig.threed.camera import read_json_document
 
 from .board import BoardDetector, BoardSpec, Detection, write_pdf, write_png
-from .moved import CameraMoveDetector
+from .moved import CameraMoveDetector, default_still_dir, save_calibration_still
 from .solve import CalibrationError, RigCalibrator
 
 DETECTIONS_FORMAT = "gaitrig-board-detections/1"
@@ -68,6 +69,7 @@ def run_detect(args) -> int:
         return _fail(f"{args.frames}: no <trigger index>.png frames")
     det = BoardDetector(spec)
     found = []
+    board_free = None  # the first frame, when the board is not in it: the scene alone, for the camera-moved check
     size = None
     for f in frames:
         if not f.stem.isdigit():
@@ -79,10 +81,21 @@ def run_detect(args) -> int:
         d = det.detect(img, args.view, int(f.stem))
         if d is not None:
             found.append(d.to_dict())
+        elif f == frames[0]:  # later board-less frames may show its back or an edge: never a reference
+            board_free = (f, img)
     doc = {"format": DETECTIONS_FORMAT, "view": args.view, "width": size[0], "height": size[1],
            "board": spec.to_dict(), "detections": found}
     Path(args.out).write_text(json.dumps(doc))
     print(f"{args.view}: board found in {len(found)} of {len(frames)} frames -> {args.out}")
+    still_dir = Path(args.still_dir) if args.still_dir else default_still_dir()
+    if still_dir is None:
+        print("no state directory here (pass --still-dir): no reference still saved for the camera-moved check")
+    elif board_free is None:
+        print(f"{args.view}: the board is in the first frame: no reference still saved for the camera-moved check "
+              "(start filming before the board comes into view and detect again)", file=sys.stderr)
+    else:
+        path = save_calibration_still(board_free[1], still_dir)
+        print(f"{args.view}: reference still for the camera-moved check: {board_free[0].name} -> {path}")
     return 0
 
 
@@ -111,12 +124,24 @@ def run_solve(args) -> int:
             "belt_frames": res.n_belt_frames, "belt_plane_rms_mm": round(res.belt_plane_rms_mm, 3),
             "world_frame": "z up from the belt plane, x the walking direction (rear to front camera), "
                            "origin on the belt under the cameras' centre"}
-    save_cameras(args.out, res.cameras, meta)
+    out = Path(args.out)
+    try:
+        save_cameras(out, res.cameras, meta)
+    except OSError as e:
+        return _fail(f"cannot write the calibration to {out} ({e.strerror or e}): run as the gaitrig user "
+                     "(or with sudo) or pass --out")
     for v, cam in res.cameras.items():
         x, y, z = cam.position_m
         print(f"{v:6s} reprojection {res.rms_px[v]:.2f} px over {res.n_frames[v]} frames; "
               f"at ({x:+.3f}, {y:+.3f}, {z:+.3f}) m, f = {cam.fx:.1f} px")
-    print(f"belt plane from {res.n_belt_frames} frames (edge points {res.belt_plane_rms_mm:.2f} mm RMS) -> {args.out}")
+    print(f"belt plane from {res.n_belt_frames} frames (edge points {res.belt_plane_rms_mm:.2f} mm RMS)")
+    print(f"calibration written to {out}")
+    if out.resolve() == DEFAULT_CALIBRATION.resolve():
+        print("the coordinator reads it when it starts (analysis.calibration): restart it "
+              "(sudo systemctl restart gaitrig-coordinator) and its reports are 3D")
+    else:
+        print(f"the coordinator reads analysis.calibration (default {DEFAULT_CALIBRATION}) when it starts: "
+              "point it there, or copy the file there, then restart it for 3D reports")
     return 0
 
 
@@ -163,11 +188,14 @@ def register(sub) -> None:
     d.add_argument("--view", required=True, choices=["left", "right", "rear", "front"])
     d.add_argument("--frames", required=True, help="folder of frames named by trigger index")
     d.add_argument("--out", required=True, help="detections file (JSON)")
+    d.add_argument("--still-dir", help="where the reference still for the camera-moved check goes (the first "
+                                       "frame, filmed before the board comes in; default: the node's state directory)")
     _board_args(d)
     d.set_defaults(func=run_detect)
     s = csub.add_parser("solve", help="solve all cameras together from the views' detection files")
     s.add_argument("detections", nargs="+", help="detection files, one per view")
-    s.add_argument("--out", default="cameras.json", help="calibration file (default %(default)s)")
+    s.add_argument("--out", default=str(DEFAULT_CALIBRATION),
+                   help="calibration file (default %(default)s, where the coordinator reads it)")
     s.set_defaults(func=run_solve)
     m = csub.add_parser("check-moved", help="compare a camera's still frame with the one from calibration time")
     m.add_argument("--reference", required=True, help="still frame stored at calibration")

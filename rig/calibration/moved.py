@@ -12,11 +12,31 @@ noise. No board and no technician needed, so ``gaitrig diag`` can run it any tim
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 CALIBRATION_STILL = "calibration_still.png"  # in the node's state directory, read by its self-test
+
+
+def default_still_dir() -> Path | None:
+    """The node's state directory (systemd's $STATE_DIRECTORY, else /var/lib/gaitrig) if
+    it exists, else None: where ``gaitrig calibrate detect`` leaves the reference still
+    and where the node's self-test (rig.node.diagnostics.aim_check) looks for it."""
+    from rig.ops.health import state_dir
+    found = state_dir()
+    return None if found == Path("/") else found
+
+
+def save_calibration_still(image: np.ndarray, state_dir: Path | str) -> Path:
+    """Store a frame of the scene without the board, taken at calibration, as the
+    reference for the camera-moved check (grey PNG, lossless: the check is sub-pixel)."""
+    path = Path(state_dir) / CALIBRATION_STILL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), _gray(image)):
+        raise OSError(f"{path}: could not write the calibration still")
+    return path
 
 
 @dataclass

@@ -33,7 +33,7 @@ from rig.bus.payloads import (BeltState, CommandReply, NodeEnd, NodeInfo, Payloa
 from rig.config import CoordinatorConfig
 from rig.coordinator import intake
 from rig.coordinator import sessions as sm
-from rig.coordinator.analysis import analyze_pending, analyze_session
+from rig.coordinator.analysis import analyze_pending, analyze_session, load_rig_calibration
 from rig.coordinator.diagnostics import coordinator_hooks
 from rig.coordinator.diskguard import DiskGuard
 from rig.coordinator.storage import Storage
@@ -59,6 +59,7 @@ class Coordinator:
         self.belt: BeltState | None = None
         self._pending: dict[str, tuple[TreadmillCommand, float]] = {}  # id -> (command, retry at)  # the latest, so a session's profile starts at its start
         self.storage: Storage | None = None
+        self.cameras = None  # the rig calibration, read at start: 3D reports; None: 2D
         self.session_frames: dict[str, int] = {}  # frames stored per view, current or last session
         self.last_session_id: int | None = None
         self.train: intake.Train | None = None  # the open session's trigger train, to bound frame indices
@@ -84,8 +85,10 @@ class Coordinator:
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         self.storage = Storage(self.config.storage.database)
+        self.cameras = load_rig_calibration(self.config.analysis.calibration)
         resend = self._resume_unfinished()
-        self._guarded("analysis", analyze_pending, self.storage, self.config.session.walking_speed_min_m_s)
+        self._guarded("analysis", analyze_pending, self.storage, self.config.session.walking_speed_min_m_s,
+                      self.cameras)
         self.bus.start()
         self._publish_state(self.machine.phase.value, reason=self.machine.stop_reason)
         self._do(resend)
@@ -279,8 +282,9 @@ class Coordinator:
             return
         try:
             self.disk.durable(self.storage.close_session, sid, time.time(), action.complete)
-            self._guarded("analysis", analyze_session, self.storage, sid, self.config.session.walking_speed_min_m_s)
-            self._guarded("analysis", analyze_pending, self.storage, self.config.session.walking_speed_min_m_s)
+            walking_min = self.config.session.walking_speed_min_m_s
+            self._guarded("analysis", analyze_session, self.storage, sid, walking_min, self.cameras)
+            self._guarded("analysis", analyze_pending, self.storage, walking_min, self.cameras)
             self._guarded("commit", self._commit)
             summary = self.summary(sid, action.problem)
             if action.problem:

@@ -88,7 +88,9 @@ def format_report(d: dict) -> str:
             lines.append(f"  angles: 3D from the calibrated cameras ({', '.join(k3['views'])}); rearfoot eversion "
                          f"L {_f(ev['left']['mean'], '{:.1f}')} / R {_f(ev['right']['mean'], '{:.1f}')} deg, "
                          f"foot progression L {_f(fp['left']['mean'], '{:.1f}')} / R {_f(fp['right']['mean'], '{:.1f}')} deg, "
-                         f"step width {_f(sm['step_width_3d_m']['mean'], '{:.3f}')} m")
+                         f"step width {_f(sm['step_width_3d_m']['mean'], '{:.3f}')} m, step length (feet + belt) "
+                         f"L {_f(sm['step_length_3d_m']['left']['mean'], '{:.3f}')} / "
+                         f"R {_f(sm['step_length_3d_m']['right']['mean'], '{:.3f}')} m")
         else:
             lines.append("  angles: 2D projections (" + d.get("unavailable", {}).get("kinematics.3d", "no 3D") + ")")
         lines.append(f"  cadence {_f(sp['cadence_steps_per_min'], '{:.1f}')} steps/min; double support "
@@ -111,7 +113,8 @@ def format_report(d: dict) -> str:
                 lines.append(f"    {k}: {_f(v['median'], '{:+.1f}')} deg")
             else:
                 lines.append(f"    {k}: " + ", ".join(f"{s} {_f(x['median'], '{:+.1f}')} deg" for s, x in v.items()))
-    lines.append("  findings: " + ("none" if not d["findings"] else ""))
+    lines.append(f"  findings (frontal ones from {d.get('findings_source', '2d').upper()}): "
+                 + ("none" if not d["findings"] else ""))
     for f in d["findings"]:
         lines.append(f"    - {f['text']}")
     if d["unavailable"]:

@@ -28,7 +28,18 @@ THRESHOLDS = {
     # Dynamic knee valgus (FPPA) in the front view, beyond ~10° flagged (Willson & Davis 2008
     # used FPPA for dynamic valgus; normal walking values are a few degrees).
     "knee_fppa_2d_deg": (10.0, "dynamic knee valgus, FPPA beyond 10° (convention; Willson & Davis 2008)"),
+    # The same measures in 3D when the rig is calibrated (rig.threed.kinematics): the same
+    # angles taken in the anatomical plane instead of one camera's image, so the same cut-offs.
+    "rearfoot_eversion_3d_deg": (8.0, "clinical convention for excessive rearfoot eversion (3D, across the foot)"),
+    "pelvic_obliquity_3d_deg": (2.0, "~7 mm leg-length difference over 0.2 m hip width (Gurney 2002)"),
+    "knee_valgus_3d_deg": (10.0, "dynamic knee valgus beyond 10° (convention; Willson & Davis 2008), 3D"),
 }
+# frontal findings: (code, what, the 2D summary key, the 3D summary key)
+FRONTAL_FINDINGS = (("rearfoot_eversion", "rearfoot eversion in stance", "rearfoot_eversion_2d_deg",
+                     "rearfoot_eversion_3d_deg"),
+                    ("knee_valgus", "peak knee valgus in stance", "knee_fppa_2d_deg", "knee_valgus_3d_deg"))
+PELVIS_KEY = {"2d": "pelvic_obliquity_2d_deg", "3d": "pelvic_obliquity_3d_deg"}
+SOURCE_TEXT = {"2d": "2D projection", "3d": "3D"}
 
 
 def _level(value: float, ci: list[float], thr: float) -> str | None:
@@ -45,7 +56,8 @@ def _level(value: float, ci: list[float], thr: float) -> str | None:
 
 class ClinicalFindings:
     """Findings from a report's summaries: asymmetry (per measure), excessive rearfoot
-    eversion (per side), persistent pelvic obliquity, dynamic knee valgus.
+    eversion (per side), persistent pelvic obliquity, dynamic knee valgus — the frontal
+    ones from 3D when the rig is calibrated, else from the 2D projections.
 
     Attributes (after ``compute``): ``findings_`` list of dicts.
     """
@@ -54,10 +66,16 @@ class ClinicalFindings:
         self.thresholds = {**THRESHOLDS, **(thresholds or {})}
         self.min_strides = min_strides
 
-    def compute(self, si: dict, si_ci: dict, frontal: dict, si_n: dict | None = None) -> "ClinicalFindings":
+    def compute(self, si: dict, si_ci: dict, frontal: dict, si_n: dict | None = None,
+                source: str = "2d") -> "ClinicalFindings":
         """``si_n``: measure -> {"left": n, "right": n}, the strides (steps) behind each
         symmetry index; measures with fewer than ``min_strides`` on a side, or without a
-        confidence interval, give no asymmetry finding and a reason in ``unavailable_``."""
+        confidence interval, give no asymmetry finding and a reason in ``unavailable_``.
+        ``source``: "3d" when ``frontal`` holds the calibrated rig's 3D summaries
+        (``*_3d_deg`` keys), "2d" for the camera projections; each finding says which."""
+        if source not in SOURCE_TEXT:
+            raise ValueError(f"source must be '2d' or '3d', got {source!r}")
+        how = SOURCE_TEXT[source]
         out = []
         self.unavailable_ = {}
         thr, ref = self.thresholds["symmetry_index_pct"]
@@ -82,8 +100,9 @@ class ClinicalFindings:
                                 text=f"{'Asymmetric' if lvl == 'present' else 'Possibly asymmetric'} {m}: "
                                      f"symmetry index {v:+.1f} % (95 % CI {_fmt(si_ci.get(m))}), {longer} larger; "
                                      f"threshold ±{thr:g} %"))
-        for key, code, what in (("rearfoot_eversion_2d_deg", "rearfoot_eversion", "rearfoot eversion in stance"),
-                                ("knee_fppa_2d_deg", "knee_valgus", "peak knee FPPA (valgus) in stance")):
+        for code, what, key_2d, key_3d in FRONTAL_FINDINGS:
+            key = key_3d if source == "3d" else key_2d
+            what = what if source == "3d" else what.replace("knee valgus", "knee FPPA (valgus)")
             thr, ref = self.thresholds[key]
             for side, s in frontal.get(key, {}).items():
                 v = s.get("mean")
@@ -94,20 +113,20 @@ class ClinicalFindings:
                 lvl = _level(v, s.get("ci"), thr)
                 if lvl:
                     out.append(dict(code=f"excessive_{code}", side=side, level=lvl, value=v, ci95=s.get("ci"),
-                                    threshold=thr, unit="deg", reference=ref,
+                                    threshold=thr, unit="deg", reference=ref, source=source,
                                     text=f"{'Excessive' if lvl == 'present' else 'Possibly excessive'} {side} {what}: "
-                                         f"{v:.1f}° (95 % CI {_fmt(s.get('ci'))}), 2D projection; threshold {thr:g}°"))
-        po = frontal.get("pelvic_obliquity_2d_deg")
+                                         f"{v:.1f}° (95 % CI {_fmt(s.get('ci'))}), {how}; threshold {thr:g}°"))
+        po = frontal.get(PELVIS_KEY[source])
         if po:
-            thr, ref = self.thresholds["pelvic_obliquity_2d_deg"]
+            thr, ref = self.thresholds[PELVIS_KEY[source]]
             v = po.get("mean")
             lvl = _level(v, po.get("ci"), thr) if self._enough(po, "findings.pelvic_obliquity", "pelvic obliquity") else None
             if lvl:
                 high = "left" if v > 0 else "right"
                 out.append(dict(code="pelvic_obliquity", level=lvl, value=v, ci95=po.get("ci"), threshold=thr,
-                                unit="deg", reference=ref,
+                                unit="deg", reference=ref, source=source,
                                 text=f"{'Persistent' if lvl == 'present' else 'Possible persistent'} pelvic obliquity "
-                                     f"{v:+.1f}° ({high} hip higher; 95 % CI {_fmt(po.get('ci'))}), 2D projection: "
+                                     f"{v:+.1f}° ({high} hip higher; 95 % CI {_fmt(po.get('ci'))}), {how}: "
                                      f"a sign of a {('right' if high == 'left' else 'left')} short leg to check clinically"))
         self.findings_ = out
         return self

@@ -202,11 +202,14 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
 
     si = st.symmetry_index_pct_ if walking else {}
     si_ci = st.symmetry_index_ci95_pct_ if walking else {}
-    fnd = ClinicalFindings().compute(si, si_ci, frontal_summary if walking else (static_for_findings if static else {}),
-                                     si_n=st.symmetry_index_n_ if walking else None)
+    k3d = _kinematics_3d(tracks, side_views, cameras, seg.strides_, hs_t, fps, belt_speed_m_s,
+                         unavailable) if walking else None
+    findings_source = "3d" if k3d is not None else "2d"  # frontal findings from 3D when calibrated
+    fnd = ClinicalFindings().compute(si, si_ci, (k3d.summary_ if k3d is not None else frontal_summary) if walking
+                                     else (static_for_findings if static else {}),
+                                     si_n=st.symmetry_index_n_ if walking else None, source=findings_source)
     if walking:
         unavailable.update(fnd.unavailable_)
-    k3d = _kinematics_3d(tracks, side_views, cameras, seg.strides_, hs_t, fps, unavailable) if walking else None
 
     ps = st.per_side_
     spatio = {
@@ -224,6 +227,12 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
         spatio[m] = {s: ps[m][s]["mean"] for s in SIDES}
         spatio[m.rsplit("_", 1)[0] + "_ci95_" + m.rsplit("_", 1)[1]] = {s: ps[m][s]["ci"] for s in SIDES}
         spatio[m.rsplit("_", 1)[0] + "_sd_" + m.rsplit("_", 1)[1]] = {s: ps[m][s]["sd"] for s in SIDES}
+    if k3d is not None:  # from the feet's 3D positions (rig.threed.kinematics.steps_3d)
+        sm3 = k3d.summary_
+        spatio["step_length_3d_m"] = {s: sm3["step_length_3d_m"][s]["mean"] for s in SIDES}
+        spatio["step_length_3d_ci95_m"] = {s: sm3["step_length_3d_m"][s]["ci"] for s in SIDES}
+        spatio["step_width_3d_m"] = {s: sm3["step_width_by_side_3d_m"][s]["mean"] for s in SIDES}
+        spatio["step_width_3d_ci95_m"] = {s: sm3["step_width_by_side_3d_m"][s]["ci"] for s in SIDES}
     if not walking:
         spatio = {k: (math.nan if not isinstance(v, dict) else {kk: math.nan for kk in v}) for k, v in spatio.items()}
         spatio["belt_speed_m_s"] = belt_speed_m_s
@@ -269,6 +278,7 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
         },
         "static": static,
         "findings": fnd.findings_,
+        "findings_source": findings_source,
         "per_stride": per_stride,
         "unavailable": unavailable,
         "quality": {**quality, "events_dropped": dropped, "implausible_angles": implausible},
@@ -276,14 +286,14 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
     return GaitReport(data)
 
 
-def _kinematics_3d(tracks, side_views, cameras, strides, hs_t, fps, unavailable):
+def _kinematics_3d(tracks, side_views, cameras, strides, hs_t, fps, belt_speed_m_s, unavailable):
     """The 3D section (side views with their label swaps repaired), or None with the reason."""
     if not cameras:
         unavailable["kinematics.3d"] = "rig not calibrated (gaitrig calibrate): angles are 2D projections"
         return None
     from rig.threed.report3d import Kinematics3D
     views = {v: (tr.index, tr.t_s, side_views[v][1] if v in side_views else tr.lm) for v, tr in tracks.items()}
-    k3d = Kinematics3D().compute(views, cameras, strides, hs_t, fps)
+    k3d = Kinematics3D().compute(views, cameras, strides, hs_t, fps, belt_speed_m_s)
     if k3d.unavailable_:
         unavailable.update(k3d.unavailable_)
         return None

@@ -193,7 +193,13 @@ def read_json_document(path: Path | str, fmt: str, error: type[Exception]) -> di
 def load_cameras(path: Path | str) -> dict[str, CameraModel]:
     """Read a calibration written by :func:`save_cameras`; clear error on anything else."""
     doc = read_json_document(path, CAMERA_FILE_FORMAT, CameraFileError)
-    cams = [CameraModel.from_dict(d) for d in doc.get("cameras", [])]
+    entries = doc.get("cameras")
+    if not isinstance(entries, list) or not all(isinstance(d, dict) for d in entries):
+        raise CameraFileError(f"{path}: 'cameras' must be a list of camera entries")
+    try:
+        cams = [CameraModel.from_dict(d) for d in entries]
+    except CameraFileError as exc:
+        raise CameraFileError(f"{path}: {exc}") from None
     if not cams:
         raise CameraFileError(f"{path}: no cameras")
     return {c.name: c for c in cams}

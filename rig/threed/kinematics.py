@@ -141,15 +141,26 @@ def pelvic_drop(obliquity_deg: np.ndarray, stance: np.ndarray, side: str) -> flo
     return float(np.nanmax(SIDE_SIGN[side] * (ob - ob[0])))  # left stance: the right hip falls, obliquity rises
 
 
-def step_width_m(points_m: np.ndarray, ic_left: np.ndarray, ic_right: np.ndarray) -> np.ndarray:
-    """Distance across the walking direction between the heels at consecutive initial
-    contacts (frame indices of each side's contacts), metres, one value per step."""
-    events = sorted([(int(i), "left") for i in ic_left] + [(int(i), "right") for i in ic_right])
-    out = []
-    for (i0, s0), (i1, s1) in zip(events, events[1:]):
-        if s0 == s1:
-            continue
-        a = points_m[i0, LANDMARKS[s0]["heel"], 1]
-        b = points_m[i1, LANDMARKS[s1]["heel"], 1]
-        out.append(abs(a - b))
-    return np.asarray(out)
+def steps_3d(points_m: np.ndarray, t_s: np.ndarray, heel_strikes_s: dict[str, np.ndarray],
+             belt_speed_m_s: float, max_step_s: float) -> dict[str, dict[str, list[float]]]:
+    """Per side, the steps that end with that side's heel strike (from the other foot's
+    heel strike just before it, none of the same foot in between, at most ``max_step_s``):
+    step length = the landing heel's x at its strike − the other heel's x at its strike +
+    belt speed × step time (how far the body travelled over the belt: the feet's positions
+    on the treadmill plus what the belt carried away), and step width = the heels' distance
+    across the walking direction (y) at the two strikes; metres."""
+    out = {s: {"step_length_m": [], "step_width_m": []} for s in SIDE_SIGN}
+    heel = {s: (points_m[:, LANDMARKS[s]["heel"], 0], points_m[:, LANDMARKS[s]["heel"], 1]) for s in SIDE_SIGN}
+    for side, other in (("left", "right"), ("right", "left")):
+        h, o = np.sort(heel_strikes_s.get(side, [])), np.sort(heel_strikes_s.get(other, []))
+        for k, t1 in enumerate(h):
+            before = o[o < t1]
+            if not len(before) or (k and h[k - 1] > before[-1]) or t1 - before[-1] > max_step_s:
+                continue
+            t0 = before[-1]
+            x1, y1 = (np.interp(t1, t_s, c) for c in heel[side])
+            x0, y0 = (np.interp(t0, t_s, c) for c in heel[other])
+            if np.isfinite([x0, x1, y0, y1]).all():
+                out[side]["step_length_m"].append(float(x1 - x0 + belt_speed_m_s * (t1 - t0)))
+                out[side]["step_width_m"].append(float(abs(y1 - y0)))
+    return out

@@ -11,7 +11,7 @@ from rig.gait.kinematics import _curve_summary
 from rig.gait.spatiotemporal import mean_ci
 
 from .camera import CameraModel
-from .kinematics import LANDMARKS, joint_angles, pelvic_obliquity
+from .kinematics import joint_angles, pelvic_obliquity, steps_3d
 from .smoothing import SavitzkyGolaySmoother
 from .triangulate import Triangulator
 
@@ -33,7 +33,8 @@ class Kinematics3D:
     """3D curves (101 points per stride, mean ± SD) and per-stride measures: rearfoot
     eversion and foot progression averaged over ``stance_window`` of the stride (loading
     to midstance, as the 2D rearfoot angle), peak knee valgus in stance, peak contralateral
-    pelvic drop in stance, and 3D step width at each heel strike."""
+    pelvic drop in stance, and 3D step length and width at each heel strike
+    (:func:`rig.threed.kinematics.steps_3d`; step length needs the belt speed)."""
 
     def __init__(self, stance_window=(0.10, 0.45), smoother: SavitzkyGolaySmoother | None = None,
                  gate_px: float = 15.0) -> None:
@@ -42,7 +43,8 @@ class Kinematics3D:
         self.gate_px = gate_px
 
     def compute(self, views: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], cameras: dict[str, CameraModel],
-                strides: dict, heel_strikes_s: dict[str, np.ndarray], fps: float) -> "Kinematics3D":
+                strides: dict, heel_strikes_s: dict[str, np.ndarray], fps: float,
+                belt_speed_m_s: float = float("nan")) -> "Kinematics3D":
         """``views``: view -> (trigger index, t_s, lm (n, 33, 4)); views without a camera
         in the calibration are left out."""
         use = {v: x for v, x in views.items() if v in cameras}
@@ -66,10 +68,10 @@ class Kinematics3D:
                          "median_reprojection_px": float(np.nanmedian(tri.error_px)) if np.isfinite(tri.error_px).any()
                          else float("nan"),
                          "frames": int(len(index))}
-        self._measures(t, pts, strides, heel_strikes_s)
+        self._measures(t, pts, strides, heel_strikes_s, belt_speed_m_s)
         return self
 
-    def _measures(self, t, pts, strides, heel_strikes_s) -> None:
+    def _measures(self, t, pts, strides, heel_strikes_s, belt_speed_m_s) -> None:
         a, b = (int(round(x * (N_POINTS - 1))) for x in self.stance_window)
         obliq = pelvic_obliquity(pts)
         self.curves_ = {k: {} for k in LABELS_3D}
@@ -94,9 +96,14 @@ class Kinematics3D:
                 ps["knee_valgus_3d_deg"].append(float(np.max(c["knee_valgus_deg"][: st + 1])))
                 ob = c["pelvic_obliquity_deg"]
                 ps["pelvic_drop_3d_deg"].append(float(np.max(lat * (ob[: st + 1] - np.mean(ob)))))
-        self.step_width_m_ = _step_widths(t, pts, heel_strikes_s)
+        times = [s.stride_time_s for side in SIDES for s in strides.get(side, [])]
+        steps = steps_3d(pts, t, heel_strikes_s, belt_speed_m_s, 0.75 * float(np.median(times)) if times else 1.5)
+        for s in SIDES:  # like the 2D table: the steps that end with this side's heel strike
+            self.per_stride_[s]["step_length_3d_m"] = steps[s]["step_length_m"]
+        self.step_width_m_ = steps["left"]["step_width_m"] + steps["right"]["step_width_m"]
         self.summary_ = {k: {s: mean_ci(self.per_stride_[s][k]) for s in SIDES} for k in self.per_stride_["left"]}
         self.summary_["step_width_3d_m"] = mean_ci(self.step_width_m_)
+        self.summary_["step_width_by_side_3d_m"] = {s: mean_ci(steps[s]["step_width_m"]) for s in SIDES}
         self.summary_["pelvic_obliquity_3d_deg"] = mean_ci(
             [float(np.mean(c)) for s in strides.get("left", [])
              if (c := time_normalise(t, obliq, s.heel_strike_s, s.next_heel_strike_s)) is not None])
@@ -111,18 +118,3 @@ def _index_clock(use) -> tuple[np.ndarray, np.ndarray]:
     """(trigger index, t_s) of the view with the most frames: the session clock."""
     idx, t, _ = max(use.values(), key=lambda x: len(x[0]))
     return idx.astype(float), t
-
-
-def _step_widths(t, pts, heel_strikes_s) -> list[float]:
-    """Heel-to-heel distance across the walking direction (world y) at consecutive
-    opposite-side heel strikes."""
-    ev = sorted((float(x), s) for s in SIDES for x in heel_strikes_s.get(s, []))
-    out = []
-    for (t0, s0), (t1, s1) in zip(ev, ev[1:]):
-        if s0 == s1:
-            continue
-        y0 = np.interp(t0, t, pts[:, LANDMARKS[s0]["heel"], 1])
-        y1 = np.interp(t1, t, pts[:, LANDMARKS[s1]["heel"], 1])
-        if np.isfinite(y0) and np.isfinite(y1):
-            out.append(float(abs(y0 - y1)))
-    return out

@@ -106,8 +106,9 @@ class GaitPdf(FPDF):
 
 def render_pdf(report: dict, header: ReportHeader) -> bytes:
     view = report_view(report)
-    pdf = GaitPdf(f"gaitrig · session {header.session_id} · printed {clock(time.time())} · "
-               "joint angles are 2D projections of video")
+    angles = ("findings from 3D joint angles, charts 2D projections" if view.findings_source == "3D"
+              else "joint angles are 2D projections of video")
+    pdf = GaitPdf(f"gaitrig · session {header.session_id} · printed {clock(time.time())} · {angles}")
     pdf.add_page()
     _title(pdf, header, view)
     _findings(pdf, view)
@@ -130,6 +131,7 @@ def _title(pdf: GaitPdf, h: ReportHeader, view) -> None:
 
 def _findings(pdf: GaitPdf, view) -> None:
     pdf.heading("Findings")
+    pdf.para(view.findings_source_text, 8.5, bold=True)
     if not view.findings:
         pdf.para("No findings: every measure that could be judged is within its threshold.")
     for f in view.findings:

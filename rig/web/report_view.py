@@ -40,6 +40,10 @@ PER_SIDE_MEASURES = (
     Measure("stride_length_m", "Stride length", "m", 2),
     Measure("step_length_m", "Step length", "m", 2),
 )
+MEASURES_3D = (  # in the report only when the rig is calibrated (feet's 3D positions + belt speed)
+    Measure("step_length_3d_m", "Step length, 3D (feet + belt)", "m", 2),
+    Measure("step_width_3d_m", "Step width, 3D", "m", 2),
+)
 SAGITTAL = ("hip_flexion_2d_deg", "knee_flexion_2d_deg", "ankle_dorsiflexion_2d_deg")
 FRONTAL = ("rearfoot_eversion_2d_deg", "knee_fppa_2d_deg", "pelvic_obliquity_2d_deg")
 STANCE_SCALED = {"rearfoot_eversion_2d_deg"}  # read in stance; meaningless with the foot in the air
@@ -48,6 +52,10 @@ FRONTAL_SUMMARY_LABELS = {
     "knee_fppa_2d_deg": "Peak knee FPPA, valgus + (front view)",
     "pelvic_drop_2d_deg": "Pelvic drop in stance (rear view)",
     "pelvic_obliquity_2d_deg": "Pelvic obliquity, + = left hip higher",
+}
+FINDINGS_SOURCE = {  # what the frontal findings were judged from (the report's findings_source)
+    "3d": ("3D", "Findings judged from 3D joint angles (calibrated cameras)."),
+    "2d": ("2D", "Findings judged from 2D projections of video, not 3D joint angles."),
 }
 LEVEL_MEANING = {
     "present": "the whole 95 % confidence interval lies beyond the threshold",
@@ -114,6 +122,8 @@ class ReportView:
     rows: list[SpatiotemporalRow]
     findings: list[FindingView]
     findings_not_judged: dict[str, str]
+    findings_source: str  # "3D" or "2D"
+    findings_source_text: str
     kinematics_note: str
     sagittal: list[ChartView]
     frontal: list[ChartView]
@@ -203,7 +213,7 @@ def report_view(report: dict) -> ReportView:
     """Arrange ``report`` (GaitReport.to_dict()) for the report page."""
     sp = report.get("spatiotemporal") or {}
     rows = []
-    for m in PER_SIDE_MEASURES:
+    for m in PER_SIDE_MEASURES + tuple(m for m in MEASURES_3D if isinstance(sp.get(m.key), dict)):
         cv = _get(sp, "cv_pct", m.key)
         rows.append(SpatiotemporalRow(
             measure=m,
@@ -223,6 +233,10 @@ def report_view(report: dict) -> ReportView:
     unavailable = {str(k): str(v) for k, v in (report.get("unavailable") or {}).items()}
     findings = [f for f in (report.get("findings") or []) if isinstance(f, dict)]
     findings.sort(key=lambda f: (f.get("level") != "present", str(f.get("code"))))
+    # a report stored before 3D existed has no findings_source: it was judged in 2D
+    source, source_text = FINDINGS_SOURCE.get(report.get("findings_source"), FINDINGS_SOURCE["2d"])
+    if source == "2D" and unavailable.get("kinematics.3d"):
+        source_text += f" No 3D: {unavailable['kinematics.3d'].rstrip('.')}."
     return ReportView(
         mode=str(report.get("mode", "")),
         views=list(report.get("views") or []),
@@ -234,6 +248,8 @@ def report_view(report: dict) -> ReportView:
         rows=rows,
         findings=[_finding(f) for f in findings],
         findings_not_judged={k: v for k, v in unavailable.items() if k.startswith("findings.")},
+        findings_source=source,
+        findings_source_text=source_text,
         kinematics_note=str(kin.get("note", "")),
         sagittal=_charts(report, "sagittal", SAGITTAL, toe_off=True),
         frontal=_charts(report, "frontal", FRONTAL, toe_off=True),
