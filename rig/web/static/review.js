@@ -12,9 +12,9 @@
   var MAGIC = "GRF1";
   var BONES = [[11, 12], [11, 23], [12, 24], [23, 24], [11, 13], [13, 15], [12, 14], [14, 16],
                [23, 25], [25, 27], [27, 29], [29, 31], [27, 31], [24, 26], [26, 28], [28, 30], [30, 32], [28, 32]];
-  var COLOURS = {left: "#3fa9f5", right: "#ff8c42", mid: "#dddddd"};
+  var COLOURS = {left: "#56B4E9", right: "#D55E00", mid: "#dddddd"};  // the report's side colours
   var state = {index: 0, playing: false, speed: Number(player.dataset.speed), started: false,
-               clockAt: null, tapAt: null, loop: 0};
+               clockAt: null, tapAt: null, loop: 0, loads: 0};
   var cache = {};  // view -> {frames: {windowStart: Promise<Map>}, keypoints: {...}, info: Promise}
   var panes = ["a", "b"].map(function (name) {
     var el = document.getElementById("pane-" + name);
@@ -132,7 +132,10 @@
     var token = ++pane.token;
     var start = windowOf(index);
     var loaded = pane.el.dataset.loadedWindow === view + ":" + start;
-    if (!loaded) { say(pane, "Loading " + view + " from its camera node…", "loading"); }
+    if (!loaded) {
+      say(pane, "Loading " + view + " from its camera node…", "loading");
+      state.loads += 1;  // playing waits for it: the clock stops meanwhile
+    }
     return Promise.all([frames(view, start), keypoints(view, start)]).then(function (got) {
       if (token !== pane.token) { return "stale"; }
       pane.el.dataset.loadedWindow = view + ":" + start;
@@ -195,7 +198,7 @@
         var target = state.started ? state.index + advance : state.index;
         if (target > lastIndex) { setPlaying(false); return; }
         drawing = true;
-        var before = performance.now();
+        var before = performance.now(), loadsBefore = state.loads;
         seek(target).then(function (shown) {
           drawing = false;
           if (shown.indexOf("shown") < 0 && shown.indexOf("gap") < 0) { setPlaying(false); return; }
@@ -203,9 +206,9 @@
             state.started = true;
             if (state.tapAt !== null) { player.dataset.startMs = (performance.now() - state.tapAt).toFixed(0); }
           }
-          // time spent waiting for a window is not playing time: the clock waits too
-          var waited = performance.now() - before;
-          if (waited > 1000 / fps) { state.clockAt += waited; }
+          // time spent loading a window is not playing time: the clock waits too (drawing
+          // time is, so a slow tablet skips frames rather than slowing the motion down)
+          if (state.loads !== loadsBefore) { state.clockAt += performance.now() - before; }
         });
       }
     }
