@@ -166,6 +166,7 @@
 
   function showIndex() {
     player.dataset.index = String(state.index);
+    player.dataset.indexAt = performance.now().toFixed(1);  // when: a test can time the motion
     scrub.value = String(state.index);
     label.textContent = "frame " + state.index + " · " + (state.index / fps).toFixed(2) + " s";
   }
