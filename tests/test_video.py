@@ -134,6 +134,13 @@ def test_a_full_queue_or_a_session_over_the_bound_loses_pictures_counted_never_b
     assert time.perf_counter() - t0 < 0.5  # capture never waits for the encoder
     rec.drain()
     assert (rec.stats.recorded, rec.stats.not_kept) == (3, 7)
+    by_bytes = VideoRecorder(ClipStore(tmp_path / "c", "rear"), lambda f: f.image, lambda: SIZE, 728, 80, 10**9,
+                             30.0, queue_frames=100, queue_max_bytes=3 * 1456 * 1088 * 3)
+    by_bytes.begin(1, 60.0)
+    for i in range(5):  # full camera frames: megabytes each, bounded by bytes long before 100 frames
+        by_bytes.put(1, i, frame_of(50))
+    by_bytes.drain()
+    assert (by_bytes.stats.recorded, by_bytes.stats.not_kept) == (3, 2)
     small = recorder(tmp_path / "b", max_bytes=1)
     small.begin(1, 60.0)
     for i in range(3):

@@ -19,6 +19,11 @@ class CameraError(RuntimeError):
     """The camera cannot be opened or stopped delivering; the message says which and why."""
 
 
+def camera_picture(frame: "CapturedFrame") -> "np.ndarray | None":
+    """What review video shows of a real camera's frame: its image, for OpenCV to encode."""
+    return frame.image
+
+
 @dataclass(frozen=True)
 class CapturedFrame:
     t: float  # exposure instant, host Unix s (sensor timestamp mapped to realtime)
@@ -268,8 +273,12 @@ def _indexed_output(output_class, encoder, sink: Callable[[float, bytes], None])
 
 
 def _import_encoder_api():
-    from picamera2.encoders import MJPEGEncoder
-    from picamera2.outputs import Output
+    try:
+        from picamera2.encoders import MJPEGEncoder
+        from picamera2.outputs import Output
+    except ImportError:
+        raise CameraError("picamera2's encoders are not installed (video.encoder = \"mjpeg\"); install "
+                          "python3-picamera2, or set video.encoder = \"opencv\"") from None
     return MJPEGEncoder, Output
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rig.config import NodeConfig
 from rig.daemon import add_config_args, load_role_config, stop_event_on_signals
-from rig.node.camera import Camera, CameraError, CapturedFrame
+from rig.node.camera import Camera, CameraError
 from rig.node.clock import WallClock
 from rig.node.daemon import Estimator
 from rig.node.pacing import Pacer, SpeedTest, time_tracking
@@ -43,7 +43,8 @@ class NodeParts:
     model_name: str
     facing: str | None
     stage: FrameStage | None = None  # what the inference thread runs (default: the estimator per frame)
-    picture: Picture | None = None  # what review video shows of a frame; None: the camera encodes its own
+    picture: Picture | None = None  # what review video shows of a frame (default: the camera's image);
+    encoded_video: bool = False  # picamera2's own encoder makes the review video's pictures instead
 
 
 def build(config: NodeConfig) -> NodeParts:
@@ -67,12 +68,7 @@ def build(config: NodeConfig) -> NodeParts:
     encoded = config.camera.backend == "picamera2" and config.video.encoder == "mjpeg"
     return NodeParts(camera, lambda frame, index: pipe.process(frame.image), "BlazePose full (TFLite)",
                      config.facing, KeyframeStage(pipe, self_test(pipe, config, camera)),
-                     picture=None if encoded else camera_picture)
-
-
-def camera_picture(frame: CapturedFrame):
-    """The camera's own image, for OpenCV to encode."""
-    return frame.image
+                     encoded_video=encoded)
 
 
 def walker_picture(config: NodeConfig) -> Picture:

@@ -24,7 +24,7 @@ from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import NodeEnd, NodeInfo, SessionState, TriggerState, decode
 from rig.config import NodeConfig
-from rig.node.camera import CameraError, CapturedFrame
+from rig.node.camera import CameraError, CapturedFrame, camera_picture
 from rig.node.crop_spool import Backlog, CropSpool
 from rig.node.clock import WallClock
 from rig.node.diagnostics import node_hooks
@@ -131,7 +131,8 @@ class NodeDaemon:
         self._preview_at = 0.0  # monotonic time of the last live-preview message
         self.infer_lock = threading.Lock()  # the estimator is shared with the self-test
         self.diag = DiagAgent(self.bus, config, node_hooks(self))
-        self.video = build_video(config, parts.picture, lambda: (self.camera.width, self.camera.height))
+        picture = None if parts.encoded_video else (parts.picture or camera_picture)
+        self.video = build_video(config, picture, lambda: (self.camera.width, self.camera.height))
         if self.video is not None and self.video.recorder.encoded:
             self.camera.record_to(self.video.recorder)  # picamera2's own encoder makes the pictures
 

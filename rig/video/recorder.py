@@ -33,6 +33,7 @@ from .store import ClipMeta, ClipStore, ClipWriter
 log = logging.getLogger(__name__)
 PAIR_TOLERANCE_S = 0.0005  # a sensor timestamp is the same frame's within half a millisecond
 PAIR_WINDOW = 240  # frames of either side waiting for their pair
+QUEUE_MAX_BYTES = 64 * 2**20  # frames waiting for the encoder: ~13 full camera frames, or 120 walker frames
 Picture = Callable[[CapturedFrame], "np.ndarray | None"]
 
 
@@ -72,7 +73,8 @@ class EncodedPairing:
 
 class VideoRecorder:
     def __init__(self, store: ClipStore, picture: Picture | None, source_size: Callable[[], tuple[int, int]],
-                 width_px: int, jpeg_quality: int, max_bytes: int, keep_days: float, queue_frames: int = 120):
+                 width_px: int, jpeg_quality: int, max_bytes: int, keep_days: float, queue_frames: int = 120,
+                 queue_max_bytes: int = QUEUE_MAX_BYTES):
         """``source_size``: the camera's frame size, asked at each session's start (a video
         file's is known only once opened); ``picture`` None: JPEGs come from put_encoded."""
         self.store, self.picture, self.source_size = store, picture, source_size
@@ -80,7 +82,9 @@ class VideoRecorder:
         self.max_bytes, self.keep_days = max_bytes, keep_days
         self.stats = RecorderStats()
         self.encoded = picture is None  # pictures come from the camera's own encoder
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
+        self._queue: queue.Queue = queue.Queue()
+        self.queue_frames, self.queue_max_bytes = queue_frames, queue_max_bytes
+        self._queued = [0, 0]  # frames, bytes waiting (a camera frame is megabytes: bound both)
         self._pairing = EncodedPairing()
         self._pair_lock = threading.Lock()
         self._writer: ClipWriter | None = None
@@ -103,7 +107,7 @@ class VideoRecorder:
                 self._failed(e)
 
     def end(self, session_id: int) -> None:
-        self._queue.put(("end", session_id, None))
+        self._queue.put(("end", session_id, None, 0))
 
     def put(self, session_id: int, index: int, frame: CapturedFrame) -> None:
         if self.encoded:
@@ -111,22 +115,25 @@ class VideoRecorder:
                 with self._pair_lock:
                     done = self._pairing.index(frame.mono, session_id, index)
                 if done:
-                    self._offer(("jpeg", *done))
+                    self._offer(("jpeg", done[0], done[1:]), len(done[2]))
             return
-        self._offer(("frame", session_id, (index, frame)))
+        self._offer(("frame", session_id, (index, frame)), frame.image.nbytes if frame.image is not None else 1024)
 
     def put_encoded(self, mono_s: float, jpeg: bytes) -> None:
         """From picamera2's encoder thread: a JPEG of the frame exposed at ``mono_s``."""
         with self._pair_lock:
             done = self._pairing.jpeg(mono_s, jpeg)
         if done:
-            self._offer(("jpeg", *done))
+            self._offer(("jpeg", done[0], done[1:]), len(done[2]))
 
-    def _offer(self, item: tuple) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.stats.not_kept += 1
+    def _offer(self, item: tuple, size: int) -> None:
+        with self._pair_lock:
+            frames, queued = self._queued
+            if frames + 1 > self.queue_frames or queued + size > self.queue_max_bytes:
+                self.stats.not_kept += 1
+                return
+            self._queued = [frames + 1, queued + size]
+        self._queue.put((*item, size))
 
     # -- the recorder's thread --------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -148,7 +155,10 @@ class VideoRecorder:
                 return
 
     def _handle(self, item: tuple) -> None:
-        kind, session_id, payload = item[0], item[1], item[2:]
+        kind, session_id, payload, size = item
+        if kind != "end":
+            with self._pair_lock:
+                self._queued = [self._queued[0] - 1, self._queued[1] - size]
         with self._lock:
             w = self._writer
             if kind == "end":
@@ -162,7 +172,7 @@ class VideoRecorder:
                 self.stats.not_kept += 1
                 return
             if kind == "frame":
-                index, frame = payload[0]
+                index, frame = payload
                 jpeg = self.encode(frame)
                 if jpeg is None:
                     return
