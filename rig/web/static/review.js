@@ -155,6 +155,11 @@
         pane.el.dataset.drawnIndex = String(index);
         say(pane, view + " · frame " + index, "shown");
         return "shown";
+      }, function () {  // a picture the browser cannot decode: say so, keep playing
+        if (token !== pane.token) { return "stale"; }
+        say(pane, view + ": frame " + index + " could not be decoded", "gap");
+        pane.el.dataset.drawnIndex = "none";
+        return "gap";
       });
     }, function (error) {
       if (token !== pane.token) { return "stale"; }
