@@ -4,7 +4,6 @@ through the stand-in with picamera2's API, and the event list the player jumps t
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
