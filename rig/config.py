@@ -87,6 +87,13 @@ class WebSettings(Section):
     lockout_s: float = Field(900.0, gt=0, description="how long a locked account stays locked")
     session_idle_s: float = Field(1800.0, gt=0, description="a login ends after this long without a request")
     session_max_s: float = Field(43200.0, gt=0, description="a login ends this long after it began, in any case")
+    video_token_file: Path | None = Field(None, description="the camera nodes' clip token (their video.token_file), "
+                                          "sent when asking them for review video")
+    video_timeout_s: float = Field(3.0, gt=0, le=60, description="a camera node that does not answer a clip "
+                                   "request within this is reported offline")
+
+    def video_token(self) -> str | None:
+        return self.video_token_file.read_text().strip() if self.video_token_file else None
 
     def clinic_path(self, coordinator_database: Path) -> Path:
         return self.clinic_database or Path(coordinator_database).with_name("clinic.sqlite")
@@ -185,6 +192,28 @@ class WalkerSettings(Section):
     seed: int = 0
 
 
+class VideoSettings(Section):
+    """Review video kept on the node (docs/video.md)."""
+    enabled: bool = Field(True, description="record each session's frames for review on the tablet")
+    dir: Path | None = Field(None, description="where sessions' video is kept, one folder per view and session "
+                             "(default: video/ in spool_dir)")
+    max_mb: float = Field(20000.0, gt=0, description="at most this much video on this disk; the oldest sessions "
+                          "go first")
+    keep_days: float = Field(30.0, gt=0, description="a session's video is deleted this many days after recording")
+    width_px: int = Field(728, ge=64, le=4096, description="pictures are scaled to at most this width (the "
+                          "camera's 1456 px: half size)")
+    jpeg_quality: int = Field(80, ge=10, le=100)
+    encoder: Literal["mjpeg", "opencv"] = Field("mjpeg", description="picamera2 backend: picamera2's MJPEG "
+                                                "encoder on a lores stream (mjpeg) or OpenCV on this CPU")
+    host: str = Field("0.0.0.0", description="the clip server's address (the coordinator asks it for clips)")
+    port: int = Field(8091, ge=0, le=65535, description="the clip server's TCP port; 0, or this one taken: any "
+                      "free one (the birth message says which)")
+    advertise_host: str | None = Field(None, description="the address the coordinator reaches this node at "
+                                       "(default: this node's address toward the broker)")
+    token_file: Path | None = Field(None, description="a file holding a token the coordinator must send "
+                                    "(Authorization: Bearer); none: anyone on the LAN may ask")
+
+
 class NodeConfig(Section):
     mqtt: MqttSettings = MqttSettings()
     view: View
@@ -192,6 +221,7 @@ class NodeConfig(Section):
     camera: CameraSettings = CameraSettings()
     model: ModelSettings = ModelSettings()
     walker: WalkerSettings = WalkerSettings()
+    video: VideoSettings = VideoSettings()
     backlog_max_mb: float = Field(50.0, gt=0, description="memory for frames waiting for inference (a "
                                   "1456x1088 frame is 4.75 MB); beyond it they wait on disk as crops")
     crop_spool_max_mb: float = Field(4000.0, gt=0, description="disk for frames waiting for inference, as "

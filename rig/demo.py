@@ -92,7 +92,8 @@ class Rig:
             f'[storage]\ndatabase = "{self.database}"\n')
         (self.workdir / "node.toml").write_text(
             f'view = "left"\nspool_dir = "{self.workdir}"\n[camera]\nbackend = "simulated"\n'
-            f'[walker]\nbelt_speed_m_s = {self.speed_m_s}\n')
+            f'[walker]\nbelt_speed_m_s = {self.speed_m_s}\n'
+            '[video]\nport = 0\n')  # four nodes on one machine: each its own free port, announced
 
     def node_config(self, view: str) -> Path:
         return self.workdir / "node.toml"

@@ -117,12 +117,14 @@ def render_config() -> str:
 
 def documents() -> dict[str, str]:
     from firmware_bridge.protocol.doc import render_markdown
-    return {"mqtt.md": render_mqtt(), "config.md": render_config(), "serial-protocol.md": render_markdown()}
+    from rig.video.protocol import describe as render_video
+    return {"mqtt.md": render_mqtt(), "config.md": render_config(), "serial-protocol.md": render_markdown(),
+            "video.md": render_video()}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("docs", help="regenerate the reference documents in docs/",
-                       description="Writes docs/mqtt.md, docs/serial-protocol.md and docs/config.md from the "
+                       description="Writes docs/mqtt.md, docs/serial-protocol.md, docs/config.md and docs/video.md from the "
                        "code that defines them.")
     p.add_argument("--out", type=Path, default=DOCS_DIR, help="folder (default: the repository's docs/)")
     p.set_defaults(func=run)

@@ -238,3 +238,38 @@ def test_an_arm_refused_while_the_serial_line_is_down_is_sent_again(rig, caplog)
     summary = rig.summaries.get(timeout=30)
     assert any("controller refused arm" in r.message for r in caplog.records)
     assert_every_pulse_from_every_view(rig, summary)
+
+
+def test_each_node_keeps_the_walk_as_real_frames_and_serves_them_by_trigger_index(rig):
+    """The simulated nodes draw the walker into real frames, keep them on their disk by
+    trigger index and serve them over HTTP at the address their birth message names."""
+    import urllib.request
+
+    import cv2
+    import numpy as np
+
+    from rig.ops.still import render_skeleton
+    from rig.sim.walker import SimulatedWalker, WalkerParams
+    from rig.video import protocol
+    summary = rig.walk(2.0)
+    pulses = summary.pulses_sent
+    walker = SimulatedWalker(WalkerParams(), fps=60.0, seed=0)
+    storage = Storage(rig.db)
+    for node in rig.nodes:
+        view, rec = node.config.view, node.video.recorder
+        url = f"{node.video.url}/v1/clips/{summary.session_id}"
+        deadline = time.monotonic() + 20
+        while True:  # the recorder's thread may still be writing the last frames
+            info = json.loads(urllib.request.urlopen(url, timeout=10).read())
+            if info["frames"] + rec.stats.not_kept >= pulses or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert info["frames"] + rec.stats.not_kept == pulses and info["frames"] >= 0.9 * pulses, (view, info)
+        assert (info["width"], info["source_width"], info["fps"]) == (728, 1456, 60.0)
+        assert json.loads(storage.node_info(view))["clips_url"] == node.video.url
+        data = urllib.request.urlopen(f"{url}/frames?from=30&to=89", timeout=10).read()
+        index, jpeg = next(protocol.decode_stream(data))
+        got = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(float)
+        drawn = [render_skeleton(walker.landmarks(view, np.array([i]))[0], 1456, 1088, 0.5) for i in (index, index + 15)]
+        same, other = (np.abs(got - d).mean() for d in drawn)
+        assert same < 1.5 and other > 2 * same, (view, index, same, other)  # the walker at that very pulse

@@ -200,7 +200,7 @@ def _concrete(path: str, ids: dict[str, int]) -> str:
 def test_every_route_refuses_a_logged_out_request(rig, visit):
     """Enumerated from the app itself, so a route added later is covered without editing this."""
     pid, walked = visit
-    ids = {"session_id": walked, "patient_id": pid}
+    ids = {"session_id": walked, "patient_id": pid, "view": "rear"}
     checked = 0
     for route in rig.app.routes:
         if not isinstance(route, Route) or route.path == "/login":

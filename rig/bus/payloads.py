@@ -146,6 +146,9 @@ class NodeInfo(Payload):
     pacing: dict[str, float | int | str] = Field({}, description="the node's self-measured speed: model "
                                                   "times, chosen keyframe interval, headroom")
     simulated: bool = False
+    clips_url: str | None = Field(None, max_length=200, pattern=r"^https?://[^\s/?#]+$",
+                                  description="where the node serves its review video (docs/video.md); "
+                                  "none: it keeps none")
 
 
 class SessionSummary(Payload):

@@ -19,6 +19,11 @@ class CameraError(RuntimeError):
     """The camera cannot be opened or stopped delivering; the message says which and why."""
 
 
+def camera_picture(frame: "CapturedFrame") -> "np.ndarray | None":
+    """What review video shows of a real camera's frame: its image, for OpenCV to encode."""
+    return frame.image
+
+
 @dataclass(frozen=True)
 class CapturedFrame:
     t: float  # exposure instant, host Unix s (sensor timestamp mapped to realtime)
@@ -180,12 +185,20 @@ class Picamera2Camera:
     name = "picamera2"
 
     def __init__(self, width: int, height: int, camera_num: int, analogue_gain: float,
-                 trigger_mode_file: Path, factory=None):
+                 trigger_mode_file: Path, factory=None, video_width_px: int = 728, encoder_api=None):
         self.width, self.height, self.camera_num = width, height, camera_num
         self.analogue_gain, self.trigger_mode_file, self.factory = analogue_gain, trigger_mode_file, factory
+        self.video_width_px, self.encoder_api = video_width_px, encoder_api
         self._cam = None
         self._job = None
+        self._recorder = None
         self.clock = WallClock()
+
+    def record_to(self, recorder) -> None:
+        """Review video from picamera2's MJPEG encoder on a lores stream of the video's size:
+        each JPEG goes to ``recorder.put_encoded`` with its sensor time (CLOCK_MONOTONIC s),
+        and the recorder pairs it with the trigger index the node gave that frame."""
+        self._recorder = recorder
 
     def _check_trigger_mode(self) -> None:
         try:
@@ -202,11 +215,17 @@ class Picamera2Camera:
         factory = self.factory or _import_picamera2()
         try:
             cam = factory(self.camera_num)
+            lores = None
+            if self._recorder is not None:
+                lores = {"size": self._recorder.picture_size(), "format": "YUV420"}  # what the encoder takes
             config = cam.create_video_configuration(
-                main={"size": (self.width, self.height), "format": "RGB888"}, buffer_count=6, queue=False,
+                main={"size": (self.width, self.height), "format": "RGB888"}, lores=lores, buffer_count=6,
+                queue=False, encode="lores" if lores else "main",
                 controls={"AeEnable": False, "AwbEnable": False, "AnalogueGain": self.analogue_gain})
             cam.configure(config)
             cam.start()
+            if self._recorder is not None:
+                self._start_encoder(cam)
         except (RuntimeError, IndexError, OSError) as e:
             raise CameraError(f"picamera2: camera {self.camera_num} failed to open: {e}") from None
         self._cam = cam
@@ -226,11 +245,41 @@ class Picamera2Camera:
             request.release()
         return CapturedFrame(sensor_ns / 1e9 + self.clock.wall_minus_mono(), image, mono=sensor_ns / 1e9)
 
+    def _start_encoder(self, cam) -> None:
+        encoder_class, output_class = self.encoder_api or _import_encoder_api()
+        encoder = encoder_class()
+        cam.start_encoder(encoder, _indexed_output(output_class, encoder, self._recorder.put_encoded), name="lores")
+
     def close(self) -> None:
         if self._cam is not None:
+            if self._recorder is not None:
+                self._cam.stop_encoder()
             self._cam.stop()
             self._cam.close()
             self._cam = None
+
+
+def _indexed_output(output_class, encoder, sink: Callable[[float, bytes], None]):
+    """A picamera2 ``Output`` handing each encoded frame to ``sink`` with its sensor time.
+    picamera2 passes ``timestamp`` in µs since the encoder's first frame, whose own sensor
+    time (µs) it keeps in ``encoder.firsttimestamp``."""
+
+    class IndexedOutput(output_class):
+        def outputframe(self, frame, keyframe=True, timestamp=None, packet=None, audio=False):
+            if timestamp is not None and encoder.firsttimestamp is not None:
+                sink((encoder.firsttimestamp + timestamp) / 1e6, bytes(frame))
+
+    return IndexedOutput()
+
+
+def _import_encoder_api():
+    try:
+        from picamera2.encoders import MJPEGEncoder
+        from picamera2.outputs import Output
+    except ImportError:
+        raise CameraError("picamera2's encoders are not installed (video.encoder = \"mjpeg\"); install "
+                          "python3-picamera2, or set video.encoder = \"opencv\"") from None
+    return MJPEGEncoder, Output
 
 
 def _import_picamera2():

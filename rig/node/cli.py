@@ -16,6 +16,7 @@ from rig.node.clock import WallClock
 from rig.node.daemon import Estimator
 from rig.node.pacing import Pacer, SpeedTest, time_tracking
 from rig.node.stages import FrameStage, KeyframeStage
+from rig.video.recorder import Picture
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class NodeParts:
     model_name: str
     facing: str | None
     stage: FrameStage | None = None  # what the inference thread runs (default: the estimator per frame)
+    picture: Picture | None = None  # what review video shows of a frame (default: the camera's image);
+    encoded_video: bool = False  # picamera2's own encoder makes the review video's pictures instead
 
 
 def build(config: NodeConfig) -> NodeParts:
@@ -58,11 +61,23 @@ def build(config: NodeConfig) -> NodeParts:
                                  config.camera.miss_fraction, seed=config.walker.seed,
                                  clock=WallClock(config.camera.clock_offset_file))
         facing = config.facing or scene.walker(60.0).header(config.view).facing
-        return NodeParts(camera, lambda frame, index: frame.landmarks, "simulated walker", facing)
+        return NodeParts(camera, lambda frame, index: frame.landmarks, "simulated walker", facing,
+                         picture=walker_picture(config))
     camera = _camera(config)
     pipe = _pose_pipeline(config)
+    encoded = config.camera.backend == "picamera2" and config.video.encoder == "mjpeg"
     return NodeParts(camera, lambda frame, index: pipe.process(frame.image), "BlazePose full (TFLite)",
-                     config.facing, KeyframeStage(pipe, self_test(pipe, config, camera)))
+                     config.facing, KeyframeStage(pipe, self_test(pipe, config, camera)),
+                     encoded_video=encoded)
+
+
+def walker_picture(config: NodeConfig) -> Picture:
+    """The simulated camera's real frames: the walker drawn where this camera sees it, at
+    the review video's size (drawn small, not drawn large and shrunk: a node is 2 ms a frame)."""
+    from rig.ops.still import render_skeleton
+    w, h = config.camera.width, config.camera.height
+    scale = min(1.0, config.video.width_px / w)
+    return lambda frame: render_skeleton(frame.landmarks, w, h, scale)
 
 
 def _camera(config: NodeConfig) -> Camera:
@@ -70,7 +85,8 @@ def _camera(config: NodeConfig) -> Camera:
     c = config.camera
     if c.backend == "video":
         return VideoCamera(c.video, c.trigger_line, WallClock(c.clock_offset_file))
-    return Picamera2Camera(c.width, c.height, c.camera_num, c.analogue_gain, c.trigger_mode_file)
+    return Picamera2Camera(c.width, c.height, c.camera_num, c.analogue_gain, c.trigger_mode_file,
+                           video_width_px=config.video.width_px)
 
 
 def _pose_pipeline(config: NodeConfig):

@@ -24,7 +24,7 @@ from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import NodeEnd, NodeInfo, SessionState, TriggerState, decode
 from rig.config import NodeConfig
-from rig.node.camera import CameraError, CapturedFrame
+from rig.node.camera import CameraError, CapturedFrame, camera_picture
 from rig.node.crop_spool import Backlog, CropSpool
 from rig.node.clock import WallClock
 from rig.node.diagnostics import node_hooks
@@ -34,6 +34,7 @@ from rig.node.stages import ImmediateStage
 from rig.node.trigger import TriggerIndexer
 from rig.ops import notify
 from rig.ops.diag import DiagAgent
+from rig.video.node import build_video
 
 if TYPE_CHECKING:
     from rig.node.cli import NodeParts
@@ -130,6 +131,10 @@ class NodeDaemon:
         self._preview_at = 0.0  # monotonic time of the last live-preview message
         self.infer_lock = threading.Lock()  # the estimator is shared with the self-test
         self.diag = DiagAgent(self.bus, config, node_hooks(self))
+        picture = None if parts.encoded_video else (parts.picture or camera_picture)
+        self.video = build_video(config, picture, lambda: (self.camera.width, self.camera.height))
+        if self.video is not None and self.video.recorder.encoded:
+            self.camera.record_to(self.video.recorder)  # picamera2's own encoder makes the pictures
 
     # -- control over MQTT --------------------------------------------------------------------
     def _on_session(self, msg) -> None:
@@ -154,6 +159,8 @@ class NodeDaemon:
     def _start_train(self, session_id: int, trig: TriggerState) -> None:
         log.info("session %d: train armed at %.1f Hz", session_id, trig.rate_hz)
         self.train = Train(session_id, trig.first_pulse_t, trig.rate_hz, self.clock.wall_minus_mono())
+        if self.video is not None:
+            self.video.recorder.begin(session_id, trig.rate_hz)
         self.pending_rate_hz = trig.rate_hz  # the inference thread re-paces before its next frame
         early, self.early = list(self.early), deque(maxlen=EARLY_FRAMES)
         for frame in early:
@@ -167,6 +174,8 @@ class NodeDaemon:
         for w in workers:
             w.start()
         self.diag.start(stop)
+        if self.video is not None:
+            workers.append(self.video.start(stop))
         try:
             with notify.Watchdog(self.live):
                 notify.ready(f"{self.config.view}: {self.camera.name} camera, waiting for a session")
@@ -174,6 +183,8 @@ class NodeDaemon:
         finally:
             notify.stopping()
             self.diag.close()
+            if self.video is not None:
+                self.video.close()
             for w in workers:
                 w.join(5)
             self.publisher.spool.close()
@@ -196,7 +207,8 @@ class NodeDaemon:
         self.bus.send(topics.NODE_INFO, NodeInfo(
             view=self.config.view, width=self.camera.width, height=self.camera.height,
             facing=self.facing, camera=self.camera.name, model=self.model_name,
-            pacing=self.stage.figures(), simulated=self.simulated), view=self.config.view)
+            pacing=self.stage.figures(), simulated=self.simulated,
+            clips_url=self.video.url if self.video else None), view=self.config.view)
         return True
 
     def _camera_failed(self, e: CameraError) -> None:
@@ -239,6 +251,8 @@ class NodeDaemon:
         if index is None or (t.pulses_sent is not None and index >= t.pulses_sent):
             return
         frame = replace(frame, t=t.pulse_t(index))  # the pulse is the exposure instant, on the rig's clock
+        if self.video is not None:
+            self.video.recorder.put(t.session_id, index, frame)
         where = self.frames.put(t.session_id, index, frame, self.stage.region)
         if where == "refused":
             t.dropped += 1
@@ -312,6 +326,8 @@ class NodeDaemon:
             if self.train is t:  # (a new train may have been armed meanwhile)
                 self.train = None
         missed = t.indexer.finish(t.pulses_sent)
+        if self.video is not None:
+            self.video.recorder.end(t.session_id)
         self.stats.missed_triggers += missed
         self.publisher.end(NodeEnd(
             session_id=t.session_id, view=self.config.view,

@@ -58,7 +58,17 @@ def node_figures(node: "NodeDaemon") -> dict[str, Any]:
             **node.stage.figures(),
             "last_frame_age_s": age,
             "spool_messages": spool.count, "spool_mb": round(spool.bytes / 1e6, 3),
-            "camera_error": st.camera_error}
+            "camera_error": st.camera_error, **video_figures(node)}
+
+
+def video_figures(node: "NodeDaemon") -> dict[str, Any]:
+    """Review video kept on this node: pictures written, pictures not kept (the encoder fell
+    behind, or a session outgrew the disk bound), sessions forgotten, a disk error."""
+    if node.video is None:
+        return {"video_enabled": False}
+    v = node.video.recorder.stats
+    return {"video_enabled": True, "video_recorded": v.recorded, "video_not_kept": v.not_kept,
+            "video_sessions_deleted": v.deleted_sessions, "video_error": v.error, "video_url": node.video.url}
 
 
 def node_problems(f: dict, backlog_max_mb: float, spool_max_mb: float) -> dict[str, str]:
@@ -80,6 +90,8 @@ def node_problems(f: dict, backlog_max_mb: float, spool_max_mb: float) -> dict[s
         out["spool_filling"] = f"{f['spool_mb']:.1f} of {spool_max_mb:.0f} MB spooled: broker unreachable?"
     if f["frames_lost"]:
         out["frames_lost"] = f"{f['frames_lost']} frames lost: the spool was full"
+    if f.get("video_error"):
+        out["video_disk"] = f"review video cannot be written: {f['video_error']}"
     return out
 
 

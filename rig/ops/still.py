@@ -15,18 +15,21 @@ LEFT = (0, 200, 255)  # BGR: subject's left orange, right cyan, as the clinic's 
 RIGHT = (255, 200, 0)
 
 
-def render_skeleton(lm: np.ndarray | None, width: int, height: int) -> np.ndarray:
-    """A dark frame of the camera's size with the landmarks (33 × x, y px, …) drawn on it."""
-    img = np.full((height, width, 3), 24, np.uint8)
-    cv2.rectangle(img, (0, 0), (width - 1, height - 1), (90, 90, 90), 2)
+def render_skeleton(lm: np.ndarray | None, width: int, height: int, scale: float = 1.0) -> np.ndarray:
+    """A dark frame of the camera's size times ``scale`` with the landmarks (33 × x, y px in
+    the camera's frame, …) drawn on it: the simulated camera's picture, and the still of it."""
+    w, h = round(width * scale), round(height * scale)
+    img = np.full((h, w, 3), 24, np.uint8)
+    cv2.rectangle(img, (0, 0), (w - 1, h - 1), (90, 90, 90), 2)
     if lm is None or np.isnan(lm[:, :2]).all():
         cv2.putText(img, "nobody in view", (20, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (200, 200, 200), 2)
         return img
-    pts = np.nan_to_num(lm[:, :2], nan=-1).round().astype(int)
+    pts = (np.nan_to_num(lm[:, :2], nan=-1) * scale).round().astype(int)
+    thick = max(1, round(3 * scale))
     for a, b in BONES:
         color = LEFT if a % 2 and b % 2 else RIGHT if not (a % 2 or b % 2) else (200, 200, 200)
-        cv2.line(img, tuple(pts[a]), tuple(pts[b]), color, 3, cv2.LINE_AA)
-    cv2.circle(img, tuple(pts[0]), 12, (200, 200, 200), 2)  # the head, at the nose
+        cv2.line(img, tuple(pts[a]), tuple(pts[b]), color, thick, cv2.LINE_AA)
+    cv2.circle(img, tuple(pts[0]), max(2, round(12 * scale)), (200, 200, 200), thick)  # the head, at the nose
     return img
 
 

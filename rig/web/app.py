@@ -5,7 +5,8 @@ Route groups: :mod:`.login_pages` (log in/out), :mod:`.report_pages` (sessions, 
 comparison, JSON API), :mod:`.patient_pages` (patients, conditions, export, erase),
 :mod:`.export_pages` (PDF and CSV), :mod:`.live_pages` (the walk as it happens, server-sent events),
 :mod:`.admin_pages` (rig health for technicians, accounts
-for admins), ``/static/…`` the style sheet. :class:`.auth.LoginGate` refuses every anonymous
+for admins), :mod:`.review_pages` (review video from the camera nodes),
+``/static/…`` the style sheet. :class:`.auth.LoginGate` refuses every anonymous
 request but ``/login`` and static files; each route names the permission it needs
 (:func:`.auth.guarded`). Recordings are read read-only (:mod:`rig.web.database`); patients and
 accounts live in the clinic file (:mod:`rig.clinic`). Errors get a page (JSON under ``/api``),
@@ -31,7 +32,7 @@ from rig.clinic.records import Records
 from rig.clinic.store import ClinicStore
 from rig.config import WebSettings
 
-from . import admin_pages, export_pages, formatting, live_pages, patient_pages, report_pages
+from . import admin_pages, export_pages, formatting, live_pages, patient_pages, report_pages, review_pages
 from .auth import CookieSigner, LoginGate, SecurityHeaders, check_every_route_guarded
 from .charts import legend_swatch
 from .context import Web
@@ -101,7 +102,8 @@ def create_app(database: Path | str, clinic_database: Path | str | None = None,
         return page(request, "error.html", 503, status=503, message=str(exc))
 
     routes = [*login_routes(accounts, signer, page, tls), *report_pages.routes(web), *patient_pages.routes(web),
-              *export_pages.routes(web), *admin_pages.routes(web), *live_pages.routes(web)]
+              *export_pages.routes(web), *admin_pages.routes(web), *live_pages.routes(web),
+              *review_pages.routes(web, settings)]
     check_every_route_guarded(routes, public={"/login"})
     routes.append(Mount("/static", _StaticFiles(directory=str(HERE / "static")), name="static"))
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(LoginGate, accounts=accounts, signer=signer)],

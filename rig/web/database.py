@@ -137,6 +137,21 @@ class ReadOnlyDatabase:
             return conn.execute("SELECT idx, payload FROM keypoints WHERE session_id = ? AND view = ? AND idx > ? "
                                 "ORDER BY idx LIMIT ?", (session_id, view, after_idx, limit)).fetchall()
 
+    def node_infos(self) -> dict[str, dict]:
+        """Each view's newest birth message (NodeInfo) as the coordinator stored it; a row
+        that is not a JSON object counts as none."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT view, payload FROM node_info").fetchall()
+        out = {}
+        for view, payload in rows:
+            try:
+                info = json.loads(payload)
+            except (TypeError, ValueError):
+                continue
+            if isinstance(info, dict):
+                out[view] = info
+        return out
+
     def session(self, session_id: int) -> SessionRecord | None:
         """One session with its nodes and stored report; None if there is no such session."""
         with closing(self._connect()) as conn:
@@ -202,3 +217,4 @@ def _frames_by_session(conn: sqlite3.Connection, ids: list[int]) -> dict[int, di
 
 def _session_row(r: tuple) -> SessionRow:
     return SessionRow(*r[:9], None if r[9] is None else bool(r[9]))
+
