@@ -56,6 +56,12 @@ def torso_px(lm: np.ndarray) -> float:
     return float(np.linalg.norm((lm[11, :2] + lm[12, :2]) / 2 - (lm[23, :2] + lm[24, :2]) / 2))
 
 
+def estimator(interval: int, threads: int) -> KeyframeEstimator:
+    """The node's estimator (as rig.node.stages builds it) on a fresh pipeline."""
+    pipe = PosePipeline(threads=threads)
+    return KeyframeEstimator(pipe.process, interval, follow=pipe.follow)
+
+
 def run_stream(est: KeyframeEstimator, frames: list, fps: float, start: int = 0) -> list:
     out = []
     for k, f in enumerate(frames):
@@ -65,7 +71,7 @@ def run_stream(est: KeyframeEstimator, frames: list, fps: float, start: int = 0)
 
 def throughput(videos: dict[str, list], intervals: list[int], block: int = 40) -> dict[int, float]:
     """Frames per second of each interval over all videos, interleaved in blocks."""
-    ests = {n: KeyframeEstimator(PosePipeline(threads=1).process, n) for n in [1, *intervals]}
+    ests = {n: estimator(n, threads=1) for n in [1, *intervals]}
     seconds = dict.fromkeys(ests, 0.0)
     total = 0
     for frames in videos.values():
@@ -89,7 +95,7 @@ def accuracy(frames: list, interval: int, fps: float) -> tuple[list, list, np.nd
     the model's sensitivity to where its crop was placed)."""
     ref_pipe = PosePipeline(threads=2)
     ref = [ref_pipe.process(f) for f in frames]
-    est = KeyframeEstimator(PosePipeline(threads=2).process, interval)
+    est = estimator(interval, threads=2)
     out = run_stream(est, frames, fps) + est.flush()
 
     def dist(tracked: bool, lr_repaired: bool) -> np.ndarray:

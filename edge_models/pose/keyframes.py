@@ -3,10 +3,14 @@ the gait points followed by optical flow in between.
 
 Every ``interval``-th frame (a keyframe) runs the full pose pipeline; the frames between are
 tracked with :class:`LucasKanadeTracker` on the grayscale body region. Frames are released
-when the *next* keyframe has run, which lets each tracked path be corrected for drift: the
-difference between the flow's position on the new keyframe and the model's is spread
-linearly over the interval (the flow's error grows with the frames tracked). A point the
-flow lost is interpolated from its last tracked position to the next keyframe and marked.
+when the *next* keyframe has run, which allows two things. Each tracked path is corrected
+for drift: the difference between the flow's position on the new keyframe and the model's
+is spread linearly over the interval (the flow's error grows with the frames tracked). And
+the points are also tracked *backwards* from the new keyframe through the held frames; each
+frame's position is the blend of both drift-corrected tracks, each weighted by its nearness
+to its own anchor (the error of a track grows with its length, so this is the
+inverse-variance weighting of two random walks). A point both tracks lost is interpolated
+from its last tracked position to the next keyframe and marked.
 Points the gait engine does not use (face, hands) are interpolated between keyframes.
 ``interval = 1`` is plain inference on every frame, with nothing held back.
 """
@@ -20,10 +24,13 @@ import numpy as np
 from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
 
 Infer = Callable[[np.ndarray], "np.ndarray | None"]  # BGR frame -> (33, 4) or nobody
+Follow = Callable[[np.ndarray, np.ndarray], None]  # hip-centre, shoulder-centre shift px since the keyframe
 N_LANDMARKS = 33
 REGION_MARGIN_FRAC = 0.35  # of the body's larger side: the feet swing out of the keyframe's box
 MAX_LOST_SHARE = 0.5  # more gait points lost than this: run the model now, not at the interval
 _GAIT = np.array(GAIT_POINTS)
+_HIPS = [GAIT_POINTS.index(i) for i in (23, 24)]
+_SHOULDERS = [GAIT_POINTS.index(i) for i in (11, 12)]
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class _Pending:
     t: float
     xy: np.ndarray  # (len(GAIT_POINTS), 2) flow positions, NaN where lost
     ok: np.ndarray  # (len(GAIT_POINTS),) still tracked
+    gray: np.ndarray  # the body region at the flow's scale, for the backward track
 
 
 @dataclass
@@ -56,17 +64,22 @@ class KeyframeStats:
 class KeyframeEstimator:
     """Frames in (in trigger order), :class:`Estimate` lists out, possibly later.
 
-    >>> est = KeyframeEstimator(PosePipeline().process, interval=4)
+    >>> pipe = PosePipeline()
+    >>> est = KeyframeEstimator(pipe.process, interval=4, follow=pipe.follow)
     >>> for index, t, frame in frames: publish(est.push(index, t, frame))
     >>> publish(est.flush())   # end of the sequence: the held frames, closed by a keyframe
     """
 
     def __init__(self, infer: Infer, interval: int = 1, tracker: LucasKanadeTracker | None = None,
-                 region_margin_frac: float = REGION_MARGIN_FRAC):
+                 region_margin_frac: float = REGION_MARGIN_FRAC, follow: Follow | None = None):
+        """``follow`` (e.g. ``PosePipeline.follow``) is told on each tracked frame how far the
+        hips and shoulders moved since the keyframe, so the model's next crop lands where
+        it would have had the model run on every frame."""
         if interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}")
-        self.infer, self.interval = infer, interval
+        self.infer, self.interval, self.follow = infer, interval, follow
         self.tracker = tracker or LucasKanadeTracker()
+        self.back_tracker = LucasKanadeTracker(**self.tracker.settings)
         self.region_margin_frac = region_margin_frac
         self.region: Region | None = None  # body region of the last keyframe (None: nobody)
         self.stats = KeyframeStats()
@@ -74,6 +87,7 @@ class KeyframeEstimator:
         self._pending: list[_Pending] = []
         self._since_attempt: int | None = None  # frames since the last search; None: search now
         self._last: tuple[int, float, np.ndarray] | None = None
+        self._key_gray: np.ndarray | None = None
 
     @property
     def held(self) -> int:
@@ -84,27 +98,31 @@ class KeyframeEstimator:
         self._last = (index, t, frame)
         if self._key is None:
             return [self._search(index, t, frame)]
-        xy, ok = self.tracker.step(self.region.gray(frame))
+        gray = self.region.gray(frame)
+        xy, ok = self.tracker.step(gray)
         xy = self.region.to_image(xy)
         due = len(self._pending) + 1 >= self.interval
         if not due and 1.0 - ok.mean() <= MAX_LOST_SHARE:
-            self._pending.append(_Pending(index, t, xy, ok))
+            self._pending.append(_Pending(index, t, xy, ok, gray))
+            if self.follow is not None:
+                moved = xy - self._key.lm[_GAIT, :2]
+                self.follow(_mean_shift(moved[_HIPS]), _mean_shift(moved[_SHOULDERS]))
             return []
         self.stats.early_keyframes += not due
-        return self._keyframe(index, t, frame, xy, ok)
+        return self._keyframe(index, t, frame, _Pending(index, t, xy, ok, gray))
 
     def flush(self) -> list[Estimate]:
         """Release every held frame: the last one pushed becomes a keyframe."""
         if not self._pending:
             return []
         last = self._pending.pop()
-        frame = self._last[2]
-        return self._keyframe(last.index, last.t, frame, last.xy, last.ok)
+        return self._keyframe(last.index, last.t, self._last[2], last)
 
     def reset(self) -> list[Estimate]:
         """Flush, then forget the anchor (a new sequence starts)."""
         out = self.flush()
         self._key, self.region, self._since_attempt, self._last = None, None, None, None
+        self._key_gray = None
         return out
 
     # -- internals -----------------------------------------------------------------------------
@@ -121,15 +139,14 @@ class KeyframeEstimator:
             self._anchor(est, frame)
         return est
 
-    def _keyframe(self, index: int, t: float, frame: np.ndarray, xy: np.ndarray,
-                  ok: np.ndarray) -> list[Estimate]:
+    def _keyframe(self, index: int, t: float, frame: np.ndarray, at_key: _Pending) -> list[Estimate]:
         lm = self.infer(frame)
         key = Estimate(index, t, lm)
         if lm is None:
             out = self._release_held() + [key]
-            self._key, self.region, self._since_attempt = None, None, 0
+            self._key, self.region, self._since_attempt, self._key_gray = None, None, 0, None
             return out
-        out = self._release_corrected(key, _Pending(index, t, xy, ok))
+        out = self._release_corrected(key, at_key)
         self._anchor(key, frame)
         return out + [key]
 
@@ -139,10 +156,12 @@ class KeyframeEstimator:
         self._key, self._pending = key, []
         gait_xy = key.lm[_GAIT, :2]
         self.region = Region.around(gait_xy, self.region_margin_frac, w, h)
-        self.tracker.anchor(self.region.gray(frame), self.region.to_work(gait_xy))
+        self._key_gray = self.region.gray(frame)
+        self.tracker.anchor(self._key_gray, self.region.to_work(gait_xy))
 
     def _release_corrected(self, key: Estimate, at_key: _Pending) -> list[Estimate]:
-        """The held frames, flow drift spread over the interval, lost points interpolated."""
+        """The held frames: forward and backward tracks, drift-corrected and blended; points
+        both lost interpolated."""
         if not self._pending:
             return []
         k0, lm1 = self._key, key.lm
@@ -158,7 +177,32 @@ class KeyframeEstimator:
             start_xy, start_f = (xy[m - 1, g], frac[m - 1]) if m else (k0.lm[_GAIT[g], :2], 0.0)
             w = ((frac[m:] - start_f) / (1.0 - start_f))[:, None]
             corrected[m:, g] = start_xy + w * (lm1[_GAIT[g], :2] - start_xy)
-        return [self._tracked(p, f, corrected[i], ~ok[i], lm1) for i, (p, f) in enumerate(zip(steps[:-1], frac))]
+        back, back_ok = self._backward(lm1, at_key.gray, frac)
+        w_fwd = np.where(ok, 1.0 - frac[:, None], 0.0)[:-1]
+        w_back = np.where(back_ok, frac[:-1, None], 0.0)
+        both = w_fwd + w_back
+        blend = np.where((both > 0)[..., None],
+                         (w_fwd[..., None] * np.nan_to_num(corrected[:-1]) + w_back[..., None] * np.nan_to_num(back))
+                         / np.maximum(both, 1e-12)[..., None], corrected[:-1])
+        lost = ~ok[:-1] & ~back_ok
+        return [self._tracked(p, f, blend[i], lost[i], lm1) for i, (p, f) in enumerate(zip(self._pending, frac))]
+
+    def _backward(self, lm1: np.ndarray, gray1: np.ndarray, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The keyframe's points tracked back through the held frames to the previous
+        keyframe, drift-corrected there: (n held, g, 2) image px and which are usable (still
+        tracked on that frame and all the way back)."""
+        n = len(self._pending)
+        xy = np.full((n, len(_GAIT), 2), np.nan)
+        ok = np.zeros((n, len(_GAIT)), bool)
+        self.back_tracker.anchor(gray1, self.region.to_work(lm1[_GAIT, :2]))
+        for i in range(n - 1, -1, -1):
+            w, ok[i] = self.back_tracker.step(self._pending[i].gray)
+            xy[i] = self.region.to_image(w)
+        w, home = self.back_tracker.step(self._key_gray)
+        drift = self._key.lm[_GAIT, :2] - self.region.to_image(w)
+        ok &= home[None]
+        xy += (1.0 - frac[:-1, None, None]) * np.where(home[:, None], drift, 0.0)[None]
+        return xy, ok
 
     def _release_held(self) -> list[Estimate]:
         """No next keyframe (the person left): lost points hold their last tracked position."""
@@ -181,3 +225,9 @@ class KeyframeEstimator:
         self.stats.tracked += 1
         self.stats.points_lost += int(lost.sum())
         return Estimate(p.index, p.t, lm, tracked=True, interpolated=marks)
+
+
+def _mean_shift(moved: np.ndarray) -> np.ndarray:
+    """Mean of the points still tracked (NaN when none is)."""
+    ok = np.isfinite(moved).all(axis=1)
+    return moved[ok].mean(axis=0) if ok.any() else np.full(2, np.nan)
