@@ -159,7 +159,10 @@ RIGS = {  # name: (trigger rate, emulated detector/landmark ms or None, node pin
 GOAL_ANALYSED_S = {"core60": 5.0, "core120": 60.0}
 
 
-def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | None, one_core: bool) -> dict:
+def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | None, one_core: bool,
+            max_wait_s: float = 900.0) -> dict:
+    """One walk; gives up ``max_wait_s`` after the belt stopped (a loaded machine), then
+    reporting the keypoint frames seen so far instead of the node's end count."""
     from firmware_bridge.bridge import Bridge
     from firmware_bridge.simulator import TreadmillSimulator
     from rig.bus import topics
@@ -214,15 +217,19 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
             time.sleep(1.0)
         sim.belt_stop()
         t_stop = time.monotonic()
-        while ends.empty():
+        while ends.empty() and time.monotonic() - t_stop < max_wait_s:
             sample_rss()
             time.sleep(0.5)
-        end = ends.get()
-        summary = summaries.get(timeout=60)
+        end = None if ends.empty() else ends.get()
+        summary = summaries.get(timeout=60) if end is not None else None
         analysed_s = time.monotonic() - t_stop
     finally:
         node.terminate()
-        node.wait(20)
+        try:
+            node.wait(60)
+        except subprocess.TimeoutExpired:  # a node starved by a loaded machine
+            node.kill()
+            node.wait()
         stop.set()
         coord_thread.join(10)
         watch.close()
@@ -230,13 +237,17 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
         sim.stop()
         broker.stop()
     lat = np.array(latency_s)
+    memory = {"node_peak_rss_mb": round(max(rss), 1), "rss_slope_mb_per_min": rss_slope_mb_per_min(rss_t, rss),
+              "rss_at_peak_by_mapping_mb": memory_map, "pacing": info.get("pacing", {})}
+    if end is None:
+        return {"walk_s": walk_s, "rate_hz": rate_hz, "pulses": sim.pulses_sent, "stored": None,
+                "published_when_given_up": len(latency_s), "dropped": None, "spool_share_pct": None,
+                "complete": False, "summary_after_belt_stop_s": f"none within {max_wait_s:.0f}", **memory}
     return {"walk_s": walk_s, "rate_hz": rate_hz, "pulses": sim.pulses_sent, "stored": end.frames,
             "dropped": end.dropped, "tracked": end.tracked, "spooled": end.spooled,
             "spool_share_pct": round(100 * end.spooled / max(1, end.captured), 1),
             "complete": summary.complete, "summary_after_belt_stop_s": round(analysed_s, 1),
-            "node_peak_rss_mb": round(max(rss), 1), "rss_slope_mb_per_min": rss_slope_mb_per_min(rss_t, rss),
-            "rss_at_peak_by_mapping_mb": memory_map, "pacing": info.get("pacing", {}),
-            "latency_s_p50": round(float(np.percentile(lat, 50)), 3),
+            **memory, "latency_s_p50": round(float(np.percentile(lat, 50)), 3),
             "latency_s_p95": round(float(np.percentile(lat, 95)), 3)}
 
 
@@ -279,6 +290,8 @@ def main() -> int:
     ap.add_argument("--intervals", default="4,8", help="keyframe intervals to compare with every frame")
     ap.add_argument("--walk-s", type=float, default=30.0, help="rig runs: seconds of walking (0: skip)")
     ap.add_argument("--rigs", default="pi120", help=f"comma-separated rig runs of {', '.join(RIGS)}")
+    ap.add_argument("--max-wait-s", type=float, default=900.0,
+                    help="rig runs: give up this long after the belt stopped (report what was published)")
     ap.add_argument("--skip-offline", action="store_true", help="only the rig runs")
     ap.add_argument("--events-only", action="store_true", help="only the Sports2D walker's gait events")
     args = ap.parse_args()
@@ -295,7 +308,7 @@ def main() -> int:
         offline(videos, walker, intervals)
     for name in args.rigs.split(",") if args.walk_s > 0 else []:
         rate_hz, emulate_ms, one_core = RIGS[name]
-        r = rig_run(args.walk_s, rate_hz, emulate_ms, one_core)
+        r = rig_run(args.walk_s, rate_hz, emulate_ms, one_core, args.max_wait_s)
         how = (f"interpreter slowed to {emulate_ms[1]:.0f}/{emulate_ms[0]:.0f} ms landmark/detector"
                if emulate_ms else "this CPU's speed") + (", node pinned to one core" if one_core else "")
         print(f"rig {name}: cam01 at {rate_hz:.0f} Hz, {how}, one TFLite thread, {args.walk_s:.0f} s walk:")
