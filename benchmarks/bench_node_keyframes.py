@@ -126,24 +126,36 @@ def reference_jitter_pct(ref: list) -> np.ndarray:
     return np.concatenate(d) if d else np.array([np.nan])
 
 
-def zeni_events(lms: list, fps: float) -> dict[str, np.ndarray]:
-    """Heel strikes and toe-offs of both feet (Zeni 2008) in frames, walking toward -x."""
+def zeni_events(lms: list, fps: float, forward_sign: float = -1.0) -> dict[str, np.ndarray]:
+    """Heel strikes and toe-offs of both feet (Zeni 2008) in frames; the walker faces image
+    x times ``forward_sign`` (the Sports2D walker goes toward -x)."""
     from rig.gait.events import CoordinateEventDetector
     lm = np.stack([np.full((33, 4), np.nan) if x is None else x for x in lms])
     t = np.arange(len(lm)) / fps
     pelvis = 0.5 * (lm[:, 23, 0] + lm[:, 24, 0])
     out = {}
     for side, heel, toe in (("L", 29, 31), ("R", 30, 32)):
-        z = CoordinateEventDetector().detect(t, -lm[:, heel, 0], -lm[:, toe, 0], -pelvis)
+        z = CoordinateEventDetector().detect(t, forward_sign * lm[:, heel, 0], forward_sign * lm[:, toe, 0],
+                                             forward_sign * pelvis)
         out[f"{side}_hs"], out[f"{side}_to"] = z.heel_strike_candidates_s_ * fps, z.toe_off_candidates_s_ * fps
     return out
 
 
-def events_agree(ref: dict, ours: dict) -> tuple[int, int]:
-    """(reference events inside WALK_EVENTS matched within one frame by the tracked stream, events)."""
+def side_view_forward_sign(lms: list, min_foot_torso: float = 0.25) -> float | None:
+    """+1 or -1: the image-x direction the toes point in (the walking direction of a side
+    view); None when the feet are foreshortened (a front or back view: no x-based events)."""
+    lm = np.stack([x for x in lms if x is not None])
+    foot = np.concatenate([lm[:, 31, 0] - lm[:, 29, 0], lm[:, 32, 0] - lm[:, 30, 0]])
+    torso = float(np.median([torso_px(x) for x in lm]))
+    along = float(np.median(foot))
+    return None if abs(along) < min_foot_torso * torso else float(np.sign(along))
+
+
+def events_agree(ref: dict, ours: dict, window: tuple[float, float] = WALK_EVENTS) -> tuple[int, int]:
+    """(reference events inside ``window`` (frames) matched within one frame by the tracked stream, events)."""
     hit = n = 0
     for key, frames in ref.items():
-        for f in frames[(frames >= WALK_EVENTS[0]) & (frames < WALK_EVENTS[1])]:
+        for f in frames[(frames >= window[0]) & (frames < window[1])]:
             n += 1
             hit += bool(len(ours[key])) and float(np.min(np.abs(ours[key] - f))) <= 1.0 + 1e-9
     return hit, n
@@ -332,9 +344,16 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
     print(f"accuracy of tracked frames vs inference on every frame (% of torso; goal median <= "
           f"{GOAL_MEDIAN_TORSO_PCT})")
     for n in intervals:
-        rows, pooled, floor, repaired, jitter = [], [], [], [], []
+        rows, pooled, floor, repaired, jitter, treadmill_events = [], [], [], [], [], []
         for name, frames in [*videos.items(), (SPORTS2D_WALKER, walker[0])]:
-            ref, _, d, k, lr = accuracy(frames, n, 30.0 if name == SPORTS2D_WALKER else 60.0)
+            ref, ours, d, k, lr = accuracy(frames, n, 30.0 if name == SPORTS2D_WALKER else 60.0)
+            if name != SPORTS2D_WALKER and (sign := side_view_forward_sign(ref)) is not None:
+                edge = 6  # the smoothing and peak search need a few frames either side
+                hit, total = events_agree(zeni_events(ref, 60.0, sign), zeni_events(ours, 60.0, sign),
+                                          (edge, len(frames) - edge))
+                treadmill_events.append(f"{name} {hit}/{total}")
+            elif name != SPORTS2D_WALKER:
+                treadmill_events.append(f"{name} (front/back view: no x-based events)")
             pooled.append(d)
             floor.append(k)
             repaired.append(lr)
@@ -346,6 +365,8 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
               f"L/R repaired median {np.median(lr):.2f} %, p95 {np.percentile(lr, 95):.2f} %; keyframes "
               f"(model vs model) median {np.median(k):.2f} %, p95 {np.percentile(k, 95):.2f} %")
         print(f"    median/p95 per video: {'; '.join(rows)}")
+        print(f"    pose2sim treadmill clips (60 fps), keyframe every {n}: Zeni events within one frame of "
+              f"every-frame inference: {'; '.join(treadmill_events)}")
         print(f"    the reference's own frame-to-frame noise (every-frame inference vs the mean of its two "
               f"neighbours), median per video: {'; '.join(jitter)}")
         walker_events(walker[1], n)
