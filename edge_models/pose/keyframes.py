@@ -3,14 +3,10 @@ the gait points followed by optical flow in between.
 
 Every ``interval``-th frame (a keyframe) runs the full pose pipeline; the frames between are
 tracked with :class:`LucasKanadeTracker` on the grayscale body region. Frames are released
-when the *next* keyframe has run, which allows two things. Each tracked path is corrected
-for drift: the difference between the flow's position on the new keyframe and the model's
-is spread linearly over the interval (the flow's error grows with the frames tracked). And
-the points are also tracked *backwards* from the new keyframe through the held frames; each
-frame's position is the blend of both drift-corrected tracks, each weighted by its nearness
-to its own anchor (the error of a track grows with its length, so this is the
-inverse-variance weighting of two random walks). A point both tracks lost is interpolated
-from its last tracked position to the next keyframe and marked.
+when the *next* keyframe has run, which lets each tracked path be corrected for drift: the
+difference between the flow's position on the new keyframe and the model's is spread
+linearly over the interval (the flow's error grows with the frames tracked). A point the
+flow lost is interpolated from its last tracked position to the next keyframe and marked.
 Points the gait engine does not use (face, hands) are interpolated between keyframes.
 ``interval = 1`` is plain inference on every frame, with nothing held back.
 """
@@ -50,7 +46,6 @@ class _Pending:
     t: float
     xy: np.ndarray  # (len(GAIT_POINTS), 2) flow positions, NaN where lost
     ok: np.ndarray  # (len(GAIT_POINTS),) still tracked
-    gray: np.ndarray  # the body region at the flow's scale, for the backward track
 
 
 @dataclass
@@ -79,7 +74,6 @@ class KeyframeEstimator:
             raise ValueError(f"interval must be >= 1, got {interval}")
         self.infer, self.interval, self.follow = infer, interval, follow
         self.tracker = tracker or LucasKanadeTracker()
-        self.back_tracker = LucasKanadeTracker(**self.tracker.settings)
         self.region_margin_frac = region_margin_frac
         self.region: Region | None = None  # body region of the last keyframe (None: nobody)
         self.stats = KeyframeStats()
@@ -87,7 +81,6 @@ class KeyframeEstimator:
         self._pending: list[_Pending] = []
         self._since_attempt: int | None = None  # frames since the last search; None: search now
         self._last: tuple[int, float, np.ndarray] | None = None
-        self._key_gray: np.ndarray | None = None
 
     @property
     def held(self) -> int:
@@ -98,31 +91,30 @@ class KeyframeEstimator:
         self._last = (index, t, frame)
         if self._key is None:
             return [self._search(index, t, frame)]
-        gray = self.region.gray(frame)
-        xy, ok = self.tracker.step(gray)
+        xy, ok = self.tracker.step(self.region.gray(frame))
         xy = self.region.to_image(xy)
         due = len(self._pending) + 1 >= self.interval
         if not due and 1.0 - ok.mean() <= MAX_LOST_SHARE:
-            self._pending.append(_Pending(index, t, xy, ok, gray))
+            self._pending.append(_Pending(index, t, xy, ok))
             if self.follow is not None:
                 moved = xy - self._key.lm[_GAIT, :2]
                 self.follow(_mean_shift(moved[_HIPS]), _mean_shift(moved[_SHOULDERS]))
             return []
         self.stats.early_keyframes += not due
-        return self._keyframe(index, t, frame, _Pending(index, t, xy, ok, gray))
+        return self._keyframe(index, t, frame, xy, ok)
 
     def flush(self) -> list[Estimate]:
         """Release every held frame: the last one pushed becomes a keyframe."""
         if not self._pending:
             return []
         last = self._pending.pop()
-        return self._keyframe(last.index, last.t, self._last[2], last)
+        frame = self._last[2]
+        return self._keyframe(last.index, last.t, frame, last.xy, last.ok)
 
     def reset(self) -> list[Estimate]:
         """Flush, then forget the anchor (a new sequence starts)."""
         out = self.flush()
         self._key, self.region, self._since_attempt, self._last = None, None, None, None
-        self._key_gray = None
         return out
 
     # -- internals -----------------------------------------------------------------------------
@@ -139,14 +131,15 @@ class KeyframeEstimator:
             self._anchor(est, frame)
         return est
 
-    def _keyframe(self, index: int, t: float, frame: np.ndarray, at_key: _Pending) -> list[Estimate]:
+    def _keyframe(self, index: int, t: float, frame: np.ndarray, xy: np.ndarray,
+                  ok: np.ndarray) -> list[Estimate]:
         lm = self.infer(frame)
         key = Estimate(index, t, lm)
         if lm is None:
             out = self._release_held() + [key]
-            self._key, self.region, self._since_attempt, self._key_gray = None, None, 0, None
+            self._key, self.region, self._since_attempt = None, None, 0
             return out
-        out = self._release_corrected(key, at_key)
+        out = self._release_corrected(key, _Pending(index, t, xy, ok))
         self._anchor(key, frame)
         return out + [key]
 
@@ -156,12 +149,10 @@ class KeyframeEstimator:
         self._key, self._pending = key, []
         gait_xy = key.lm[_GAIT, :2]
         self.region = Region.around(gait_xy, self.region_margin_frac, w, h)
-        self._key_gray = self.region.gray(frame)
-        self.tracker.anchor(self._key_gray, self.region.to_work(gait_xy))
+        self.tracker.anchor(self.region.gray(frame), self.region.to_work(gait_xy))
 
     def _release_corrected(self, key: Estimate, at_key: _Pending) -> list[Estimate]:
-        """The held frames: forward and backward tracks, drift-corrected and blended; points
-        both lost interpolated."""
+        """The held frames, flow drift spread over the interval, lost points interpolated."""
         if not self._pending:
             return []
         k0, lm1 = self._key, key.lm
@@ -177,32 +168,7 @@ class KeyframeEstimator:
             start_xy, start_f = (xy[m - 1, g], frac[m - 1]) if m else (k0.lm[_GAIT[g], :2], 0.0)
             w = ((frac[m:] - start_f) / (1.0 - start_f))[:, None]
             corrected[m:, g] = start_xy + w * (lm1[_GAIT[g], :2] - start_xy)
-        back, back_ok = self._backward(lm1, at_key.gray, frac)
-        w_fwd = np.where(ok, 1.0 - frac[:, None], 0.0)[:-1]
-        w_back = np.where(back_ok, frac[:-1, None], 0.0)
-        both = w_fwd + w_back
-        blend = np.where((both > 0)[..., None],
-                         (w_fwd[..., None] * np.nan_to_num(corrected[:-1]) + w_back[..., None] * np.nan_to_num(back))
-                         / np.maximum(both, 1e-12)[..., None], corrected[:-1])
-        lost = ~ok[:-1] & ~back_ok
-        return [self._tracked(p, f, blend[i], lost[i], lm1) for i, (p, f) in enumerate(zip(self._pending, frac))]
-
-    def _backward(self, lm1: np.ndarray, gray1: np.ndarray, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The keyframe's points tracked back through the held frames to the previous
-        keyframe, drift-corrected there: (n held, g, 2) image px and which are usable (still
-        tracked on that frame and all the way back)."""
-        n = len(self._pending)
-        xy = np.full((n, len(_GAIT), 2), np.nan)
-        ok = np.zeros((n, len(_GAIT)), bool)
-        self.back_tracker.anchor(gray1, self.region.to_work(lm1[_GAIT, :2]))
-        for i in range(n - 1, -1, -1):
-            w, ok[i] = self.back_tracker.step(self._pending[i].gray)
-            xy[i] = self.region.to_image(w)
-        w, home = self.back_tracker.step(self._key_gray)
-        drift = self._key.lm[_GAIT, :2] - self.region.to_image(w)
-        ok &= home[None]
-        xy += (1.0 - frac[:-1, None, None]) * np.where(home[:, None], drift, 0.0)[None]
-        return xy, ok
+        return [self._tracked(p, f, corrected[i], ~ok[i], lm1) for i, (p, f) in enumerate(zip(steps[:-1], frac))]
 
     def _release_held(self) -> list[Estimate]:
         """No next keyframe (the person left): lost points hold their last tracked position."""

@@ -82,8 +82,6 @@ class LucasKanadeTracker:
     def __init__(self, window_px: int = 21, levels: int = 3, max_fb_error_px: float = 1.0,
                  max_iterations: int = 20, epsilon: float = 0.03):
         self.max_fb_error_px = max_fb_error_px
-        self.settings = dict(window_px=window_px, levels=levels, max_fb_error_px=max_fb_error_px,
-                             max_iterations=max_iterations, epsilon=epsilon)
         self._lk = dict(winSize=(window_px, window_px), maxLevel=levels,
                         criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, max_iterations, epsilon))
         self._gray: np.ndarray | None = None
