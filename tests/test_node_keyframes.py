@@ -107,6 +107,20 @@ def test_keyframes_every_interval_and_tracked_frames_land_on_the_truth():
             assert np.allclose(e.lm[others, :2], body_at(e.index)[others, :2])
 
 
+def test_the_models_crop_is_told_how_far_the_tracked_hips_and_shoulders_moved():
+    """Between keyframes the pipeline's crop must move with the body (PosePipeline.follow),
+    or each keyframe's landmarks come from a stale crop."""
+    frames = moving_frames(9)
+    moves = []
+    est = KeyframeEstimator(Oracle(frames), interval=4, follow=lambda hip, top: moves.append((hip, top)))
+    run(est, frames)
+    tracked = [k for k in range(1, 9) if k % 4]
+    assert len(moves) == len(tracked)
+    for k, (hip, top) in zip(tracked, moves):
+        offset = k - 4 * (k // 4)  # frames since the keyframe
+        assert np.abs(hip - offset * VELOCITY_PX).max() < 0.1 and np.abs(top - offset * VELOCITY_PX).max() < 0.1
+
+
 def test_a_point_the_flow_loses_is_interpolated_to_the_next_keyframe_and_marked():
     frames = moving_frames(9)
     oracle = Oracle(frames)
@@ -233,7 +247,8 @@ def real_assets():
 
 def every_frame_and_tracked(frames, interval):
     from edge_models.pose import PosePipeline
-    ref_pipe, est = PosePipeline(), KeyframeEstimator(PosePipeline().process, interval)
+    ref_pipe, pipe = PosePipeline(), PosePipeline()
+    est = KeyframeEstimator(pipe.process, interval, follow=pipe.follow)
     ref = [ref_pipe.process(f) for f in frames]
     out = run(est, frames)
     assert [e.index for e in out] == list(range(len(frames)))

@@ -20,10 +20,13 @@ import numpy as np
 from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
 
 Infer = Callable[[np.ndarray], "np.ndarray | None"]  # BGR frame -> (33, 4) or nobody
+Follow = Callable[[np.ndarray, np.ndarray], None]  # hip-centre, shoulder-centre shift px since the keyframe
 N_LANDMARKS = 33
 REGION_MARGIN_FRAC = 0.35  # of the body's larger side: the feet swing out of the keyframe's box
 MAX_LOST_SHARE = 0.5  # more gait points lost than this: run the model now, not at the interval
 _GAIT = np.array(GAIT_POINTS)
+_HIPS = [GAIT_POINTS.index(i) for i in (23, 24)]
+_SHOULDERS = [GAIT_POINTS.index(i) for i in (11, 12)]
 
 
 @dataclass(frozen=True)
@@ -56,16 +59,20 @@ class KeyframeStats:
 class KeyframeEstimator:
     """Frames in (in trigger order), :class:`Estimate` lists out, possibly later.
 
-    >>> est = KeyframeEstimator(PosePipeline().process, interval=4)
+    >>> pipe = PosePipeline()
+    >>> est = KeyframeEstimator(pipe.process, interval=4, follow=pipe.follow)
     >>> for index, t, frame in frames: publish(est.push(index, t, frame))
     >>> publish(est.flush())   # end of the sequence: the held frames, closed by a keyframe
     """
 
     def __init__(self, infer: Infer, interval: int = 1, tracker: LucasKanadeTracker | None = None,
-                 region_margin_frac: float = REGION_MARGIN_FRAC):
+                 region_margin_frac: float = REGION_MARGIN_FRAC, follow: Follow | None = None):
+        """``follow`` (e.g. ``PosePipeline.follow``) is told on each tracked frame how far the
+        hips and shoulders moved since the keyframe, so the model's next crop lands where
+        it would have had the model run on every frame."""
         if interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}")
-        self.infer, self.interval = infer, interval
+        self.infer, self.interval, self.follow = infer, interval, follow
         self.tracker = tracker or LucasKanadeTracker()
         self.region_margin_frac = region_margin_frac
         self.region: Region | None = None  # body region of the last keyframe (None: nobody)
@@ -89,6 +96,9 @@ class KeyframeEstimator:
         due = len(self._pending) + 1 >= self.interval
         if not due and 1.0 - ok.mean() <= MAX_LOST_SHARE:
             self._pending.append(_Pending(index, t, xy, ok))
+            if self.follow is not None:
+                moved = xy - self._key.lm[_GAIT, :2]
+                self.follow(_mean_shift(moved[_HIPS]), _mean_shift(moved[_SHOULDERS]))
             return []
         self.stats.early_keyframes += not due
         return self._keyframe(index, t, frame, xy, ok)
@@ -181,3 +191,9 @@ class KeyframeEstimator:
         self.stats.tracked += 1
         self.stats.points_lost += int(lost.sum())
         return Estimate(p.index, p.t, lm, tracked=True, interpolated=marks)
+
+
+def _mean_shift(moved: np.ndarray) -> np.ndarray:
+    """Mean of the points still tracked (NaN when none is)."""
+    ok = np.isfinite(moved).all(axis=1)
+    return moved[ok].mean(axis=0) if ok.any() else np.full(2, np.nan)
