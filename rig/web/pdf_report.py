@@ -111,6 +111,7 @@ def render_pdf(report: dict, header: ReportHeader) -> bytes:
     pdf.add_page()
     _title(pdf, header, view)
     _findings(pdf, view)
+    _suggestions(pdf, view)
     _timing(pdf, view)
     _frontal(pdf, view)
     _curves(pdf, report)
@@ -138,6 +139,18 @@ def _findings(pdf: GaitPdf, view) -> None:
         pdf.ln(1)
     pdf.para("“present”: the whole 95 % confidence interval lies beyond the threshold; “possible”: the estimate "
              "does, but its interval reaches back across it.", 7.5)
+
+
+def _suggestions(pdf: GaitPdf, view) -> None:
+    if not view.suggestions:
+        return
+    pdf.heading("Suggestions (the clinician decides)")
+    for g in view.suggestions:
+        pdf.para(g.text, 9.5, bold=True)
+        pdf.para(f"thresholds {g.thresholds}. Source: {g.source}.", 8)
+        pdf.ln(0.5)
+    pdf.para("A class is named only when the whole 95 % confidence interval over strides lies on one side of "
+             "every threshold; otherwise “cannot tell”. Suggestions do not replace an examination.", 7.5)
 
 
 def _timing(pdf: GaitPdf, view) -> None:

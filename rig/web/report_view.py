@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
+from rig.gait.suggestions import Suggestion, suggestions
+
 from .charts import CycleSeries, cycle_chart
 from .formatting import interval, is_number, number
 
@@ -124,6 +126,7 @@ class ReportView:
     cycles_rejected_reasons: dict[str, dict[str, int]]
     unavailable: dict[str, str]
     quality: dict = field(default_factory=dict)
+    suggestions: list[Suggestion] = field(default_factory=list)  # decision support; the clinician decides
 
 
 def _get(d: object, *keys: str) -> object:
@@ -244,4 +247,5 @@ def report_view(report: dict) -> ReportView:
         cycles_rejected_reasons={s: dict(_get(report, "cycles_rejected_reasons", s) or {}) for s in SIDES},
         unavailable=unavailable,
         quality=report.get("quality") or {},
+        suggestions=suggestions(report),
     )
