@@ -49,11 +49,7 @@ def build(config: NodeConfig) -> NodeParts:
     if config.camera.backend == "simulated":
         from rig.node.camera import SimulatedCamera
         from rig.sim.scene import WalkerScene
-        from rig.sim.walker import WalkerParams
-        w = config.walker
-        scene = WalkerScene(config.view, WalkerParams(cadence_steps_per_min=w.cadence_steps_per_min,
-                                                      belt_speed_m_s=w.belt_speed_m_s),
-                            seed=config.walker.seed)
+        scene = WalkerScene(config.view, config.walker.params(), seed=config.walker.seed)
         camera = SimulatedCamera(config.camera.trigger_line, scene, config.camera.width, config.camera.height,
                                  config.camera.miss_fraction, seed=config.walker.seed,
                                  clock=WallClock(config.camera.clock_offset_file))
