@@ -51,11 +51,12 @@ class VisitStep:
 
 
 # The demo patient: a mildly pronated right foot and a right leg ~10 mm short (left hip 3°
-# higher), seen with 2 px of landmark jitter. Shoes: slower cadence, so longer strides at the same belt speed (Franklin et al.
-# 2015, Gait Posture 42:230-239), rearfoot a little less everted; the orthotic takes about 2°
-# more off the rearfoot eversion (Mills et al. 2010, Br J Sports Med 44:1035-1046) and does
-# nothing for the leg length. Docs: docs/walker.md ("The demo visit").
-_PATIENT = dict(pelvic_obliquity_deg=3.0, stride_time_cv_pct=2.5, noise_px=2.0)
+# higher), seen with 1 px of landmark jitter. Shoes: slower cadence, so longer strides at the
+# same belt speed (Franklin et al. 2015, Gait Posture 42:230-239), rearfoot a little less
+# everted; the orthotic takes about 2° more off the rearfoot eversion (Mills et al. 2010, Br J
+# Sports Med 44:1035-1046) and does nothing for the leg length. Docs: docs/walker.md ("The
+# demo visit").
+_PATIENT = dict(pelvic_obliquity_deg=3.0, stride_time_cv_pct=2.0, noise_px=1.0)
 VISIT = (
     VisitStep("barefoot", "", dict(_PATIENT, cadence_steps_per_min=114.0, stance_pct=61.0,
                                    rearfoot_eversion_left_deg=6.0, rearfoot_eversion_right_deg=9.5)),
