@@ -33,7 +33,7 @@ cannot tell a structural from a functional difference: measure before lifting.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .findings import THRESHOLDS
 
@@ -73,9 +73,6 @@ class Suggestion:
     source: str
     certain: bool  # False: "cannot tell", or too few strides
     options: tuple[str, ...] = ()  # "cannot tell": the answers the interval lies between
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _ci(summary: dict) -> tuple[float, float] | None:
