@@ -171,11 +171,13 @@ class WalkerSettings(Section):
     pelvic_obliquity_deg: float = Field(0.0, ge=-10, le=10, description="+ = left hip higher (right leg shorter)")
     noise_px: float = Field(0.0, ge=0, le=50, description="landmark noise, as a pose model's jitter")
     seed: int = Field(0, description="the walk's stride-to-stride variability and artefacts follow it")
+    script: Path | None = Field(None, description="a TOML file whose [walker] table (these knobs) is read again "
+                                "at each new trigger train: the demo's patient changes shoes between walks")
 
     def params(self) -> "WalkerParams":
         """The simulated walker these settings describe."""
         from rig.sim.walker import WalkerParams
-        return WalkerParams(**self.model_dump(exclude={"seed"}))
+        return WalkerParams(**self.model_dump(exclude={"seed", "script"}))
 
 
 class NodeConfig(Section):

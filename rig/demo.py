@@ -131,31 +131,27 @@ class Rig:
         (self.workdir / "coordinator.toml").write_text(
             f'[session]\nfps = {self.fps}\nstart_after_s = 2.0\nend_timeout_s = 15.0\n'
             f'[storage]\ndatabase = "{self.database}"\n')
-        self._write_node_config()
-
-    def _write_node_config(self) -> None:
-        walker = "".join(f"{k} = {v!r}\n" for k, v in self.walker.model_dump().items())
         (self.workdir / "node.toml").write_text(
-            f'view = "left"\nspool_dir = "{self.workdir}"\n[camera]\nbackend = "simulated"\n[walker]\n{walker}')
+            f'view = "left"\nspool_dir = "{self.workdir}"\n[camera]\nbackend = "simulated"\n'
+            f'[walker]\nbelt_speed_m_s = {self.speed_m_s}\nscript = "{self.walker_script}"\n')
+        self.walk_as(self.walker)
+
+    @property
+    def walker_script(self) -> Path:
+        """The simulated patient's knobs, read by the simulated cameras at each new walk."""
+        return self.workdir / "walker.toml"
+
+    def walk_as(self, walker: WalkerSettings) -> None:
+        """From the next walk on the patient walks so (other shoes, other strides): the
+        simulated cameras read the knobs again when the next trigger train starts."""
+        self.walker = walker
+        knobs = "".join(f"{k} = {v!r}\n" for k, v in walker.model_dump(exclude={"script"}).items())
+        tmp = self.walker_script.with_suffix(".tmp")
+        tmp.write_text(f"[walker]\n{knobs}")
+        tmp.replace(self.walker_script)  # a camera never reads half a file
 
     def node_config(self, view: str) -> Path:
         return self.workdir / "node.toml"
-
-    def walk_as(self, walker: WalkerSettings, watch: "Watch") -> None:
-        """The patient walks differently (other shoes, another walk): the simulated cameras
-        are started again with the new walker, between two walks."""
-        self.walker = walker
-        self._write_node_config()
-        nodes = [(n, p) for n, p in self.procs if n.startswith("node-")]
-        for _, p in nodes:
-            p.send_signal(signal.SIGTERM)
-        for name, p in nodes:
-            p.wait(15)
-            watch.online.discard(name)
-        self.procs = [(n, p) for n, p in self.procs if not n.startswith("node-")]
-        for name, _ in nodes:
-            self._spawn(name, *self.commands[name])
-        watch.wait_up(self)
 
     def _wait_for(self, path: Path, what: str, timeout_s: float = 20.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -289,7 +285,7 @@ def run(args) -> int:
             step = VISIT[walk % len(VISIT)]
             if walk:
                 log.info("the patient changes to: %s", step.condition)
-                rig.walk_as(visit_walker(args.speed, walk), watch)
+                rig.walk_as(visit_walker(args.speed, walk))
             visit.pick(step)
             log.info("the patient steps on (%s); belt to %.1f m/s for %.0f s", step.condition, args.speed, args.walk_s)
             rig.belt(f"start {args.speed} {RAMP_S}")

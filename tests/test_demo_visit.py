@@ -90,3 +90,19 @@ def test_the_suggestions_follow_the_right_foot_from_pronated_to_neutral(visit):
     for w in walks:  # the 3° obliquity the orthotic leaves as it was
         lift = next(s for s in suggestions(reports[w["session_id"]]) if s.kind == "heel_lift")
         assert lift.answer == "consider a right heel lift"
+
+
+def test_the_walker_script_is_read_at_each_new_train_and_a_bad_one_changes_nothing(tmp_path):
+    from rig.sim.scene import WalkerScene
+    from rig.sim.walker import WalkerParams
+    script = tmp_path / "walker.toml"
+    scene = WalkerScene("rear", WalkerParams(), seed=0, script=script)
+    script.write_text("[walker]\nrearfoot_eversion_right_deg = 9.0\nseed = 5\n")
+    scene.new_train()
+    assert (scene.params.rearfoot_eversion_right_deg, scene.seed, scene.walker(60.0).seed) == (9.0, 5, 5)
+    script.write_text("[walker]\nrearfoot_eversion_right_deg = 99.0\n")  # out of range
+    scene.new_train()
+    assert (scene.params.rearfoot_eversion_right_deg, scene.seed) == (9.0, 5)
+    script.unlink()
+    scene.new_train()
+    assert scene.params.rearfoot_eversion_right_deg == 9.0

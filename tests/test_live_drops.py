@@ -80,3 +80,6 @@ def test_node_health_keeps_a_camera_nodes_session_counts_only():
     h = node_health("node-rear", _health({"session_id": None, "session_missed_triggers": -1,
                                           "session_dropped": 2.5}), ["rear"])
     assert (h.session_id, h.missed, h.dropped) == (None, None, None)  # never guessed
+    # between trains the node has no session counts: the last ones of the session stay
+    assert node_health("node-rear", _health({"session_id": 7, "session_missed_triggers": None,
+                                             "session_dropped": 0}), ["rear"]) is None

@@ -219,7 +219,7 @@ def test_demo_runs_diag_status_lists_every_daemon_and_ctrl_c_stops_everything(tm
     for line in proc.stderr:
         if m := re.search(r"gaitrig (diag status .*)$", line):
             diag_cmd = m.group(1).split()
-        if m := re.search(r"tablet pages: (http\S+)/ \(log in as (\w+), password: (\S+)\)", line):
+        if m := re.search(r"tablet: (http\S+)/ — log in as '(\w+)' with the password '([^']+)'", line):
             tablet, user, password = m.groups()
         if "all daemons up" in line:
             break

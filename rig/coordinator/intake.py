@@ -87,12 +87,13 @@ class NodeHealth:
 
 def node_health(daemon: str, health: DiagHealth, views: list[str]) -> NodeHealth | None:
     """A camera node's diagnostics health as the coordinator keeps it; None for another
-    daemon or a view this rig does not have (nothing to keep, nothing wrong). Figures that
-    are not whole numbers read as unknown rather than being guessed."""
+    daemon, a view this rig does not have, or a node without a trigger train (between
+    sessions its counts say nothing, and the last ones of the session stay). Figures that are
+    not whole numbers read as unknown rather than being guessed."""
     view = daemon.removeprefix("node-")
-    if not daemon.startswith("node-") or view not in views:
-        return None
     f = health.figures
+    if not daemon.startswith("node-") or view not in views or f.get("session_missed_triggers") is None:
+        return None
 
     def count(key: str) -> int | None:
         v = f.get(key)
