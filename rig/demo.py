@@ -153,7 +153,7 @@ class Rig:
     def node_config(self, view: str) -> Path:
         return self.workdir / "node.toml"
 
-    def _wait_for(self, path: Path, what: str, timeout_s: float = 20.0) -> None:
+    def _wait_for(self, path: Path, what: str, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while not path.exists():
             self.check_alive()

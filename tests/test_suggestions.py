@@ -67,7 +67,7 @@ def test_a_report_without_frontal_views_gives_no_suggestions():
     assert suggestions({"kinematics": {"frontal_summary": {}}}) == []
 
 
-def test_the_report_page_and_pdf_show_the_suggestions_of_the_pronated_walk(rig, browser, tmp_path):
+def test_the_report_page_and_pdf_show_the_suggestions_of_the_pronated_walk(rig, browser, tmp_path, screenshot_dir):
     """The fixture's pronated session walked with 12° left rearfoot eversion, 4° right."""
     report = json.loads(rig.storage.report(rig.pronated)[0])
     expected = suggestions(report)
@@ -84,6 +84,8 @@ def test_the_report_page_and_pdf_show_the_suggestions_of_the_pronated_walk(rig, 
             li = page.locator(f"#suggestions li[data-kind={s.kind}][data-side={s.side or 'both'}]")
             assert li.get_attribute("data-answer") == s.answer
             assert " ".join(li.locator(".finding-text").inner_text().split()) == " ".join(s.text.split())
+        page.locator("#suggestions").scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshot_dir / "suggestions-800x1280.png"))
         with page.expect_download() as dl:
             page.click("#downloads a[href$='report.pdf']")
         path = tmp_path / "r.pdf"
