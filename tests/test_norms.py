@@ -26,7 +26,7 @@ SQRT_GL = math.sqrt(9.81 * LEG_M)
 @pytest.fixture(scope="module")
 def source() -> dict:
     """The cached file as plain JSON (put there by `gaitrig models fetch`)."""
-    return json.loads((cache_dir() / "norms" / "schwartz2008.json").read_text())["Schwartz2008"]
+    return json.loads((cache_dir() / "norms" / "Schwartz2008.json").read_text())["Schwartz2008"]
 
 
 def _x(source: dict, group: str, joint: str) -> tuple[list[float], list[float]]:
