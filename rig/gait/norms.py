@@ -9,7 +9,8 @@ by ``gaitrig models fetch``. The cohort is **typically developing children and a
 not adults, and every label says so.
 
 Schwartz grouped the walks by non-dimensional speed v̂ = v / sqrt(g · leg length): very slow
-< 0.227, slow 0.227-0.363, free 0.363-0.500, fast 0.500-0.636, very fast > 0.636. Each group
+< 0.227, slow 0.227-0.363, free 0.363-0.500, fast 0.500-0.636, very fast > 0.636 (the paper is
+not redistributable and could not be re-read here: docs/norms.md asks to check). Each group
 is placed at the centre of its range (the open-ended groups at the same half-width, 0.068,
 beyond their one boundary) and the band edges are interpolated linearly between the two
 groups whose centres bracket the patient's v̂; beyond the outermost centres the nearest group
