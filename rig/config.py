@@ -189,7 +189,20 @@ class WalkerSettings(Section):
     """The simulated patient (simulated backend only); see docs/walker.md."""
     cadence_steps_per_min: float = Field(110.0, ge=40, le=200)
     belt_speed_m_s: float = Field(1.2, gt=0, le=3, description="the speed the patient walks at (set the belt to it)")
-    seed: int = 0
+    stance_pct: float = Field(62.0, ge=50, le=85, description="stance, % of the gait cycle")
+    stride_time_cv_pct: float = Field(2.0, ge=0, le=10, description="stride-to-stride variability of stride time")
+    rearfoot_eversion_left_deg: float = Field(4.0, ge=-20, le=20, description="eversion (pronation) + in stance")
+    rearfoot_eversion_right_deg: float = Field(4.0, ge=-20, le=20, description="eversion (pronation) + in stance")
+    pelvic_obliquity_deg: float = Field(0.0, ge=-10, le=10, description="+ = left hip higher (right leg shorter)")
+    noise_px: float = Field(0.0, ge=0, le=50, description="landmark noise, as a pose model's jitter")
+    seed: int = Field(0, description="the walk's stride-to-stride variability and artefacts follow it")
+    script: Path | None = Field(None, description="a TOML file whose [walker] table (these knobs) is read again "
+                                "at each new trigger train: the demo's patient changes shoes between walks")
+
+    def params(self) -> "WalkerParams":
+        """The simulated walker these settings describe."""
+        from rig.sim.walker import WalkerParams
+        return WalkerParams(**self.model_dump(exclude={"seed", "script"}))
 
 
 class VideoSettings(Section):

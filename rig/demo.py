@@ -2,12 +2,16 @@
 Mosquitto, the simulated treadmill controller on a pty, the bridge, the coordinator, four
 simulated camera nodes and the tablet pages — each the same daemon that runs on the rig.
 
-The simulated patient walks in a loop (belt start, walk, belt stop, rest); the rig records
-by itself. ``--once --json`` runs one walk and prints its session as JSON.
+The simulated patient walks through a visit in a loop — barefoot, in shoes, with an orthotic
+(:data:`VISIT`), each walk with its own stride-to-stride variability — and the rig records
+each walk by itself; the demo picks the demo patient and the condition before each walk, as
+a clinician does on the tablet, so the patient's page and the comparison show real
+differences. ``--once --json`` runs one (barefoot) walk and prints its session as JSON.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import queue
@@ -16,12 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import Presence, SessionState, SessionSummary, decode
-from rig.config import ALL_VIEWS
+from rig.clinic.model import Condition, PatientFields
+from rig.config import ALL_VIEWS, WalkerSettings
 from rig.sim.broker import LocalBroker, free_port
 
 log = logging.getLogger("gaitrig.demo")
@@ -31,14 +37,48 @@ RAMP_S = 1.0
 REST_S = 4.0
 
 
+@dataclass(frozen=True)
+class VisitStep:
+    """One walk of the demo visit: the condition and how the simulated patient walks in it."""
+
+    kind: str
+    label: str
+    walker: dict = field(default_factory=dict)  # WalkerSettings fields
+
+    @property
+    def condition(self) -> Condition:
+        return Condition.parse(self.kind, self.label)
+
+
+# The demo patient: a mildly pronated right foot and a right leg ~10 mm short (left hip 3°
+# higher), seen with 1 px of landmark jitter. Shoes: slower cadence, so longer strides at the
+# same belt speed (Franklin et al. 2015, Gait Posture 42:230-239), rearfoot a little less
+# everted; the orthotic takes about 2° more off the rearfoot eversion (Mills et al. 2010, Br J
+# Sports Med 44:1035-1046) and does nothing for the leg length. Docs: docs/walker.md ("The
+# demo visit").
+_PATIENT = dict(pelvic_obliquity_deg=3.0, stride_time_cv_pct=2.0, noise_px=1.0)
+VISIT = (
+    VisitStep("barefoot", "", dict(_PATIENT, cadence_steps_per_min=114.0, stance_pct=61.0,
+                                   rearfoot_eversion_left_deg=6.0, rearfoot_eversion_right_deg=9.5)),
+    VisitStep("shoes", "demo trainers", dict(_PATIENT, cadence_steps_per_min=109.0, stance_pct=62.0,
+                                             rearfoot_eversion_left_deg=5.5, rearfoot_eversion_right_deg=9.0)),
+    VisitStep("orthotic", "FootChair, arch 3", dict(_PATIENT, cadence_steps_per_min=109.0, stance_pct=62.0,
+                                                   rearfoot_eversion_left_deg=3.5, rearfoot_eversion_right_deg=7.0)),
+)
+DEMO_PATIENT = PatientFields.parse("Demo Patient", "1980-05-17", "DEMO-1", "simulated: pronated right foot, "
+                                   "right leg about 10 mm short")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole rig simulated on this machine",
                        description="Starts a real Mosquitto broker, the simulated treadmill controller on a pty, "
                        "the bridge, the coordinator, four simulated camera nodes and the tablet pages "
-                       "(the address is logged). The simulated patient "
-                       "walks (belt start, walk, belt stop) and the rig records each walk by itself. "
+                       "(the address and a login are printed). A simulated patient "
+                       "walks through a visit — barefoot, shoes, orthotic — again and again (belt start, walk, "
+                       "belt stop), each walk assigned to the demo patient; the rig records each by itself. "
                        "Ctrl-C stops everything cleanly.")
     p.add_argument("--once", action="store_true", help="one walk, then stop")
+    p.add_argument("--visit", action="store_true", help="one visit (barefoot, shoes, orthotic), then stop")
     p.add_argument("--json", action="store_true", help="print each closed session as one JSON object on stdout")
     p.add_argument("--walk-s", type=float, default=12.0, help="seconds of walking per session (default 12)")
     p.add_argument("--speed", type=float, default=1.2, help="belt speed, m/s (default 1.2)")
@@ -59,6 +99,7 @@ class Rig:
         self.link = workdir / "ttyTREADMILL"
         self.trigger_line = workdir / "trigger-line"
         self.database = workdir / "gaitrig.sqlite"
+        self.walker = WalkerSettings(belt_speed_m_s=speed_m_s)  # how the simulated patient walks now
 
     def _spawn(self, name: str, *args: str, stdin=subprocess.DEVNULL) -> subprocess.Popen:
         log_file = open(self.workdir / f"{name}.log", "ab")
@@ -92,13 +133,28 @@ class Rig:
             f'[storage]\ndatabase = "{self.database}"\n')
         (self.workdir / "node.toml").write_text(
             f'view = "left"\nspool_dir = "{self.workdir}"\n[camera]\nbackend = "simulated"\n'
-            f'[walker]\nbelt_speed_m_s = {self.speed_m_s}\n'
+            f'[walker]\nbelt_speed_m_s = {self.speed_m_s}\nscript = "{self.walker_script}"\n'
             '[video]\nport = 0\n')  # four nodes on one machine: each its own free port, announced
+        self.walk_as(self.walker)
+
+    @property
+    def walker_script(self) -> Path:
+        """The simulated patient's knobs, read by the simulated cameras at each new walk."""
+        return self.workdir / "walker.toml"
+
+    def walk_as(self, walker: WalkerSettings) -> None:
+        """From the next walk on the patient walks so (other shoes, other strides): the
+        simulated cameras read the knobs again when the next trigger train starts."""
+        self.walker = walker
+        knobs = "".join(f"{k} = {v!r}\n" for k, v in walker.model_dump(exclude={"script"}).items())
+        tmp = self.walker_script.with_suffix(".tmp")
+        tmp.write_text(f"[walker]\n{knobs}")
+        tmp.replace(self.walker_script)  # a camera never reads half a file
 
     def node_config(self, view: str) -> Path:
         return self.workdir / "node.toml"
 
-    def _wait_for(self, path: Path, what: str, timeout_s: float = 20.0) -> None:
+    def _wait_for(self, path: Path, what: str, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while not path.exists():
             self.check_alive()
@@ -214,25 +270,38 @@ def run(args) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gaitrig-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     rig = Rig(workdir, args.fps, args.speed, args.port)
+    rig.walker = visit_walker(args.speed, 0)
     watch = None
     log.info("simulated rig in %s (logs, database)", workdir)
     try:
         rig.start()
         log.info("diagnostics, from another terminal: gaitrig diag status --mqtt 127.0.0.1:%d --rig-id %s",
                  rig.broker.port, RIG_ID)
-        log.info("the clinician's tablet pages: http://127.0.0.1:%d/ (log in as %s, password: %s)",
-                 rig.web_port, DEMO_USER, rig.web_password)
+        print(f"The clinician's tablet: http://127.0.0.1:{rig.web_port}/ — log in as {DEMO_USER!r} with the "
+              f"password {rig.web_password!r} (made for this demo only)", file=sys.stderr, flush=True)
         watch = Watch(rig)
         watch.wait_up(rig)
-        while True:
-            log.info("the patient steps on; belt to %.1f m/s for %.0f s", args.speed, args.walk_s)
+        visit, complete = DemoVisit(rig), True
+        for walk in itertools.count():
+            step = VISIT[walk % len(VISIT)]
+            if walk:
+                log.info("the patient changes to: %s", step.condition)
+                rig.walk_as(visit_walker(args.speed, walk))
+            visit.pick(step)
+            log.info("the patient steps on (%s); belt to %.1f m/s for %.0f s", step.condition, args.speed, args.walk_s)
             rig.belt(f"start {args.speed} {RAMP_S}")
             rig.sleep(RAMP_S + args.walk_s)
             rig.belt("stop")
-            out = session_json(watch.next_summary(rig, timeout_s=60))
+            summary = watch.next_summary(rig, timeout_s=60)
+            visit.walked(summary.session_id)
+            out = session_json(summary)
             print(json.dumps(out) if args.json else _describe(out), flush=True)
-            if args.once:
-                return 0 if out["complete"] else 1
+            complete = complete and out["complete"]
+            if args.once or (args.visit and walk == len(VISIT) - 1):
+                return 0 if complete else 1
+            if walk % len(VISIT) == len(VISIT) - 1:
+                log.info("visit walked: the patient's page http://127.0.0.1:%d/patients/%d compares the conditions",
+                         rig.web_port, visit.patient_id)
             rig.sleep(REST_S)
     except KeyboardInterrupt:
         log.info("stopping the rig")
@@ -244,6 +313,34 @@ def run(args) -> int:
         if watch:
             watch.client.close()
         rig.stop()
+
+
+def visit_walker(speed_m_s: float, walk: int) -> WalkerSettings:
+    """How the demo patient walks on walk number ``walk`` of the loop: the visit step's
+    knobs, and a seed of its own so no two walks have the same strides."""
+    return WalkerSettings(belt_speed_m_s=speed_m_s, seed=walk + 1, **VISIT[walk % len(VISIT)].walker)
+
+
+class DemoVisit:
+    """The demo patient, and the condition picked for each walk as a clinician does on the
+    tablet: the pick goes to the next session the coordinator records."""
+
+    def __init__(self, rig: Rig):
+        from rig.clinic.records import Records
+        from rig.clinic.store import ClinicStore
+        from rig.web.database import ReadOnlyDatabase
+        self.records = Records(ClinicStore(rig.database.with_name("clinic.sqlite")))
+        self.sessions = ReadOnlyDatabase(rig.database)
+        found = [p for p in self.records.find(DEMO_PATIENT.name) if p.clinic_id == DEMO_PATIENT.clinic_id]
+        self.patient_id = found[0].id if found else self.records.create(DEMO_PATIENT, by=DEMO_USER).id
+
+    def pick(self, step: VisitStep) -> None:
+        newest = self.sessions.sessions(limit=1)
+        self.records.set_pending(self.patient_id, step.condition, newest[0].session.id if newest else 0, by=DEMO_USER)
+
+    def walked(self, session_id: int) -> None:
+        """Give the pick to the session just closed, if the tablet has not already."""
+        self.records.claim_pending([session_id])
 
 
 def _describe(s: dict) -> str:

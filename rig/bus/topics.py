@@ -93,8 +93,9 @@ PRESENCE = Topic(
     "Presence", "Birth on connect, death as last will: presence is always true. A sequence "
     "number (Sparkplug-style) tells a stale death from a new one.")
 DIAG_HEALTH = Topic(
-    "diag/{daemon}/health", 0, True, "every daemon", "diag",
-    "DiagHealth", "Figures every 5 s (units in the names) and the problems active now. Retained, so "
+    "diag/{daemon}/health", 0, True, "every daemon", "diag, coordinator",
+    "DiagHealth", "Figures every 5 s (units in the names) and the problems active now; the coordinator "
+    "keeps each camera node's drops of the session so far for the tablet's live page. Retained, so "
     "`gaitrig diag status` sees every daemon at once, and a dead daemon's last figures stay for the "
     "post-mortem (presence says whether it is up). QoS 0: the next report replaces a lost one.")
 DIAG_EVENT = Topic(

@@ -27,7 +27,7 @@ import uuid
 
 from rig.bus import topics
 from rig.bus.client import BusClient, Receipt
-from rig.bus.payloads import (BeltState, CommandReply, NodeEnd, NodeInfo, PayloadError, SessionCommand,
+from rig.bus.payloads import (BeltState, CommandReply, DiagHealth, NodeEnd, NodeInfo, PayloadError, SessionCommand,
                               SessionState, SessionSummary, TreadmillCommand, TriggerState, clip, decode,
                               decode_keypoints)
 from rig.config import CoordinatorConfig
@@ -81,6 +81,8 @@ class Coordinator:
         }
         for topic, parse in route.items():
             self.bus.on(topic, lambda m, parse=parse: self.inbox.put((*parse(m), self.bus.receipt(m))), keep=True)
+        # the nodes' health (QoS 0, every few seconds): their drops, live, for the tablet
+        self.bus.on(topics.DIAG_HEALTH, lambda m: self.inbox.put(("health", (m.topic, decode(DiagHealth, m.payload)))))
 
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -198,6 +200,13 @@ class Coordinator:
             self._on_reply(payload)
         elif kind == "diag":  # a diagnostics check that needs the worker's own database connection
             payload(self.storage)
+        elif kind == "health":
+            topic, health = payload
+            daemon = topics.DIAG_HEALTH.fields(self.bus.rig_id, topic)["daemon"]
+            h = intake.node_health(daemon, health, self.config.session.views)
+            if h is not None:
+                self.disk.durable(self.storage.set_node_health, h.view, h.t, h.session_id, h.frames_out, h.missed,
+                                  h.dropped)
         elif kind == "info":
             topic, info = payload
             view = topics.NODE_INFO.fields(self.bus.rig_id, topic)["view"]
@@ -363,7 +372,7 @@ class Coordinator:
 
 def _source(kind: str, payload) -> str:
     """Where an inbox message came from, for the rejection log: its topic when it has one."""
-    return payload[0] if kind in ("frame", "end", "info") else kind
+    return payload[0] if kind in ("frame", "end", "info", "health") else kind
 
 
 def _finite(x: float | None) -> float | None:

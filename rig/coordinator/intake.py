@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rig.bus.payloads import KeypointFrame, NodeEnd, NodeInfo, PayloadError, TriggerState
+from rig.bus.payloads import DiagHealth, KeypointFrame, NodeEnd, NodeInfo, PayloadError, TriggerState
 
 INDEX_TOLERANCE_S = 0.5  # clock offset between the bridge's and the coordinator's host, and jitter
 
@@ -71,3 +71,33 @@ def check_end(view: str, end: NodeEnd, views: list[str], open_session: int | Non
 def check_info(view: str, info: NodeInfo) -> None:
     if info.view != view:
         raise PayloadError("info_view_mismatch", f"camera info on {view}'s topic names view {info.view}")
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """What the live page shows of a camera node between two frames: its session so far."""
+
+    view: str
+    t: float
+    session_id: int | None
+    frames_out: int | None  # frames published this session
+    missed: int | None  # trigger pulses without a frame this session
+    dropped: int | None  # frames captured but lost (a full spool) this session
+
+
+def node_health(daemon: str, health: DiagHealth, views: list[str]) -> NodeHealth | None:
+    """A camera node's diagnostics health as the coordinator keeps it; None for another
+    daemon, a view this rig does not have, or a node without a trigger train (between
+    sessions its counts say nothing, and the last ones of the session stay). Figures that are
+    not whole numbers read as unknown rather than being guessed."""
+    view = daemon.removeprefix("node-")
+    f = health.figures
+    if not daemon.startswith("node-") or view not in views or f.get("session_missed_triggers") is None:
+        return None
+
+    def count(key: str) -> int | None:
+        v = f.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+    return NodeHealth(view, health.t, count("session_id"), count("session_frames_out"),
+                      count("session_missed_triggers"), count("session_dropped"))

@@ -73,6 +73,16 @@ MIGRATIONS: tuple[str, ...] = (
         error          TEXT
     );
     """,
+    """
+    CREATE TABLE node_health (
+        view       TEXT PRIMARY KEY,
+        t          REAL NOT NULL,
+        session_id INTEGER,
+        frames_out INTEGER,
+        missed     INTEGER,
+        dropped    INTEGER
+    );
+    """,
 )
 
 
@@ -282,6 +292,12 @@ class Storage:
 
     def set_node_info(self, view: str, payload_json: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO node_info VALUES (?, ?)", (view, payload_json))
+
+    def set_node_health(self, view: str, t: float, session_id: int | None, frames_out: int | None,
+                        missed: int | None, dropped: int | None) -> None:
+        """A camera node's latest health for its session so far (the live page shows it)."""
+        self.conn.execute("INSERT OR REPLACE INTO node_health VALUES (?, ?, ?, ?, ?, ?)",
+                          (view, t, session_id, frames_out, missed, dropped))
 
     def node_info(self, view: str) -> str | None:
         row = self.conn.execute("SELECT payload FROM node_info WHERE view = ?", (view,)).fetchone()

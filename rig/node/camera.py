@@ -57,11 +57,14 @@ class SimulatedCamera:
 
     def __init__(self, trigger_line: Path | None, scene: Callable[[float, int], np.ndarray | None],
                  width: int, height: int, miss_fraction: float = 0.0, seed: int = 0,
-                 clock: WallClock | None = None):
+                 clock: WallClock | None = None, on_train: Callable[[], None] | None = None):
+        """``on_train``: called before the first frame of each new trigger train (the
+        simulated patient may walk differently from one walk to the next)."""
         self.trigger_line, self.scene, self.width, self.height = trigger_line, scene, width, height
-        self.miss_fraction, self.clock = miss_fraction, clock or WallClock()
+        self.miss_fraction, self.clock, self.on_train = miss_fraction, clock or WallClock(), on_train
         self._rng = random.Random(seed)
         self._clock: TriggerLineClock | None = None
+        self._train: int | None = None
 
     def open(self) -> None:
         if self.trigger_line is None:
@@ -72,6 +75,9 @@ class SimulatedCamera:
         deadline = time.monotonic() + timeout_s
         while (pulse := self._clock.next_pulse(max(0.0, deadline - time.monotonic()))) is not None:
             t, rate_hz, k = pulse
+            if self.on_train and self._clock.train != self._train:
+                self._train = self._clock.train
+                self.on_train()
             if not (self.miss_fraction and self._rng.random() < self.miss_fraction):
                 wall, mono = _on_node_clock(t, self.clock)
                 return CapturedFrame(wall, None, self.scene(rate_hz, k), mono)
@@ -94,6 +100,11 @@ class TriggerLineClock:
         self.poll_s = poll_s
         s = self._line.read()
         self._train, self._next = s.train, s.pulses
+
+    @property
+    def train(self) -> int:
+        """The trigger train the last pulse belongs to."""
+        return self._train
 
     def next_pulse(self, timeout_s: float) -> tuple[float, float, int] | None:
         """(pulse time, rate, index) of the next pulse sent, or None on timeout."""

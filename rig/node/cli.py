@@ -52,14 +52,11 @@ def build(config: NodeConfig) -> NodeParts:
     if config.camera.backend == "simulated":
         from rig.node.camera import SimulatedCamera
         from rig.sim.scene import WalkerScene
-        from rig.sim.walker import WalkerParams
-        w = config.walker
-        scene = WalkerScene(config.view, WalkerParams(cadence_steps_per_min=w.cadence_steps_per_min,
-                                                      belt_speed_m_s=w.belt_speed_m_s),
-                            seed=config.walker.seed)
+        scene = WalkerScene(config.view, config.walker.params(), seed=config.walker.seed,
+                            script=config.walker.script)
         camera = SimulatedCamera(config.camera.trigger_line, scene, config.camera.width, config.camera.height,
                                  config.camera.miss_fraction, seed=config.walker.seed,
-                                 clock=WallClock(config.camera.clock_offset_file))
+                                 clock=WallClock(config.camera.clock_offset_file), on_train=scene.new_train)
         facing = config.facing or scene.walker(60.0).header(config.view).facing
         return NodeParts(camera, lambda frame, index: frame.landmarks, "simulated walker", facing,
                          picture=walker_picture(config))

@@ -55,6 +55,8 @@ def node_figures(node: "NodeDaemon") -> dict[str, Any]:
             "inference_backlog": len(node.frames), "inference_backlog_mb": round(node.frames.memory_bytes / 1e6, 1),
             "crop_spool_frames": crops.count if crops else 0, "crop_spool_mb": round(crops.bytes / 1e6, 1) if crops else 0.0,
             "frames_spooled": st.spooled, "session_dropped": train.dropped if train else 0,
+            "session_missed_triggers": train.indexer.missed if train else None,  # null: no train running
+            "session_frames_out": train.published if train else None,
             **node.stage.figures(),
             "last_frame_age_s": age,
             "spool_messages": spool.count, "spool_mb": round(spool.bytes / 1e6, 3),

@@ -159,7 +159,10 @@ def table_grants(account: Account, rig_id: str) -> list[tuple[str, str]]:
 
 
 def extra_grants(account: Account, rig_id: str) -> list[tuple[str, str]]:
-    """What the table does not say: technicians read everything and command daemons."""
+    """What the table does not say: technicians read everything and command daemons; the
+    coordinator reads the daemons' health (the nodes' drops go live to the tablet)."""
+    if account.role == "coordinator":
+        return [("read", topics.DIAG_HEALTH.filter(rig_id))]
     if account.role != "technician":
         return []
     return [("read", f"{topics.ROOT}/{rig_id}/#"), ("read", "$SYS/#"),

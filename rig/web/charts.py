@@ -4,7 +4,9 @@ No script and no chart library: the tablet shows them offline and they print as 
 Each side is a mean line with a ± 1 SD band over 0-100 % of the gait cycle; the right side is
 dashed as well as coloured, so the two stay apart in grey print and for colour-blind readers
 (Okabe-Ito blue and vermillion). Gaps (None) in a curve break the line rather than being
-bridged: the chart never draws a value the report does not have.
+bridged: the chart never draws a value the report does not have. A normative band
+(:mod:`rig.gait.norms`), when given, is a grey area behind everything, so the sides'
+own curves and bands lie over it.
 """
 from __future__ import annotations
 
@@ -33,6 +35,16 @@ class CycleSeries:
     toe_off_pct: float | None = None  # the side's mean stance %, drawn as a dotted line
 
 
+@dataclass(frozen=True)
+class NormArea:
+    """A typical range to shade: ``low``/``high`` at ``x_pct`` (% of the gait cycle)."""
+
+    x_pct: Sequence[float]
+    low: Sequence[float]
+    high: Sequence[float]
+    label: str
+
+
 def _nice_step(span: float, target_ticks: int = 5) -> float:
     raw = span / max(target_ticks, 1)
     mag = 10 ** math.floor(math.log10(raw))
@@ -40,8 +52,11 @@ def _nice_step(span: float, target_ticks: int = 5) -> float:
 
 
 def _y_range(series: Sequence[CycleSeries], x_pct: Sequence[float],
-             x_max: float | None) -> tuple[float, float, float]:
+             x_max: float | None, norm: NormArea | None = None) -> tuple[float, float, float]:
     values = []
+    if norm is not None:
+        values += [v for x, v in zip(norm.x_pct, norm.low) if x_max is None or x <= x_max]
+        values += [v for x, v in zip(norm.x_pct, norm.high) if x_max is None or x <= x_max]
     for s in series:
         for i, m in enumerate(s.mean):
             if not is_number(m) or (x_max is not None and i < len(x_pct) and x_pct[i] > x_max):
@@ -75,7 +90,7 @@ def _path(pts: list[tuple[float, float]]) -> str:
 
 
 def cycle_chart(series: Sequence[CycleSeries], x_pct: Sequence[float], *, unit: str = "°",
-                description: str = "", scale_to_stance: bool = False) -> Markup:
+                description: str = "", scale_to_stance: bool = False, norm: NormArea | None = None) -> Markup:
     """An SVG chart of ``series`` against ``x_pct`` (0-100 % of the gait cycle).
 
     ``scale_to_stance``: the y axis fits the stance phase (up to the later toe-off) and the
@@ -83,7 +98,7 @@ def cycle_chart(series: Sequence[CycleSeries], x_pct: Sequence[float], *, unit: 
     (the rearfoot angle), whose swing swings would otherwise flatten the stance values.
     """
     toe_offs = [s.toe_off_pct for s in series if is_number(s.toe_off_pct)]
-    y0, y1, step = _y_range(series, x_pct, max(toe_offs) if scale_to_stance and toe_offs else None)
+    y0, y1, step = _y_range(series, x_pct, max(toe_offs) if scale_to_stance and toe_offs else None, norm)
     clip_id = f"plot-{zlib.crc32(f'{description}|{y0}|{y1}'.encode()):08x}"  # unique per chart on a page, stable
     plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
@@ -121,6 +136,11 @@ def cycle_chart(series: Sequence[CycleSeries], x_pct: Sequence[float], *, unit: 
                'stroke="#999"/>')
     out.append(f'<clipPath id="{clip_id}"><rect x="{MARGIN_LEFT}" y="{MARGIN_TOP}" width="{plot_w}" '
                f'height="{plot_h}"/></clipPath><g clip-path="url(#{clip_id})">')
+    if norm is not None:  # the typical range first: everything of the patient lies over it
+        upper = [(sx(x), sy(v)) for x, v in zip(norm.x_pct, norm.high)]
+        lower = [(sx(x), sy(v)) for x, v in reversed(list(zip(norm.x_pct, norm.low)))]
+        out.append(f'<polygon class="norm-band" points="{_path(upper + lower)}" fill="#777" '
+                   f'fill-opacity="0.22" stroke="#777" stroke-width="0.8"><title>{escape(norm.label)}</title></polygon>')
     # bands first, so no line hides under another side's band
     for s in series:
         colour, _ = SIDE_STYLE.get(s.side, ("#333", ""))

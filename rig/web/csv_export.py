@@ -6,6 +6,11 @@ engine computed is left out and nothing is made up. ``strides.csv`` is long form
 measure, stride number, value — because the measures of one stride do not always come from
 the same set of strides (a frontal angle needs the rear view), so lining them up in columns
 would pair values that do not belong together.
+
+The normative bands (:mod:`rig.gait.norms`) at the belt speed follow as ``normative_band``
+rows: one per curve and cycle point (``measure`` = curve@percent) with ``typical_low`` /
+``typical_high`` filled, after the rows that say how they were chosen (non-dimensional speed,
+leg length); the columns stay empty for every measure without a published band.
 """
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ import csv
 import io
 from typing import Iterator
 
+from rig.gait.norms import NormBands, bands_or_reason
+
 from .formatting import is_number
 
-MEASURE_COLUMNS = ("group", "measure", "side", "value", "ci95_low", "ci95_high", "n")
+MEASURE_COLUMNS = ("group", "measure", "side", "value", "ci95_low", "ci95_high", "n", "typical_low", "typical_high")
 STRIDE_COLUMNS = ("side", "measure", "stride", "value")
 SIDES = ("left", "right")
 
@@ -43,16 +50,29 @@ def _rows(group: str, name: str, value: object, side: str = "both") -> Iterator[
         yield group, name, side, _cell(value), "", "", ""
 
 
-def measures_csv(report: dict) -> str:
+def _band_rows(norms: NormBands) -> Iterator[tuple]:
+    yield "normative_band", "speed_nondimensional", "both", _cell(norms.speed_nd), "", "", "", "", ""
+    yield "normative_band", "leg_length_m", "both", _cell(norms.leg_length_m), "", "", "", "", ""
+    for key, band in norms.curves.items():
+        for x, lo, hi in zip(band.x_pct, band.low, band.high):
+            yield "normative_band", f"{key}@{x:g}%", "both", "", "", "", "", _cell(lo), _cell(hi)
+
+
+def measures_csv(report: dict, norms: NormBands | str | None = None) -> str:
+    """``norms`` defaults to the cached bands at the report's belt speed (none if unavailable)."""
+    if norms is None:
+        norms = bands_or_reason(report.get("belt_speed_m_s"))
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(MEASURE_COLUMNS)
     for key, value in (report.get("spatiotemporal") or {}).items():
-        w.writerows(_rows("spatiotemporal", key, value))
+        w.writerows(r + ("", "") for r in _rows("spatiotemporal", key, value))
     for key, value in ((report.get("kinematics") or {}).get("frontal_summary") or {}).items():
-        w.writerows(_rows("frontal_per_stride", key, value))
+        w.writerows(r + ("", "") for r in _rows("frontal_per_stride", key, value))
     for key in ("cycles_used", "cycles_rejected"):
-        w.writerows(_rows("cycles", key, report.get(key)))
+        w.writerows(r + ("", "") for r in _rows("cycles", key, report.get(key)))
+    if isinstance(norms, NormBands):
+        w.writerows(_band_rows(norms))
     return out.getvalue()
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from rig.coordinator.intake import NodeHealth
 from rig.coordinator.storage import NodeRow, SessionRow
 
 OPEN_STATES = ("recording", "closing")
@@ -175,6 +176,17 @@ class LiveRows:
     frames: dict[str, int]  # view -> frames received
     latest: dict[str, bytes]  # view -> the newest keypoint frame as received
     node_info: dict[str, str]  # view -> NodeInfo JSON
+    health: dict[str, NodeHealth] = field(default_factory=dict)  # view -> the node's health for this session
+
+
+def _node_health(conn: sqlite3.Connection, session_id: int) -> dict[str, NodeHealth]:
+    """Each node's latest health that is about this session (an older database has none)."""
+    try:
+        rows = conn.execute("SELECT view, t, session_id, frames_out, missed, dropped FROM node_health "
+                            "WHERE session_id = ?", (session_id,)).fetchall()
+    except sqlite3.OperationalError:  # no such table: the coordinator has not migrated it yet
+        return {}
+    return {r[0]: NodeHealth(*r) for r in rows}
 
 
 def _live_rows(conn: sqlite3.Connection, session_id: int) -> LiveRows:
@@ -188,7 +200,7 @@ def _live_rows(conn: sqlite3.Connection, session_id: int) -> LiveRows:
         if row:
             latest[view] = row[0]
     info = dict(conn.execute("SELECT view, payload FROM node_info"))
-    return LiveRows(belt[0] if belt else None, frames, latest, info)
+    return LiveRows(belt[0] if belt else None, frames, latest, info, _node_health(conn, session_id))
 
 
 def _stored_report(session_id: int, row: tuple) -> StoredReport:

@@ -2,7 +2,9 @@
 database (it commits twice a second) and pushed to the tablet as server-sent events.
 
 Per camera: frames received against the frames the trigger train has asked for so far
-(keeping up = no more than a second behind), and a stick figure of the newest keypoints.
+(keeping up = no more than a second behind), the frames the node itself says it missed or
+lost this session (from its diagnostics health, which the coordinator keeps; a few seconds
+old at most), and a stick figure of the newest keypoints.
 When the watched session closes and its analysis is stored, the stream says where the
 report is and the page goes there by itself.
 """
@@ -34,6 +36,8 @@ class CameraLive:
     expected: int | None
     keeping_up: bool | None
     figure: Markup
+    drops: int | None = None  # the node's missed triggers + lost frames this session, from its health
+    health_age_s: float | None = None  # how old that count is (nodes report every few seconds)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,10 @@ def live_view(session: SessionRow, rows: LiveRows, now_t: float | None = None,
     for view in sorted(rows.frames):
         expected = int(train_s * session.fps) if train_s is not None and train_s > 0 else None
         keeping_up = None if expected is None else rows.frames[view] >= expected - KEEP_UP_SLACK_S * session.fps
+        health = rows.health.get(view)
+        drops = (health.missed + health.dropped if health and health.missed is not None
+                 and health.dropped is not None else None)
         cameras.append(CameraLive(view, rows.frames[view], expected, keeping_up,
-                                  stick_figure(rows.latest.get(view), rows.node_info.get(view))))
+                                  stick_figure(rows.latest.get(view), rows.node_info.get(view)), drops,
+                                  max(0.0, now_t - health.t) if health else None))
     return LiveView(session, max(0.0, now_t - session.started_t), rows.belt_speed_m_s, cameras, strides, strides_view)

@@ -17,6 +17,8 @@ from typing import Sequence
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
+from rig.gait.norms import Band, NormBands
+
 from .formatting import MISSING, clock, duration, interval, is_number, number
 from .report_view import FRONTAL, SAGITTAL, SIDES, STANCE_SCALED, report_view
 
@@ -112,9 +114,10 @@ def render_pdf(report: dict, header: ReportHeader) -> bytes:
     pdf.add_page()
     _title(pdf, header, view)
     _findings(pdf, view)
+    _suggestions(pdf, view)
     _timing(pdf, view)
     _frontal(pdf, view)
-    _curves(pdf, report)
+    _curves(pdf, report, view)
     return bytes(pdf.output())
 
 
@@ -140,6 +143,18 @@ def _findings(pdf: GaitPdf, view) -> None:
         pdf.ln(1)
     pdf.para("“present”: the whole 95 % confidence interval lies beyond the threshold; “possible”: the estimate "
              "does, but its interval reaches back across it.", 7.5)
+
+
+def _suggestions(pdf: GaitPdf, view) -> None:
+    if not view.suggestions:
+        return
+    pdf.heading("Suggestions (the clinician decides)")
+    for g in view.suggestions:
+        pdf.para(g.text, 9.5, bold=True)
+        pdf.para(f"thresholds {g.thresholds}. Source: {g.source}.", 8)
+        pdf.ln(0.5)
+    pdf.para("A class is named only when the whole 95 % confidence interval over strides lies on one side of "
+             "every threshold; otherwise “cannot tell”. Suggestions do not replace an examination.", 7.5)
 
 
 def _timing(pdf: GaitPdf, view) -> None:
@@ -179,7 +194,7 @@ def _frontal(pdf: GaitPdf, view) -> None:
              (62, 28, 30, 28, 32))
 
 
-def _curves(pdf: GaitPdf, report: dict) -> None:
+def _curves(pdf: GaitPdf, report: dict, view) -> None:
     kin = report.get("kinematics") or {}
     labels = kin.get("labels") or {}
     charts = [(plane, key) for plane, keys in (("sagittal", SAGITTAL), ("frontal", FRONTAL)) for key in keys
@@ -190,19 +205,22 @@ def _curves(pdf: GaitPdf, report: dict) -> None:
     pdf.heading("Joint angles over the gait cycle (2D projections)")
     pdf.para("Mean over strides (left blue, right orange dashed) with ± 1 SD shaded; x: % of the gait cycle "
              "from heel strike to heel strike; y: degrees.", 8)
+    pdf.para(view.norms_text, 8)
+    bands = view.norms.curves if isinstance(view.norms, NormBands) else {}
     top = pdf.get_y() + 2
     for i, (plane, key) in enumerate(charts):
         x = pdf.l_margin + (i % 2) * (CHART_W_MM + 10)
         y = top + (i // 2) * (CHART_H_MM + 8)
         stance = [v for s in SIDES if is_number(v := ((report.get("spatiotemporal") or {}).get("stance_pct") or {}).get(s))]
         x_max = max(stance) if key in STANCE_SCALED and stance else None
-        _chart(pdf, x, y, labels.get(key, key), kin[plane][key], kin.get("cycle_pct") or list(range(101)), x_max)
+        _chart(pdf, x, y, labels.get(key, key), kin[plane][key], kin.get("cycle_pct") or list(range(101)), x_max,
+               bands.get(key) if plane == "sagittal" else None)
 
 
 def _chart(pdf: GaitPdf, x0: float, y0: float, title: str, per_side: dict, x_pct: list,
-           x_max: float | None = None) -> None:
+           x_max: float | None = None, band: Band | None = None) -> None:
     """One curve chart; with ``x_max`` (stance-only angles) the y axis fits 0..x_max % and the
-    rest is cut at the frame, as on the pages."""
+    rest is cut at the frame, as on the pages; ``band`` is the normative range, grey behind."""
     pdf.font(7.5, True)
     pdf.set_xy(x0, y0)
     pdf.multi_cell(CHART_W_MM, 3.6, pdf.t(title + (" (scaled to stance)" if x_max else "")), align="L")
@@ -210,6 +228,8 @@ def _chart(pdf: GaitPdf, x0: float, y0: float, title: str, per_side: dict, x_pct
     values = [m + k * (sd if is_number(sd) else 0) for s in SIDES if isinstance(per_side.get(s), dict)
               for x, m, sd in zip(x_pct, per_side[s].get("mean") or [], per_side[s].get("sd") or [None] * 101)
               if is_number(m) and (x_max is None or x <= x_max) for k in (-1, 1)]
+    if band is not None:
+        values += [*band.low, *band.high]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     lo, hi = (lo - 1, hi + 1) if hi - lo < 1e-6 else (lo, hi)
 
@@ -230,6 +250,12 @@ def _chart(pdf: GaitPdf, x0: float, y0: float, title: str, per_side: dict, x_pct
         pdf.set_xy(sx(v) - 5, py + ph + 0.5)
         pdf.cell(10, 3, f"{v} %", align="C")
     with pdf.rect_clip(px, py, pw, ph):
+        if band is not None:
+            pdf.set_fill_color(120)
+            area = ([(sx(x), sy(v)) for x, v in zip(band.x_pct, band.high)]
+                    + [(sx(x), sy(v)) for x, v in reversed(list(zip(band.x_pct, band.low)))])
+            with pdf.local_context(fill_opacity=0.25):
+                pdf.polygon(area, style="F")
         _curve_lines(pdf, per_side, x_pct, sx, sy)
     pdf.set_draw_color(0)
     pdf.set_line_width(0.2)

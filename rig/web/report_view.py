@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
-from .charts import CycleSeries, cycle_chart
+from rig.gait.norms import SOURCE as NORMS_SOURCE
+from rig.gait.norms import NormBands, bands_or_reason
+from rig.gait.suggestions import Suggestion, suggestions
+
+from .charts import CycleSeries, NormArea, cycle_chart
 from .formatting import interval, is_number, number
 
 SIDES = ("left", "right")
@@ -98,6 +102,7 @@ class ChartView:
     svg: Markup
     strides: dict[str, int | None]
     views: dict[str, str | None]
+    typical_range_deg: tuple[float, float] | None = None  # the normative band's extremes
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,15 @@ class ReportView:
     cycles_rejected_reasons: dict[str, dict[str, int]]
     unavailable: dict[str, str]
     quality: dict = field(default_factory=dict)
+    suggestions: list[Suggestion] = field(default_factory=list)  # decision support; the clinician decides
+    norms: NormBands | str = ""  # the sagittal bands at the belt speed, or why there are none
+
+    @property
+    def norms_text(self) -> str:
+        """The line under the sagittal charts naming the grey band and its source."""
+        if isinstance(self.norms, NormBands):
+            return f"Grey band: {self.norms.label}. Source: {NORMS_SOURCE}."
+        return self.norms
 
 
 def _get(d: object, *keys: str) -> object:
@@ -174,7 +188,8 @@ def _stance_pct(report: dict, side: str) -> float | None:
     return v if is_number(v) else None
 
 
-def _charts(report: dict, plane: str, keys: tuple[str, ...], toe_off: bool) -> list[ChartView]:
+def _charts(report: dict, plane: str, keys: tuple[str, ...], toe_off: bool,
+            norms: NormBands | str = "") -> list[ChartView]:
     kin = report.get("kinematics") or {}
     curves = kin.get(plane) or {}
     labels = kin.get("labels") or {}
@@ -188,9 +203,13 @@ def _charts(report: dict, plane: str, keys: tuple[str, ...], toe_off: bool) -> l
                               _stance_pct(report, s) if toe_off else None)
                   for s in SIDES if isinstance(per_side.get(s), dict)]
         label = labels.get(key, key)
+        band = norms.curves.get(key) if isinstance(norms, NormBands) else None
+        area = NormArea(band.x_pct, band.low, band.high, norms.label) if band else None
         charts.append(ChartView(
-            key=key, label=label, svg=cycle_chart(series, x, unit="degrees", description=label, scale_to_stance=key in STANCE_SCALED),
-            strides={s: _get(per_side, s, "n") for s in SIDES}, views={s: _get(per_side, s, "view") for s in SIDES}))
+            key=key, label=label, svg=cycle_chart(series, x, unit="degrees", description=label,
+                                                  scale_to_stance=key in STANCE_SCALED, norm=area),
+            strides={s: _get(per_side, s, "n") for s in SIDES}, views={s: _get(per_side, s, "view") for s in SIDES},
+            typical_range_deg=band.range_deg if band else None))
     return charts
 
 
@@ -209,8 +228,11 @@ def _static(report: dict) -> list[dict] | None:
     return rows
 
 
-def report_view(report: dict) -> ReportView:
-    """Arrange ``report`` (GaitReport.to_dict()) for the report page."""
+def report_view(report: dict, norms: NormBands | str | None = None) -> ReportView:
+    """Arrange ``report`` (GaitReport.to_dict()) for the report page; ``norms`` defaults to the
+    cached normative bands at the report's belt speed (or the reason there are none)."""
+    if norms is None:
+        norms = bands_or_reason(report.get("belt_speed_m_s"))
     sp = report.get("spatiotemporal") or {}
     rows = []
     for m in PER_SIDE_MEASURES + tuple(m for m in MEASURES_3D if isinstance(sp.get(m.key), dict)):
@@ -251,7 +273,7 @@ def report_view(report: dict) -> ReportView:
         findings_source=source,
         findings_source_text=source_text,
         kinematics_note=str(kin.get("note", "")),
-        sagittal=_charts(report, "sagittal", SAGITTAL, toe_off=True),
+        sagittal=_charts(report, "sagittal", SAGITTAL, toe_off=True, norms=norms),
         frontal=_charts(report, "frontal", FRONTAL, toe_off=True),
         frontal_summary=frontal_summary,
         static=_static(report),
@@ -260,4 +282,6 @@ def report_view(report: dict) -> ReportView:
         cycles_rejected_reasons={s: dict(_get(report, "cycles_rejected_reasons", s) or {}) for s in SIDES},
         unavailable=unavailable,
         quality=report.get("quality") or {},
+        suggestions=suggestions(report),
+        norms=norms,
     )
