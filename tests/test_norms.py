@@ -119,7 +119,7 @@ def test_report_page_and_pdf_show_the_band_at_the_belt_speed(rig, browser, tmp_p
                 f"typical range {number(lo, 1, True)} to {number(hi, 1, True)}°"
         note = page.locator("#norms-note").inner_text()
         assert note == f"Grey band: {expected.label}. Source: {norms.SOURCE}."
-        assert "grey, sagittal: typical range" in page.locator("p.note").inner_text()
+        assert "grey, sagittal: typical range" in page.locator("#kinematics-note").inner_text()
         assert page.locator("figure[data-curve=rearfoot_eversion_2d_deg] polygon.norm-band").count() == 0
         page.locator("figure[data-curve=hip_flexion_2d_deg]").scroll_into_view_if_needed()
         page.screenshot(path=str(screenshot_dir / "normative-bands-800x1280.png"))
@@ -128,7 +128,7 @@ def test_report_page_and_pdf_show_the_band_at_the_belt_speed(rig, browser, tmp_p
         page.goto(f"{rig.url}/sessions/{rig.normal}")
         assert page.locator("#norms-note").inner_text() == "normative bands unavailable (run make setup)"
         assert page.locator("polygon.norm-band").count() == 0
-        assert "typical range" not in page.locator("p.note").inner_text()
+        assert "typical range" not in page.locator("#kinematics-note").inner_text()
         assert page.locator("figure[data-curve=knee_flexion_2d_deg] polyline.mean-curve").count() == 2
     finally:
         tablet.close()
