@@ -8,6 +8,9 @@ every ~2 s). MQTT → serial: arm/disarm/ping/status commands, de-duplicated by 
 refused it. After every (re)connect, controller restart or sequence gap (a frame lost to
 line noise may have been the emergency stop) the bridge asks the controller for its full
 status, so the state on MQTT is right again at once rather than at the next periodic report.
+After a broker crash the bridge's retained state (belt, train, link) is published again on
+reconnect (``BusClient(republish_retained=True)``): the belt state is sent on change only,
+so a broker that lost it would otherwise hold none until the belt next changes.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ class Bridge:
 
     def __init__(self, config: BridgeConfig, *, simulated: bool = False):
         self.config = config
-        self.bus = BusClient(config.mqtt, "bridge", simulated=simulated)
+        self.bus = BusClient(config.mqtt, "bridge", simulated=simulated, republish_retained=True)
         self.link = SerialLink(config.serial, on_message=self._on_message, on_link=self._on_link,
                                on_silent=self._on_silent, on_reset=self._on_reset,
                                on_gap=self._request_status)
