@@ -226,6 +226,11 @@ class BusClient:
         log.log(logging.WARNING if first else logging.DEBUG, "rejected payload on %s: %s%s", clip(topic),
                 clip(str(e), 300), " (first of its kind; further ones are counted)" if first else "")
 
+    def rejections(self) -> Counter[str]:
+        """A copy of the rejection counts (paho's thread may be adding to them)."""
+        with self._rejected_lock:
+            return Counter(self.rejected)
+
     def publish(self, topic: str, payload: bytes | Payload, *, qos: int = 1, retain: bool = False,
                 properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
         data = payload.encode() if isinstance(payload, Payload) else payload

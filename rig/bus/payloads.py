@@ -163,6 +163,8 @@ class SessionSummary(Payload):
                                          "stored (the first was kept), per view")
     frames_lost: dict[View, Count] = Field({}, description="frames received but lost to a failed database "
                                            "write (full disk), per view")
+    rejected: dict[Name, Count] = Field({}, max_length=64, description="messages the coordinator rejected while "
+                                        "the session was recorded, per kind (a payload model or a rule)")
     missing: dict[View, list[tuple[Count, Count]]] = Field({}, description="per view, the spans [first, end) of "
                                                            "trigger indices it has no frame for (a node down, a spool full)")
     belt_speed_m_s: float | None = Field(None, description="median belt speed while walking")

@@ -139,13 +139,15 @@ class SessionMachine:
         return []
 
     def resume(self, now: float, phase: Phase, *, manual: bool, stop_reason: str | None, train_started: bool,
-               pulses_sent: int | None, ends: dict[str, int], received: dict[str, int]) -> list[Action]:
+               pulses_sent: int | None, ends: dict[str, int], received: dict[str, int],
+               conflicts: dict[str, int] | None = None, lost: dict[str, int] | None = None) -> list[Action]:
         """Take up an open session where a previous run left it. Recording goes on (the belt
         events that follow stop it as usual); closing waits for what is still missing, with
         its timeouts counted from now. Returns what to send again: the arm if the train never
         reported armed, the disarm if its final count never came."""
         self.phase, self.manual, self.stop_reason = phase, manual, stop_reason
         self._pulses_sent, self._ends, self._received = pulses_sent, dict(ends), dict(received)
+        self.conflicts, self.lost = Counter(conflicts or {}), Counter(lost or {})  # the database kept them
         closing = phase is Phase.CLOSING
         self._stopped_at = now if closing else None
         self._closing_since = now if closing and pulses_sent is not None else None
