@@ -5,9 +5,13 @@ against the trigger indices the coordinator stored. The full run with its figure
 benchmarks/bench_faults.py."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from rig.config import ALL_VIEWS
+from rig.gait.outages import describe
 from rig.sim.faults import FaultRig, Outcome
 
 BEFORE_S = 1.5  # walking before the fault
@@ -100,6 +104,40 @@ def test_node_sigkilled_and_restarted_records_the_lost_span(rig):
     assert o.summary.dropped["left"] == end - first
     node = rig.node_row(o.session_ids[0], "left")  # the restarted node's own count: from where it joined
     assert (node["frames_received"], node["frames_reported"]) == (o.pulses - (end - first), o.pulses - end)
+    assert_outage_named(rig, o, "left", first, end)
+
+
+def overlapping_cycles(report: dict, t0: float, t1: float) -> dict[str, list[int]]:
+    """Per foot, the cycles (1-based, heel strike to next) holding a time in [t0, t1]."""
+    out = {}
+    for side in ("left", "right"):
+        hs = sorted(report["events"][side]["heel_strike_s"])
+        out[side] = [n for n, (a, b) in enumerate(zip(hs, hs[1:]), 1) if a <= t1 and b >= t0]
+    return out
+
+
+def assert_outage_named(rig: FaultRig, o: Outcome, view: str, first: int, end: int) -> None:
+    """The report names exactly the cycles of each foot the dead span touched, each as used
+    (from the other views) or excluded, in its JSON, `gaitrig report` and the tablet page."""
+    [outage] = o.report["outages"]
+    t0, t1 = first / rig.fps, (end - 1) / rig.fps
+    assert (outage["view"], outage["first_index"], outage["end_index"]) == (view, first, end)
+    assert (outage["t_start_s"], outage["t_end_s"]) == (t0, t1)
+    named = {s: [c["cycle"] for c in outage["cycles"] if c["side"] == s] for s in ("left", "right")}
+    expected = overlapping_cycles(o.report, t0, t1)
+    assert named == expected and expected["left"] and expected["right"]  # about 1 s down: both feet
+    used = {s: sum(c["used"] for c in outage["cycles"] if c["side"] == s) for s in ("left", "right")}
+    assert all(used[s] <= o.report["cycles_used"][s] for s in used)
+    text = describe(outage)
+    assert text.startswith(f"{view} camera sent no frames for trigger indices {first}–{end - 1} ")
+    for side in ("left", "right"):
+        assert f"{side} foot " in text
+    r = subprocess.run([sys.executable, "-m", "rig.cli", "report", str(o.session_ids[0]), "--database",
+                        str(rig.database)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"  {view}: no frame for trigger indices {first}–{end - 1}\n" in r.stdout
+    assert f"    - {text}\n" in r.stdout
+    assert rig.report_page_text(o.session_ids[0]).count(text) == 1
 
 
 def test_a_node_clock_stepping_by_minutes_keeps_frames_on_their_trigger_index(rig):

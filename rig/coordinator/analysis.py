@@ -28,13 +28,22 @@ def walking_belt_speed(storage: Storage, sid: int, walking_min_m_s: float) -> fl
     return statistics.median(speeds) if speeds else 0.0
 
 
+def outages(storage: Storage, sid: int, views) -> dict[str, list[tuple[int, int]]]:
+    """Per view that sent frames, the trigger indices below the final pulse count it has no
+    frame for (a view that sent none is absent from the report altogether)."""
+    pulses = storage.session(sid).pulses_sent or 0
+    spans = {v: storage.missing_spans(sid, v, pulses) for v in views}
+    return {v: s for v, s in spans.items() if s}
+
+
 def analyze_session(storage: Storage, sid: int, walking_min_m_s: float) -> SessionAnalysis:
     """Run the engine and store its report (or why it could not run) with the session. A
     failure of the engine itself is recorded as the reason too, so no session is left
     without one; only a database error (the report could not be stored) propagates."""
     speed = walking_belt_speed(storage, sid, walking_min_m_s)
     try:
-        report = analyze_tracks(session_tracks(storage, sid), speed).to_dict()
+        tracks = session_tracks(storage, sid)
+        report = analyze_tracks(tracks, speed, outages=outages(storage, sid, tracks)).to_dict()
         report_json = json.dumps(report, allow_nan=False)
     except (ExportError, GaitInputError) as e:
         return _failed(storage, sid, speed, str(e))

@@ -122,6 +122,9 @@ class FaultRig(Rig):
                         f'[walker]\nbelt_speed_m_s = {self.speed_m_s}\n')
         return path
 
+    def _wait_for(self, path: Path, what: str, timeout_s: float = RESTART_WAIT_S) -> None:
+        super()._wait_for(path, what, timeout_s)  # a loaded test machine starts Python slowly
+
     def clock_file(self, view: str) -> Path:
         return self.workdir / f"clock-offset-{view}"
 
@@ -245,6 +248,37 @@ class FaultRig(Rig):
             row = db.execute("SELECT frames_received, frames_reported, missed_triggers FROM session_nodes "
                              "WHERE session_id = ? AND view = ?", (sid, view)).fetchone()
         return dict(zip(("frames_received", "frames_reported", "missed_triggers"), row))
+
+    def report_page_text(self, sid: int) -> str:
+        """The tablet's report page of a session, as the demo account sees it (HTML)."""
+        import html
+        import re
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        from rig.demo import DEMO_USER
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *a, **kw):
+                return None
+        url = f"http://127.0.0.1:{self.web_port}"
+        with urllib.request.urlopen(url + "/login", timeout=30) as r:
+            nonce = r.headers["Set-Cookie"].split(";")[0]
+            csrf = re.search(r'name="csrf" value="([^"]*)"', r.read().decode()).group(1)
+        form = urllib.parse.urlencode({"csrf": html.unescape(csrf), "username": DEMO_USER,
+                                       "password": self.web_password}).encode()
+        try:
+            urllib.request.build_opener(NoRedirect).open(
+                urllib.request.Request(url + "/login", data=form, headers={"Cookie": nonce}), timeout=30)
+            raise RuntimeError("logging in to the tablet pages did not redirect")
+        except urllib.error.HTTPError as e:
+            if e.code != 303:
+                raise
+            cookie = e.headers["Set-Cookie"].split(";")[0]
+        req = urllib.request.Request(f"{url}/sessions/{sid}", headers={"Cookie": cookie})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return html.unescape(r.read().decode())
 
     def _fault_free(self, sid: int) -> Callable[[str, int], bytes]:
         """The frame a fault-free node sends for (view, trigger index): the walker's landmarks
