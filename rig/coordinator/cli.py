@@ -53,7 +53,12 @@ def _config(args) -> CoordinatorConfig:
 
 
 def run_coordinator(args) -> int:
+    import signal
+
     from rig.coordinator.daemon import Coordinator
+    # A write beyond the file size limit must fail as a full disk does (SQLite reports it and
+    # the disk guard counts the loss), not kill the daemon with SIGXFSZ.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     Coordinator(_config(args)).run(stop_event_on_signals())
     return 0
 
