@@ -229,11 +229,25 @@ class Bridge:
         self.publish_link()
 
     def _on_reset(self, detail: str) -> None:
-        """The controller restarted: its belt and train state start afresh; report, refresh."""
+        """The controller restarted: its belt and train state start afresh; report, refresh.
+        A train that was running died with it, and the rebooted controller counts from zero:
+        its end is reported here, with an upper bound of its pulses, before the new status."""
         self._belt_refresh = True
         self._event("controller_reset", detail)
+        self._end_lost_train()
         self._request_status()
         self.publish_link()
+
+    def _end_lost_train(self) -> None:
+        old = self._trigger
+        if old is None or not old.armed or old.first_pulse_t is None:
+            return
+        now = time.time()
+        bound = max(old.pulses_sent, int((now - old.first_pulse_t) * old.rate_hz) + 1)
+        self._trigger = TriggerState(t=now, armed=False, rate_hz=old.rate_hz, first_pulse_t=old.first_pulse_t,
+                                     pulses_sent=bound, train_lost=True)
+        log.warning("the trigger train died with the controller's reset: at most %d pulses", bound)
+        self.bus.send(topics.TREADMILL_TRIGGER, self._trigger)
 
     def _on_silent(self, silent: bool) -> None:
         if silent:

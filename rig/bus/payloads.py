@@ -65,6 +65,9 @@ class TriggerState(Payload):
     rate_hz: float = Field(ge=0, le=RATE_MAX_HZ, description="more than 0 when armed")
     first_pulse_t: UnixTime | None = Field(description="host time of pulse 0, Unix s; null until armed")
     pulses_sent: Count = Field(description="pulses sent since arming (final once disarmed)")
+    train_lost: bool = Field(False, description="the controller reset while this train ran: it is over, and "
+                             "pulses_sent is an upper bound (pulses by the time the reset was seen); the "
+                             "cameras' frames tell the true count")
 
     @model_validator(mode="after")
     def _armed_train_has_a_rate(self) -> "TriggerState":

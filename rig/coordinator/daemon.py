@@ -161,7 +161,7 @@ class Coordinator:
             time.time(), sm.Phase(row.state), manual=row.start_reason == sm.MANUAL_START,
             stop_reason=row.stop_reason, train_started=row.first_pulse_t is not None, pulses_sent=row.pulses_sent,
             ends={n.view: n.frames_reported for n in nodes if n.frames_reported is not None}, received=received,
-            conflicts=counts.conflicts, lost=counts.frames_lost)
+            conflicts=counts.conflicts, lost=counts.frames_lost, last_index=self.storage.last_index(row.id))
         self.session_id = self.last_session_id = row.id
         self.session_frames = received
         log.warning("session %d was %s when the coordinator stopped; resuming it with %s frames stored",
@@ -201,10 +201,13 @@ class Coordinator:
             self._belt_sample()
             self._do(self.machine.belt(now, payload.running, payload.speed_m_s, payload.estop))
         elif kind == "trigger":
-            if self.session_id is not None and payload.armed:
-                self._current_train().report(payload)
+            train = self._current_train()
+            if train is not None and payload.armed:
+                train.report(payload)
                 self.disk.durable(self.storage.set_train, self.session_id, payload.first_pulse_t, None)
-            self._do(self.machine.trigger(now, payload.armed, payload.pulses_sent))
+            if not intake.ends_train(train, payload):
+                return  # a rebooted controller's "no train, 0 pulses": not this session's count
+            self._do(self.machine.trigger(now, payload.armed, payload.pulses_sent, lost=payload.train_lost))
         elif kind == "end":
             self._node_end(now, *payload)
         elif kind == "command":
@@ -245,7 +248,7 @@ class Coordinator:
             return
         status = self.storage.add_frame(frame.session_id, view, frame.index, raw)
         if status == "stored":
-            self.machine.frame_received(view, time.time())
+            self.machine.frame_received(view, time.time(), frame.index)
             self.session_frames[view] = self.session_frames.get(view, 0) + 1
             self.disk.frame_stored()
         elif status == "conflict":
@@ -298,6 +301,10 @@ class Coordinator:
             self._publish_state("idle", reason=self.machine.stop_reason)
             return
         try:
+            if action.final_pulses is not None:  # a train lost to a reset: the frames' count, not the bound
+                log.warning("session %d: the train died with a controller reset; %d pulses by the frames stored",
+                            sid, action.final_pulses)
+                self.disk.durable(self.storage.set_train, sid, None, action.final_pulses)
             self.disk.durable(self.storage.close_session, sid, time.time(), action.complete)
             self._guarded("analysis", analyze_session, self.storage, sid, self.config.session.walking_speed_min_m_s)
             self._guarded("analysis", analyze_pending, self.storage, self.config.session.walking_speed_min_m_s)

@@ -267,6 +267,11 @@ class Storage:
                                  "AND idx < ?", (sid, view, pulses)).fetchone()[0]
         return [(a, b) for a, b in gaps] + ([(last + 1, pulses)] if last + 1 < pulses else [])
 
+    def last_index(self, sid: int) -> int:
+        """The highest trigger index stored for the session, any view; -1 without frames."""
+        return self.conn.execute("SELECT coalesce(max(idx), -1) FROM keypoints WHERE session_id = ?",
+                                 (sid,)).fetchone()[0]
+
     def nodes(self, sid: int) -> list[NodeRow]:
         rows = self.conn.execute(
             "SELECT view, frames_received, frames_reported, captured, missed_triggers, dropped, simulated "
