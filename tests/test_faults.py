@@ -130,7 +130,7 @@ def assert_outage_named(rig: FaultRig, o: Outcome, view: str, first: int, end: i
     used = {s: sum(c["used"] for c in outage["cycles"] if c["side"] == s) for s in ("left", "right")}
     assert all(used[s] <= o.report["cycles_used"][s] for s in used)
     text = describe(outage)
-    assert text.startswith(f"{view} camera sent no frames for trigger indices {first}–{end - 1} ")
+    assert text.startswith(f"{view} view: no frame stored for trigger indices {first}–{end - 1} ")
     for side in ("left", "right"):
         assert f"{side} foot " in text
     r = subprocess.run([sys.executable, "-m", "rig.cli", "report", str(o.session_ids[0]), "--database",

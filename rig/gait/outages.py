@@ -1,5 +1,6 @@
 """Which gait cycles a camera outage touched: a node down (crashed, restarting, its spool
-full) leaves a span of trigger indices with no frame from its view. The report names, for
+full) or the coordinator's disk full leaves a span of trigger indices with no stored frame
+from a view. The report names, for
 each such span, every cycle of each foot that overlaps it, and whether the cycle was still
 used — then computed from the other views — or excluded, so a clinician knows which strides
 the figures rest on. Pure: from the fused heel strikes and the accepted strides.
@@ -55,7 +56,7 @@ def _cycles(numbers: list[int]) -> str:
 
 def describe(entry: dict) -> str:
     """One sentence for a clinician: what was missing and what it did to which cycles."""
-    head = (f"{entry['view']} camera sent no frames for trigger indices {entry['first_index']}–{entry['end_index'] - 1} "
+    head = (f"{entry['view']} view: no frame stored for trigger indices {entry['first_index']}–{entry['end_index'] - 1} "
             f"({entry['t_start_s']:.2f}–{entry['t_end_s']:.2f} s)")
     parts = []
     for side in SIDES:
