@@ -8,6 +8,9 @@ every ~2 s). MQTT → serial: arm/disarm/ping/status commands, de-duplicated by 
 refused it. After every (re)connect, controller restart or sequence gap (a frame lost to
 line noise may have been the emergency stop) the bridge asks the controller for its full
 status, so the state on MQTT is right again at once rather than at the next periodic report.
+After a broker crash the bridge's retained state (belt, train, link) is published again on
+reconnect (``BusClient(republish_retained=True)``): the belt state is sent on change only,
+so a broker that lost it would otherwise hold none until the belt next changes.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ class Bridge:
 
     def __init__(self, config: BridgeConfig, *, simulated: bool = False):
         self.config = config
-        self.bus = BusClient(config.mqtt, "bridge", simulated=simulated)
+        self.bus = BusClient(config.mqtt, "bridge", simulated=simulated, republish_retained=True)
         self.link = SerialLink(config.serial, on_message=self._on_message, on_link=self._on_link,
                                on_silent=self._on_silent, on_reset=self._on_reset,
                                on_gap=self._request_status)
@@ -226,11 +229,25 @@ class Bridge:
         self.publish_link()
 
     def _on_reset(self, detail: str) -> None:
-        """The controller restarted: its belt and train state start afresh; report, refresh."""
+        """The controller restarted: its belt and train state start afresh; report, refresh.
+        A train that was running died with it, and the rebooted controller counts from zero:
+        its end is reported here, with an upper bound of its pulses, before the new status."""
         self._belt_refresh = True
         self._event("controller_reset", detail)
+        self._end_lost_train()
         self._request_status()
         self.publish_link()
+
+    def _end_lost_train(self) -> None:
+        old = self._trigger
+        if old is None or not old.armed or old.first_pulse_t is None:
+            return
+        now = time.time()
+        bound = max(old.pulses_sent, int((now - old.first_pulse_t) * old.rate_hz) + 1)
+        self._trigger = TriggerState(t=now, armed=False, rate_hz=old.rate_hz, first_pulse_t=old.first_pulse_t,
+                                     pulses_sent=bound, train_lost=True)
+        log.warning("the trigger train died with the controller's reset: at most %d pulses", bound)
+        self.bus.send(topics.TREADMILL_TRIGGER, self._trigger)
 
     def _on_silent(self, silent: bool) -> None:
         if silent:

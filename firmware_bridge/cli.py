@@ -9,7 +9,7 @@ from rig.config import BridgeConfig
 from rig.daemon import add_config_args, load_role_config, stop_event_on_signals
 
 HAND_HELP = """commands: start SPEED [RAMP] | stop | estop | release | incline PCT | fault CODE |
-  noise N | bitflip N | truncate N | pause S | vanish S | reset | state | quit"""
+  noise N | bitflip N | truncate N | pause S | vanish S | reset | impossible | state | quit"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,6 +86,16 @@ def _hand(sim, stop: threading.Event) -> None:
             print(f"? {e}\n{HAND_HELP}", flush=True)
 
 
+def impossible_values(sim) -> None:
+    """A controller gone mad: a HELLO at 0 Hz, a belt at 65.5 m/s, a clock at 2^64-1, an
+    armed train at 0 Hz — each one a frame the bridge must refuse, count and never publish."""
+    from firmware_bridge.protocol import messages as m
+    now = sim.clock()
+    for msg in (m.Hello(1, 0, 0, m.PROTOCOL_VERSION, 0), m.BeltStateMsg(now, True, 65_535, 0, False),
+                m.Heartbeat(2**64 - 1), m.TriggerStateMsg(now, True, 0, now, 0)):
+        sim.inject(msg)
+
+
 def hand_command(sim, words: list[str]) -> str:
     """Execute one hand command on a simulator; returns a one-line answer."""
     cmd, args = words[0], [float(a) for a in words[1:]]
@@ -97,6 +107,7 @@ def hand_command(sim, words: list[str]) -> str:
         "bitflip": lambda: sim.corrupt_next(int(args[0]) if args else 1, "bitflip"),
         "truncate": lambda: sim.corrupt_next(int(args[0]) if args else 1, "truncate"),
         "pause": lambda: sim.pause(args[0]), "vanish": lambda: sim.vanish(args[0]), "reset": sim.reset,
+        "impossible": lambda: impossible_values(sim),
         "state": lambda: None,
     }
     if cmd not in actions:

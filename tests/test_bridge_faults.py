@@ -18,9 +18,12 @@ from firmware_bridge.link import MISBEHAVING_RUN, SerialLink
 from firmware_bridge.protocol import framing, messages as m
 from firmware_bridge.protocol.framing import FrameDecoder, encode_frame
 from firmware_bridge.simulator import TreadmillSimulator
+from rig.bus import topics
+from rig.bus.client import BusClient
 from rig.bus.payloads import (BeltState, CommandReply, LinkState, PayloadError, TreadmillCommand,
-                              TreadmillEvent, decode)
+                              TreadmillEvent, TriggerState, decode)
 from rig.config import BridgeConfig, SerialSettings
+from rig.sim.broker import LocalBroker
 
 CLOCK_HZ = 1_000_000
 
@@ -288,3 +291,51 @@ def test_hostile_commands_are_rejected_and_counted_and_the_bridge_answers_on(rig
     time.sleep(0.05)
     assert sum(bridge.bus.rejected.values()) - rejected0 == expected
     assert bridge.link.alive and bridge._worker.is_alive()
+
+
+# --- the broker crashes ----------------------------------------------------------------------
+def retained(settings, topic, model, timeout_s: float = 15.0):
+    """What a client connecting now gets as the retained message of ``topic`` (None: none)."""
+    got = []
+    client = BusClient(settings, f"late-{random.randrange(10**6)}")
+    client.on(topic, lambda msg: got.append((msg.retain, decode(model, msg.payload))))
+    client.start()
+    try:
+        wait_for(lambda: got, timeout_s)
+        return got[0] if got else None
+    finally:
+        client.close()
+
+
+def test_after_a_broker_crash_the_bridge_republishes_its_retained_belt_and_train_state(tmp_path):
+    """Real Mosquitto without persistence (or with an autosave older than the last change),
+    SIGKILLed and restarted: it has lost every retained message. The belt state is sent on
+    change only, so without the bridge's republish a coordinator or tablet connecting now
+    would learn nothing of the running belt until it next changed."""
+    broker = LocalBroker(tmp_path)
+    broker.conf.write_text(broker.default_config(tmp_path).replace("persistence true", "persistence false"))
+    broker.start()
+    sim = TreadmillSimulator(seed=5, report_s=30.0).start()  # no periodic report to hide the loss
+    serial = SerialSettings(port=sim.path, silent_after_s=0.6, reconnect_min_s=0.1, reconnect_max_s=0.5)
+    bridge = Bridge(BridgeConfig(mqtt=broker.settings(), serial=serial), simulated=True).start()
+    try:
+        sim.belt_start(1.2)
+        assert wait_for(lambda: bridge.belt is not None and bridge.belt.running and bridge.belt.speed_m_s == 1.2, 5)
+        assert bridge.link.command(m.Arm(60_000)).ok
+        assert wait_for(lambda: bridge.trigger is not None and bridge.trigger.armed, 3)
+        belt, train = bridge.belt, bridge.trigger
+        time.sleep(1.0)  # a steady state, every publish acknowledged: paho has nothing to send again
+        broker.proc.kill()
+        broker.proc.wait(5)
+        broker.start()
+        assert wait_for(lambda: bridge.bus.reconnects == 1 and bridge.bus.connected, 15)
+        first = retained(broker.settings(), topics.TREADMILL_STATE, BeltState)  # may race the republish: live
+        assert first is not None and first[1] == belt
+        assert retained(broker.settings(), topics.TREADMILL_STATE, BeltState) == (True, belt)  # the broker holds it
+        got = retained(broker.settings(), topics.TREADMILL_TRIGGER, TriggerState)
+        assert got is not None and got[0] and got[1].armed and got[1].first_pulse_t == train.first_pulse_t
+        assert bridge.bus.reconnects == 1 and bridge.bus.republished >= 3  # belt, train, link
+    finally:
+        bridge.stop()
+        sim.stop()
+        broker.stop()

@@ -351,6 +351,43 @@ def test_a_different_second_frame_for_a_stored_index_is_a_counted_conflict_and_t
     assert (figures["frame_conflicts"], figures["rejected_frame_conflict"]) == (2, 2)
 
 
+def test_conflicts_and_rejections_stay_with_the_session_across_a_coordinator_restart(broker, tmp_path):
+    """Counted before the restart, kept in the database, taken up by the resumed session and
+    added to: the summary, diagnostics and the database say the same after it."""
+    db = tmp_path / "gaitrig.sqlite"
+    first = Running(broker, db)
+    rig = first.rig
+    sid = rig.start()
+    rig.frames(range(N // 2))
+    rig.send(rig.path(topics.NODE_KEYPOINTS, view="left"), rig.frame("left", 10, shift_px=40.0))
+    rig.send(rig.path(topics.TREADMILL_STATE), b'{"v":1,"t":1e9,"running":true,"speed_m_s":NaN}')
+    first.wait_rejected({"frame_conflict": 1, "BeltState": 1})
+    first.close()
+    second = Running(broker, db)
+    rig = second.rig
+    try:
+        rig.session_id, rig.first_pulse_t = sid, Storage(db).session(sid).first_pulse_t
+        rig.send(rig.path(topics.NODE_KEYPOINTS, view="rear"), rig.frame("rear", 20, shift_px=-3.0))
+        rig.send(rig.path(topics.SESSION_CMD), b'{"v":1,"action":"start","by":1}')
+        second.wait_rejected({"frame_conflict": 1, "SessionCommand": 1})
+        rig.frames(range(N // 2, N))
+        rig.stop()
+        for v in VIEWS:
+            rig.end(v)
+        summary = rig.summary()
+        wait_for(lambda: any(h.figures.get("frame_conflicts") == 2 for h in rig.health), timeout_s=15,
+                 what="both conflicts on diagnostics")
+    finally:
+        second.close()
+    assert summary.session_id == sid and summary.frames == {v: N for v in VIEWS}
+    assert summary.conflicts == {"left": 1, "rear": 1}
+    assert summary.rejected == {"frame_conflict": 2, "BeltState": 1, "SessionCommand": 1}
+    assert summary.problem == "conflicting frames for an index already stored (first kept): left 1, rear 1"
+    assert Storage(db).counts(sid) == {("conflicts", "left"): 1, ("conflicts", "rear"): 1,
+                                       ("rejected", "frame_conflict"): 2, ("rejected", "BeltState"): 1,
+                                       ("rejected", "SessionCommand"): 1}
+
+
 # -- 5. outside input never reaches a log line unbounded ---------------------------------------
 def test_a_20_mb_by_field_is_rejected_and_never_logged(coord, caplog):
     caplog.set_level(logging.DEBUG)  # the rejections after the first of a kind too

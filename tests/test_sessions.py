@@ -165,3 +165,20 @@ def test_a_resumed_closing_whose_counts_are_all_in_finishes_at_once():
     _, actions = resumed(Phase.CLOSING, stop_reason="manual stop", pulses_sent=100,
                          ends={"left": 100, "right": 100})
     assert actions == [FinishSession(True, ())]
+
+
+def test_a_train_lost_to_a_controller_reset_ends_at_the_highest_frame_index_stored():
+    """The bridge reports the dead train with an upper bound (pulses by the time the reset
+    was seen) while the session still records; the belt's stop then closes it at that bound,
+    and the finish corrects the count to the frames the cameras stored: complete."""
+    m = machine()
+    walk(m)
+    for k in range(300):
+        for view in VIEWS:
+            m.frame_received(view, None, k)
+    assert m.trigger(7.0, False, 309, lost=True) == []  # still recording: kept
+    assert m.phase is Phase.RECORDING
+    assert m.belt(7.1, False, 0.0, False) == [Disarm(), BeginClosing("belt stopped", 309)]
+    assert m.trigger(7.2, False, 0) == []  # the rebooted controller's own report changes nothing
+    assert m.node_end(7.3, "left", 300) == []
+    assert m.node_end(7.4, "right", 300) == [FinishSession(True, (), None, 300)]

@@ -9,6 +9,11 @@ A persistent session (the coordinator's) is a durable subscriber: the broker kee
 subscriptions and queues QoS 1 messages while it is away, and a message it takes with
 ``keep=True`` is acknowledged only when the daemon calls ``ack`` — once the message is on
 disk — so a crash in between makes the broker deliver it again instead of losing it.
+
+A daemon that owns retained state (the bridge: belt, trigger train, link) asks for
+``republish_retained``: the last payload it sent on each retained topic is sent again on
+every reconnect, so a broker that crashed and lost (or restored an older copy of) its
+retained messages holds the current state again at once, not at the next change.
 """
 from __future__ import annotations
 
@@ -50,9 +55,13 @@ class BusClient:
     """A connected daemon. ``daemon`` names it in presence and in its client id."""
 
     def __init__(self, settings: MqttSettings, daemon: str, *, simulated: bool = False,
-                 persistent_session: bool = False):
+                 persistent_session: bool = False, republish_retained: bool = False):
         self.settings = settings
         self.persistent_session = persistent_session
+        self.republish_retained = republish_retained
+        self._retained: dict[str, tuple[bytes, int]] = {}  # topic -> (payload, qos) last sent retained
+        self._retained_lock = threading.Lock()  # publishers' threads and paho's (on reconnect)
+        self.republished = 0  # retained messages sent again after reconnects
         self.rig_id = settings.rig_id
         self.daemon = daemon
         self.rejected: Counter[str] = Counter()
@@ -151,7 +160,19 @@ class BusClient:
     def _announce(self, client) -> None:
         client.publish(self.presence_topic, self._birth.model_copy(update={"t": time.time()}).encode(),
                        qos=1, retain=True)
+        if self.reconnects:
+            self._republish(client)
         self._connected.set()
+
+    def _republish(self, client) -> None:
+        """After a reconnect: our retained state again, in case the broker lost it."""
+        with self._retained_lock:  # held: a newer state sent meanwhile goes out after these
+            retained = list(self._retained.items())
+            for topic, (data, qos) in retained:
+                client.publish(topic, data, qos=qos, retain=True)
+        self.republished += len(retained)
+        if retained:
+            log.info("reconnected: republished %d retained messages", len(retained))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._connected.is_set() and not self._closing:
@@ -205,9 +226,18 @@ class BusClient:
         log.log(logging.WARNING if first else logging.DEBUG, "rejected payload on %s: %s%s", clip(topic),
                 clip(str(e), 300), " (first of its kind; further ones are counted)" if first else "")
 
+    def rejections(self) -> Counter[str]:
+        """A copy of the rejection counts (paho's thread may be adding to them)."""
+        with self._rejected_lock:
+            return Counter(self.rejected)
+
     def publish(self, topic: str, payload: bytes | Payload, *, qos: int = 1, retain: bool = False,
                 properties: Properties | None = None) -> mqtt.MQTTMessageInfo:
         data = payload.encode() if isinstance(payload, Payload) else payload
+        if retain and self.republish_retained:
+            with self._retained_lock:  # paho sends in call order, so this is the broker's latest
+                self._retained[topic] = (data, qos)
+                return self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
         return self._client.publish(topic, data, qos=qos, retain=retain, properties=properties)
 
     def send(self, topic: topics.Topic, payload: bytes | Payload, **fields: object) -> mqtt.MQTTMessageInfo:

@@ -65,6 +65,9 @@ class TriggerState(Payload):
     rate_hz: float = Field(ge=0, le=RATE_MAX_HZ, description="more than 0 when armed")
     first_pulse_t: UnixTime | None = Field(description="host time of pulse 0, Unix s; null until armed")
     pulses_sent: Count = Field(description="pulses sent since arming (final once disarmed)")
+    train_lost: bool = Field(False, description="the controller reset while this train ran: it is over, and "
+                             "pulses_sent is an upper bound (pulses by the time the reset was seen); the "
+                             "cameras' frames tell the true count")
 
     @model_validator(mode="after")
     def _armed_train_has_a_rate(self) -> "TriggerState":
@@ -166,6 +169,8 @@ class SessionSummary(Payload):
                                          "stored (the first was kept), per view")
     frames_lost: dict[View, Count] = Field({}, description="frames received but lost to a failed database "
                                            "write (full disk), per view")
+    rejected: dict[Name, Count] = Field({}, max_length=64, description="messages the coordinator rejected while "
+                                        "the session was recorded, per kind (a payload model or a rule)")
     missing: dict[View, list[tuple[Count, Count]]] = Field({}, description="per view, the spans [first, end) of "
                                                            "trigger indices it has no frame for (a node down, a spool full)")
     belt_speed_m_s: float | None = Field(None, description="median belt speed while walking")

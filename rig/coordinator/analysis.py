@@ -51,6 +51,14 @@ def walking_belt_speed(storage: Storage, sid: int, walking_min_m_s: float) -> fl
     return statistics.median(speeds) if speeds else 0.0
 
 
+def outages(storage: Storage, sid: int, views) -> dict[str, list[tuple[int, int]]]:
+    """Per view that sent frames, the trigger indices below the final pulse count it has no
+    frame for (a view that sent none is absent from the report altogether)."""
+    pulses = storage.session(sid).pulses_sent or 0
+    spans = {v: storage.missing_spans(sid, v, pulses) for v in views}
+    return {v: s for v, s in spans.items() if s}
+
+
 def analyze_session(storage: Storage, sid: int, walking_min_m_s: float,
                     cameras: Cameras | None = None) -> SessionAnalysis:
     """Run the engine (3D with ``cameras``, the rig calibration) and store its report (or
@@ -59,7 +67,9 @@ def analyze_session(storage: Storage, sid: int, walking_min_m_s: float,
     without one; only a database error (the report could not be stored) propagates."""
     speed = walking_belt_speed(storage, sid, walking_min_m_s)
     try:
-        report = analyze_tracks(session_tracks(storage, sid), speed, cameras).to_dict()
+        tracks = session_tracks(storage, sid)
+        report = analyze_tracks(tracks, speed, cameras,
+                                outages=outages(storage, sid, tracks)).to_dict()
         report_json = json.dumps(report, allow_nan=False)
     except (ExportError, GaitInputError) as e:
         return _failed(storage, sid, speed, str(e))

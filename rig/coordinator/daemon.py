@@ -24,6 +24,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import Counter
 
 from rig.bus import topics
 from rig.bus.client import BusClient, Receipt
@@ -37,6 +38,7 @@ from rig.coordinator.analysis import analyze_pending, analyze_session, load_rig_
 from rig.coordinator.diagnostics import coordinator_hooks
 from rig.coordinator.diskguard import DiskGuard
 from rig.coordinator.storage import Storage
+from rig.coordinator.tally import Counts, Tally
 from rig.ops import notify
 from rig.ops.diag import DiagAgent
 
@@ -65,6 +67,8 @@ class Coordinator:
         self.train: intake.Train | None = None  # the open session's trigger train, to bound frame indices
         self.disk = DiskGuard(lambda: self.storage, config.storage.reserve_mb * 1e6, self._frames_lost)
         self.internal_errors = 0
+        self.tally = Tally()  # conflicts, lost frames and rejections per session, until committed
+        self._rejected_seen: Counter[str] = Counter()  # the bus's rejections already attributed
         self._unacked: list[Receipt] = []  # handled, acknowledged at the next commit
         self._subscribe()
         self.diag = DiagAgent(self.bus, config, coordinator_hooks(self))
@@ -126,11 +130,23 @@ class Coordinator:
             live.beat()  # a hung database or state machine stops the watchdog pings
 
     def _commit(self) -> None:
-        """Commit, then tell the broker it may forget what the commit holds."""
+        """Commit (with the sessions' counts of what went wrong), then tell the broker it may
+        forget what the commit holds."""
+        self._attribute_rejections()
+        counts = self.tally.snapshot()
+        self.storage.add_counts(counts)
         self.storage.commit()
+        self.tally.saved(counts)
         for receipt in self._unacked:
             self.bus.ack(receipt)
         self._unacked.clear()
+
+    def _attribute_rejections(self) -> None:
+        """Rejections the bus counted since the last commit go to the session being recorded."""
+        now = self.bus.rejections()
+        for kind, n in (now - self._rejected_seen).items():
+            self.tally.add(self.session_id, "rejected", kind, n)
+        self._rejected_seen = now
 
     def _resume_unfinished(self) -> list[sm.Action]:
         """Take up the session a previous run left open; returns the commands to send again.
@@ -145,10 +161,12 @@ class Coordinator:
             return []
         row, nodes = rows[-1], self.storage.nodes(rows[-1].id)
         received = {n.view: n.frames_received for n in nodes}
+        counts = Counts.of(self.storage.counts(row.id))
         actions = self.machine.resume(
             time.time(), sm.Phase(row.state), manual=row.start_reason == sm.MANUAL_START,
             stop_reason=row.stop_reason, train_started=row.first_pulse_t is not None, pulses_sent=row.pulses_sent,
-            ends={n.view: n.frames_reported for n in nodes if n.frames_reported is not None}, received=received)
+            ends={n.view: n.frames_reported for n in nodes if n.frames_reported is not None}, received=received,
+            conflicts=counts.conflicts, lost=counts.frames_lost, last_index=self.storage.last_index(row.id))
         self.session_id = self.last_session_id = row.id
         self.session_frames = received
         log.warning("session %d was %s when the coordinator stopped; resuming it with %s frames stored",
@@ -171,6 +189,7 @@ class Coordinator:
 
     def _frames_lost(self, sid: int, view: str, n: int) -> None:
         """Frames received but lost to the disk: the session counts them as gone for good."""
+        self.tally.add(sid, "frames_lost", view, n)
         if sid == self.session_id:
             self.machine.frames_lost(view, n)
             self.session_frames[view] = self.session_frames.get(view, 0) - n
@@ -187,10 +206,13 @@ class Coordinator:
             self._belt_sample()
             self._do(self.machine.belt(now, payload.running, payload.speed_m_s, payload.estop))
         elif kind == "trigger":
-            if self.session_id is not None and payload.armed:
-                self._current_train().report(payload)
+            train = self._current_train()
+            if train is not None and payload.armed:
+                train.report(payload)
                 self.disk.durable(self.storage.set_train, self.session_id, payload.first_pulse_t, None)
-            self._do(self.machine.trigger(now, payload.armed, payload.pulses_sent))
+            if not intake.ends_train(train, payload):
+                return  # a rebooted controller's "no train, 0 pulses": not this session's count
+            self._do(self.machine.trigger(now, payload.armed, payload.pulses_sent, lost=payload.train_lost))
         elif kind == "end":
             self._node_end(now, *payload)
         elif kind == "command":
@@ -238,11 +260,12 @@ class Coordinator:
             return
         status = self.storage.add_frame(frame.session_id, view, frame.index, raw)
         if status == "stored":
-            self.machine.frame_received(view, time.time())
+            self.machine.frame_received(view, time.time(), frame.index)
             self.session_frames[view] = self.session_frames.get(view, 0) + 1
             self.disk.frame_stored()
         elif status == "conflict":
             self.machine.frame_conflict(view)
+            self.tally.add(frame.session_id, "conflicts", view)
             raise PayloadError("frame_conflict", f"frame {frame.index} from {view} differs from the one stored "
                                "for that index; the first is kept")
 
@@ -290,6 +313,10 @@ class Coordinator:
             self._publish_state("idle", reason=self.machine.stop_reason)
             return
         try:
+            if action.final_pulses is not None:  # a train lost to a reset: the frames' count, not the bound
+                log.warning("session %d: the train died with a controller reset; %d pulses by the frames stored",
+                            sid, action.final_pulses)
+                self.disk.durable(self.storage.set_train, sid, None, action.final_pulses)
             self.disk.durable(self.storage.close_session, sid, time.time(), action.complete)
             walking_min = self.config.session.walking_speed_min_m_s
             self._guarded("analysis", analyze_session, self.storage, sid, walking_min, self.cameras)
@@ -318,20 +345,19 @@ class Coordinator:
                 "analysis_error": clip(error, 1000) if error else None}
 
     def summary(self, sid: int, problem: str | None = None) -> SessionSummary:
-        """The summary of a session from the database; conflicts and losses are the open
-        (or just closed) session's, counted in memory."""
+        """The summary of a session from the database (with the counts not yet committed)."""
         row = self.storage.session(sid)
         pulses = row.pulses_sent or 0
         nodes = self.storage.nodes(sid)
-        current = sid == self.session_id
+        counts = Counts.of(self.storage.counts(sid) + self.tally.pending(sid))
         return SessionSummary(
             session_id=sid, started_t=row.started_t, ended_t=row.ended_t or time.time(),
             reason=clip(row.stop_reason or "", 1000), pulses_sent=pulses,
             frames={n.view: n.frames_received for n in nodes},
             dropped={n.view: max(pulses - n.frames_received, 0) for n in nodes},
             problem=clip(problem, 1000) if problem else None,
-            conflicts=dict(self.machine.conflicts) if current else {},
-            frames_lost=dict(self.machine.lost) if current else {},
+            conflicts=counts.conflicts, frames_lost=counts.frames_lost,
+            rejected=dict(sorted(counts.rejected.items(), key=lambda kv: -kv[1])[:64]),
             missing={n.view: self.storage.missing_spans(sid, n.view, pulses) for n in nodes},
             **self._analysis_fields(sid),
             complete=bool(row.complete))

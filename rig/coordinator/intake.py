@@ -57,6 +57,15 @@ def check_frame(view: str, frame: KeypointFrame, views: list[str], open_session:
                            f"sent at most {limit + 1} pulses")
 
 
+def ends_train(train: Train | None, trig: TriggerState) -> bool:
+    """Whether a trigger report may end the session's train. A disarmed report naming no
+    train while the session's train is known is a rebooted controller's (counters from zero):
+    its count is not the session's."""
+    if trig.armed or train is None or train.first_pulse_t is None:
+        return True
+    return trig.first_pulse_t is not None
+
+
 def check_end(view: str, end: NodeEnd, views: list[str], open_session: int | None) -> None:
     """``view`` comes from the topic; the payload must agree with it."""
     if end.view != view:

@@ -52,6 +52,7 @@ class FinishSession:
     complete: bool
     missing_views: tuple[str, ...]
     problem: str | None = None  # why it is incomplete, for the log and the summary
+    final_pulses: int | None = None  # the train's count corrected from the frames (a train lost to a reset)
 
 
 Action = OpenSession | Arm | Disarm | BeginClosing | FinishSession
@@ -77,6 +78,9 @@ class SessionMachine:
     conflicts: Counter[str] = field(default_factory=Counter)  # per view, this session
     lost: Counter[str] = field(default_factory=Counter)  # per view: received, then lost to the database
     _progress_at: float = 0.0  # last frame received while closing
+    _last_index: int = -1  # the highest trigger index stored this session
+    _pulses_bound: bool = False  # the final count is an upper bound (a train lost to a reset)
+    _lost_train_pulses: int | None = None  # that bound, reported while still recording
 
     # -- inputs -------------------------------------------------------------------------------
     def belt(self, now: float, running: bool, speed_m_s: float, estop: bool) -> list[Action]:
@@ -101,18 +105,27 @@ class SessionMachine:
             return self._stop(now, "manual stop")
         return []
 
-    def trigger(self, now: float, armed: bool, pulses_sent: int) -> list[Action]:
-        """A trigger-train report; once disarmed during closing its count is final."""
+    def trigger(self, now: float, armed: bool, pulses_sent: int, lost: bool = False) -> list[Action]:
+        """A trigger-train report; once disarmed during closing its count is final. A train
+        lost to a controller reset ends with an upper bound of its count, which the highest
+        frame index stored corrects at the finish; it may come while still recording (the
+        belt's stop follows), and is kept until then."""
+        if lost and not armed and self.phase is not Phase.IDLE and self._pulses_sent is None:
+            self._pulses_bound = True
+            if self.phase is Phase.RECORDING:
+                self._lost_train_pulses = pulses_sent
+                return []
         if self.phase is Phase.CLOSING and not armed and self._pulses_sent is None:
             self._pulses_sent = pulses_sent
             self._closing_since = now
             return [BeginClosing(self.stop_reason or "stopped", pulses_sent)] + self._maybe_finish(now)
         return []
 
-    def frame_received(self, view: str, now: float | None = None) -> None:
+    def frame_received(self, view: str, now: float | None = None, index: int = -1) -> None:
         """A frame arrived; while frames keep arriving after the stop (a node finishing its
         backlog), the end timeout counts from the last one: only silence is waited out."""
         self._received[view] = self._received.get(view, 0) + 1
+        self._last_index = max(self._last_index, index)
         if now is not None and self.phase is Phase.CLOSING:
             self._progress_at = now
 
@@ -139,13 +152,17 @@ class SessionMachine:
         return []
 
     def resume(self, now: float, phase: Phase, *, manual: bool, stop_reason: str | None, train_started: bool,
-               pulses_sent: int | None, ends: dict[str, int], received: dict[str, int]) -> list[Action]:
+               pulses_sent: int | None, ends: dict[str, int], received: dict[str, int],
+               conflicts: dict[str, int] | None = None, lost: dict[str, int] | None = None,
+               last_index: int = -1) -> list[Action]:
         """Take up an open session where a previous run left it. Recording goes on (the belt
         events that follow stop it as usual); closing waits for what is still missing, with
         its timeouts counted from now. Returns what to send again: the arm if the train never
         reported armed, the disarm if its final count never came."""
         self.phase, self.manual, self.stop_reason = phase, manual, stop_reason
         self._pulses_sent, self._ends, self._received = pulses_sent, dict(ends), dict(received)
+        self.conflicts, self.lost = Counter(conflicts or {}), Counter(lost or {})  # the database kept them
+        self._last_index = last_index
         closing = phase is Phase.CLOSING
         self._stopped_at = now if closing else None
         self._closing_since = now if closing and pulses_sent is not None else None
@@ -164,11 +181,14 @@ class SessionMachine:
         self.phase, self.manual, self.stop_reason = Phase.RECORDING, manual, None
         self._pulses_sent, self._closing_since, self._ends, self._received = None, None, {}, {}
         self.conflicts, self.lost = Counter(), Counter()
+        self._last_index, self._pulses_bound, self._lost_train_pulses = -1, False, None
         return [OpenSession(reason), Arm(self.settings.fps)]
 
     def _stop(self, now: float, reason: str) -> list[Action]:
         self.phase, self.stop_reason, self._stopped_at = Phase.CLOSING, reason, now
         self._needs_belt_rest = not self.manual and self._belt_moving  # a belt already at rest has rested
+        if self._lost_train_pulses is not None:  # the train already died with a controller reset
+            return [Disarm()] + self.trigger(now, False, self._lost_train_pulses, lost=True)
         return [Disarm()]
 
     def _maybe_finish(self, now: float) -> list[Action]:
@@ -184,9 +204,12 @@ class SessionMachine:
         if len(done) < len(views) and not timed_out:
             return []
         missing = tuple(v for v in views if v not in done)
+        final = None
+        if self._pulses_bound:  # the cameras saw the lost train's last pulse
+            final = self._pulses_sent = min(self._pulses_sent, self._last_index + 1)
         problem = self._problem(missing)
         self.phase = Phase.IDLE
-        return [FinishSession(problem is None, missing, problem)]
+        return [FinishSession(problem is None, missing, problem, final)]
 
     def _problem(self, missing: tuple[str, ...]) -> str | None:
         """Why the closing session is incomplete, every reason that applies; None if it is not."""

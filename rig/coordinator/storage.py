@@ -83,6 +83,15 @@ MIGRATIONS: tuple[str, ...] = (
         dropped    INTEGER
     );
     """,
+    """
+    CREATE TABLE session_counts (
+        session_id INTEGER NOT NULL REFERENCES sessions(id),
+        what       TEXT NOT NULL CHECK (what IN ('conflicts', 'frames_lost', 'rejected')),
+        key        TEXT NOT NULL,
+        n          INTEGER NOT NULL,
+        PRIMARY KEY (session_id, what, key)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -226,6 +235,18 @@ class Storage:
             "SELECT id FROM sessions WHERE state = 'closed' AND id NOT IN (SELECT session_id FROM session_reports) "
             "ORDER BY id")]
 
+    # -- what went wrong (rig.coordinator.tally) ---------------------------------------------
+    def add_counts(self, counts: Counter) -> None:
+        """Add ``{(session, what, key): n}`` to the sessions' counts, in the open transaction."""
+        self.conn.executemany(
+            "INSERT INTO session_counts VALUES (?, ?, ?, ?) ON CONFLICT (session_id, what, key) "
+            "DO UPDATE SET n = n + excluded.n", [(sid, what, key, n) for (sid, what, key), n in counts.items() if n])
+
+    def counts(self, sid: int) -> Counter:
+        """``{(what, key): n}`` of one session."""
+        return Counter({(w, k): n for w, k, n in self.conn.execute(
+            "SELECT what, key, n FROM session_counts WHERE session_id = ?", (sid,))})
+
     # -- nodes and frames -------------------------------------------------------------------
     def add_frame(self, sid: int, view: str, idx: int, payload: bytes) -> FrameStatus:
         """Store a frame once. The first frame for an index stays: the same bytes again are a
@@ -255,6 +276,11 @@ class Storage:
         last = self.conn.execute("SELECT coalesce(max(idx), -1) FROM keypoints WHERE session_id = ? AND view = ? "
                                  "AND idx < ?", (sid, view, pulses)).fetchone()[0]
         return [(a, b) for a, b in gaps] + ([(last + 1, pulses)] if last + 1 < pulses else [])
+
+    def last_index(self, sid: int) -> int:
+        """The highest trigger index stored for the session, any view; -1 without frames."""
+        return self.conn.execute("SELECT coalesce(max(idx), -1) FROM keypoints WHERE session_id = ?",
+                                 (sid,)).fetchone()[0]
 
     def nodes(self, sid: int) -> list[NodeRow]:
         rows = self.conn.execute(

@@ -12,6 +12,7 @@ from rig.keypoints import KeypointFileError
 
 from .compare import compare_reports
 from .inputs import read_checked, validate_report
+from .outages import describe
 from .repeatability import MdcTableError
 from .report import GaitInputError, analyze_tracks
 
@@ -113,6 +114,9 @@ def format_report(d: dict) -> str:
                 lines.append(f"    {k}: {_f(v['median'], '{:+.1f}')} deg")
             else:
                 lines.append(f"    {k}: " + ", ".join(f"{s} {_f(x['median'], '{:+.1f}')} deg" for s, x in v.items()))
+    if d.get("outages"):
+        lines.append("  camera outages:")
+        lines += [f"    - {describe(o)}" for o in d["outages"]]
     lines.append(f"  findings (frontal ones from {d.get('findings_source', '2d').upper()}): "
                  + ("none" if not d["findings"] else ""))
     for f in d["findings"]:

@@ -15,6 +15,7 @@ from .cycles import StrideSegmentation
 from .events import SideViewEventDetector
 from .findings import ClinicalFindings
 from .kinematics import FRONTAL_LABELS, SAGITTAL_LABELS, FrontalKinematics, SagittalKinematics, StaticEvaluation
+from .outages import outage_cycles
 from .spatiotemporal import SpatiotemporalParameters, mean_ci
 from .views import SessionWeightFusion
 
@@ -88,11 +89,14 @@ def _gaps(t: np.ndarray, found: np.ndarray) -> list[tuple[float, float]]:
     return out
 
 
-def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, cameras: dict | None = None) -> GaitReport:
+def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, cameras: dict | None = None,
+                   outages: dict[str, list[tuple[int, int]]] | None = None) -> GaitReport:
     """Analyse one session: ``tracks`` maps view name -> track (any subset of left, right,
     rear, front, all at one frame rate); ``belt_speed_m_s`` the treadmill belt speed;
     ``cameras`` the rig calibration (rig.threed.camera.load_cameras) for the 3D section —
-    without it the report's angles are the 2D projections and it says so.
+    without it the report's angles are the 2D projections and it says so; ``outages`` per
+    view the spans [first, end) of trigger indices it sent no frame for (a node down), whose
+    cycles the report names under ``outages``.
 
     Raises :class:`GaitInputError` for input that cannot be analysed at all; anything that
     cannot be computed from usable input is null in the report with its reason under
@@ -281,6 +285,7 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
         "findings_source": findings_source,
         "per_stride": per_stride,
         "unavailable": unavailable,
+        "outages": outage_cycles(outages or {}, fps, hs_t, seg.strides_),
         "quality": {**quality, "events_dropped": dropped, "implausible_angles": implausible},
     }
     return GaitReport(data)

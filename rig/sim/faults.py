@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rig.bus.payloads import KeypointFrame, Presence, SessionState, SessionSummary, decode, decode_keypoints, encode_keypoints
+from rig.bus import topics
+from rig.bus.payloads import (KeypointFrame, Presence, SessionState, SessionSummary, TreadmillEvent, decode,
+                              decode_keypoints, encode_keypoints)
 from rig.config import ALL_VIEWS
 from rig.demo import DAEMONS, RIG_ID, Rig, Watch
 from rig.sim.scene import WalkerScene
@@ -68,7 +70,18 @@ class SessionWatch(Watch):
     def __init__(self, rig: Rig):
         self.states: queue.Queue[SessionState] = queue.Queue()
         self.births: dict[str, list[float]] = {}
+        self.events: list[TreadmillEvent] = []  # the bridge's: link lost/restored, controller reset
         super().__init__(rig)
+        self.client.on(topics.TREADMILL_EVENT, lambda msg: self.events.append(decode(TreadmillEvent, msg.payload)))
+
+    def event_after(self, kind: str, t: float, rig: Rig, timeout_s: float = 60.0) -> float:
+        """Seconds from wall time ``t`` to the bridge's first ``kind`` event after it."""
+        deadline = time.monotonic() + timeout_s
+        while not (later := [e.t for e in self.events if e.kind == kind and e.t >= t]):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no {kind} event within {timeout_s:.0f} s")
+            rig.sleep(0.05)
+        return min(later) - t
 
     def _on_state(self, msg) -> None:
         if not msg.retain:  # a retained one is not news: it comes again on every reconnection
@@ -111,16 +124,20 @@ class FaultRig(Rig):
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(workdir, fps, speed_m_s)
         self.watch: SessionWatch | None = None
+        self.node_extra: dict[str, str] = {}  # view -> node config lines beyond the rig's own
         self.walking = False  # the belt runs for a walk: a soak samples memory only then
 
     def node_config(self, view: str) -> Path:
         path = self.workdir / f"node-{view}.toml"
         path.write_text(f'view = "{view}"\nspool_dir = "{self.workdir}"\nresend_window_s = {RESEND_WINDOW_S}\n'
-                        f'end_grace_s = {END_GRACE_S}\n'
+                        f'end_grace_s = {END_GRACE_S}\n{self.node_extra.get(view, "")}'
                         '[camera]\nbackend = "simulated"\n'
                         f'clock_offset_file = "{self.clock_file(view)}"\n'
                         f'[walker]\nbelt_speed_m_s = {self.speed_m_s}\n')
         return path
+
+    def _wait_for(self, path: Path, what: str, timeout_s: float = RESTART_WAIT_S) -> None:
+        super()._wait_for(path, what, timeout_s)  # a loaded test machine starts Python slowly
 
     def clock_file(self, view: str) -> Path:
         return self.workdir / f"clock-offset-{view}"
@@ -185,6 +202,27 @@ class FaultRig(Rig):
         self.broker.start()
         return max(self.watch.born_after(d, t, self) for d in DAEMONS)
 
+    def reconfigure_node(self, view: str, extra: str = "") -> float:
+        """Stop a node cleanly, start it again with ``extra`` config lines (e.g. a small
+        spool); between walks, so nothing is lost. Returns the seconds until it is back."""
+        self.kill(f"node-{view}", signal.SIGTERM)
+        self.node_extra[view] = extra
+        self.node_config(view)
+        return self.restart(f"node-{view}")
+
+    def fill_coordinator_disk(self, room_bytes: float) -> None:
+        """The coordinator's disk as good as full: its file size limit (RLIMIT_FSIZE, which
+        it reads as room left, as free space) set ``room_bytes`` above its largest file."""
+        import resource
+        files = (self.database, self.database.with_name(self.database.name + "-wal"))
+        limit = int(max(f.stat().st_size for f in files if f.exists()) + room_bytes)
+        resource.prlimit(self.process("coordinator").pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    def free_coordinator_disk(self) -> None:
+        import resource
+        inf = resource.RLIM_INFINITY
+        resource.prlimit(self.process("coordinator").pid, resource.RLIMIT_FSIZE, (inf, inf))
+
     def step_clock(self, view: str, seconds: float) -> None:
         self.clock_file(view).write_text(f"{seconds}\n")
 
@@ -242,9 +280,46 @@ class FaultRig(Rig):
 
     def node_row(self, sid: int, view: str) -> dict:
         with self._db() as db:
-            row = db.execute("SELECT frames_received, frames_reported, missed_triggers FROM session_nodes "
+            row = db.execute("SELECT frames_received, frames_reported, missed_triggers, dropped FROM session_nodes "
                              "WHERE session_id = ? AND view = ?", (sid, view)).fetchone()
-        return dict(zip(("frames_received", "frames_reported", "missed_triggers"), row))
+        return dict(zip(("frames_received", "frames_reported", "missed_triggers", "dropped"), row))
+
+    def belt_timeline(self, sid: int) -> list[tuple[float, bool, float]]:
+        """The session's belt samples as stored, in arrival order: (t, running, speed m/s)."""
+        with self._db() as db:
+            return db.execute("SELECT t, running, speed_m_s FROM belt_samples WHERE session_id = ? ORDER BY rowid",
+                              (sid,)).fetchall()
+
+    def report_page_text(self, sid: int) -> str:
+        """The tablet's report page of a session, as the demo account sees it (HTML)."""
+        import html
+        import re
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        from rig.demo import DEMO_USER
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *a, **kw):
+                return None
+        url = f"http://127.0.0.1:{self.web_port}"
+        with urllib.request.urlopen(url + "/login", timeout=30) as r:
+            nonce = r.headers["Set-Cookie"].split(";")[0]
+            csrf = re.search(r'name="csrf" value="([^"]*)"', r.read().decode()).group(1)
+        form = urllib.parse.urlencode({"csrf": html.unescape(csrf), "username": DEMO_USER,
+                                       "password": self.web_password}).encode()
+        try:
+            urllib.request.build_opener(NoRedirect).open(
+                urllib.request.Request(url + "/login", data=form, headers={"Cookie": nonce}), timeout=30)
+            raise RuntimeError("logging in to the tablet pages did not redirect")
+        except urllib.error.HTTPError as e:
+            if e.code != 303:
+                raise
+            cookie = e.headers["Set-Cookie"].split(";")[0]
+        req = urllib.request.Request(f"{url}/sessions/{sid}", headers={"Cookie": cookie})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return html.unescape(r.read().decode())
 
     def _fault_free(self, sid: int) -> Callable[[str, int], bytes]:
         """The frame a fault-free node sends for (view, trigger index): the walker's landmarks

@@ -167,6 +167,20 @@ class ReadOnlyDatabase:
                                   (session_id,)).fetchone()
         return SessionRecord(_session_row(row), nodes, _stored_report(session_id, stored) if stored else None)
 
+    def session_counts(self, session_id: int) -> dict[str, dict[str, int]]:
+        """What went wrong while recording (rig.coordinator.tally): ``{"conflicts": {view: n},
+        "frames_lost": {view: n}, "rejected": {kind: n}}``, only what happened."""
+        out: dict[str, dict[str, int]] = {}
+        with closing(self._connect()) as conn:
+            try:
+                rows = conn.execute("SELECT what, key, n FROM session_counts WHERE session_id = ? AND n > 0 "
+                                    "ORDER BY what, key", (session_id,)).fetchall()
+            except sqlite3.OperationalError:  # a database from before the table existed
+                rows = []
+        for what, key, n in rows:
+            out.setdefault(what, {})[key] = n
+        return out
+
 
 @dataclass(frozen=True)
 class LiveRows:

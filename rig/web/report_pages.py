@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from rig.clinic.model import Condition, Permission
 from rig.clinic.records import Assignment, Patient
+from rig.gait.outages import describe
 
 from .api import listing_json, record_json
 from .auth import guarded
@@ -102,6 +103,7 @@ def routes(web: Web) -> list[Route]:
             own = records.assignments([s.session.id for s in candidates])
         still_open = record.session.state != "closed"
         return web.page(request, "session.html", record=record, view=report_view(report) if report else None,
+                        outages=outage_lines(report), counts=web.db.session_counts(sid),
                         others=candidates, others_assigned=own, assignment=assignment, patient=patient,
                         patients=records.find(limit=200) if not assignment else [],
                         refresh_s=REFRESH_WHILE_RECORDING_S if still_open else None)
@@ -139,6 +141,18 @@ def routes(web: Web) -> list[Route]:
         Route("/api/sessions", guarded(clinical, api_sessions)),
         Route("/api/sessions/{session_id}", guarded(clinical, api_session)),
     ]
+
+
+def outage_lines(report: dict | None) -> list[tuple[str, str]]:
+    """(view, sentence) per camera outage the report names; a report from before outages
+    were named, or a malformed entry, gives none rather than an error page."""
+    out = []
+    for entry in (report or {}).get("outages") or []:
+        try:
+            out.append((str(entry["view"]), describe(entry)))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return out
 
 
 def _form_int(form: dict[str, str], name: str) -> int:
