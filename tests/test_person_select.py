@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_models.pose.person_select import (PAINT_GREY, Body, PatientSelector, Verdict, appearance,
-                                             hellinger, paint_out)
+                                             hellinger, paint_out, share_painted)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -107,3 +107,56 @@ def test_paint_out_covers_the_body_in_grey_and_says_where():
     nan[5] = np.nan
     same, none = paint_out(frame, nan)
     assert not none.any() and (same == frame).all()
+
+
+# -- the node's pipeline on real footage with a second real person --------------------------------
+TEST_CAMS = ("cam01.mp4", "cam03.mp4")  # a side and a rear view (all four: the benchmark)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    from conftest import assets_or_skip
+
+    from edge_models.registry import MODELS, SAMPLES
+    assets_or_skip(MODELS + SAMPLES)
+    import person_scenes
+    return person_scenes
+
+
+def follow(scenes, scenario: str, selector: PatientSelector | None = None):
+    from edge_models.pose import PosePipeline
+    total = None
+    for cam in TEST_CAMS:
+        pipe = PosePipeline(threads=2, belt_roi=scenes.USER_BELT_ROI[cam], selector=selector)
+        s = scenes.run_scene(scenario, cam, pipe.process)
+        total = s if total is None else total + s
+    return total
+
+
+@pytest.mark.parametrize("scenario", ["bystander", "passer", "in_front"])
+def test_node_follows_the_patient_in_99_percent_of_real_frames(scenes, scenario):
+    s = follow(scenes, scenario)
+    assert s.frames == 200
+    assert s.share >= 0.99, f"{scenario}: {s}"
+    assert s.wrong_person <= 1, f"{scenario}: {s}"  # another person's landmarks: 1 frame in 200 at most
+    assert s.hidden_reported == s.hidden  # a hidden patient is "not visible", not guessed
+    assert s.missed <= 2  # "not visible" only on an occluded patient, nearly always
+
+
+def test_the_belt_roi_alone_follows_the_passer(scenes):
+    """The scene is hard: without the patient model the node takes the passer's landmarks."""
+    class BeltOnly(PatientSelector):
+        def check(self, body):
+            return Verdict.PATIENT
+    s = follow(scenes, "passer", BeltOnly())
+    assert s.wrong_person >= 40 and s.share < 0.8, s
+
+
+def test_share_painted_counts_landmarks_on_covered_pixels_only_inside_the_frame():
+    covered = np.zeros((100, 100), bool)
+    covered[:, :50] = True
+    lm = np.zeros((33, 4))
+    lm[:, :2] = (75, 50)
+    lm[:11, :2] = (25, 50)  # 11 on the paint
+    lm[11:14, :2] = (-5, 50)  # 3 outside the frame
+    assert share_painted(lm, covered) == pytest.approx(11 / 33)
