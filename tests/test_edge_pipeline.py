@@ -12,6 +12,7 @@ from conftest import assets_or_skip
 from edge_models import cli as edge_cli
 from edge_models import fetch as fetching
 from edge_models.pose import BeltRoi, PosePipeline
+from edge_models.pose.person_select import PatientSelector
 from edge_models.registry import MODELS, POSE_LANDMARK_FULL, SAMPLES
 from edge_models.video import read_frames
 from rig.keypoints import FORMAT, read_track
@@ -110,17 +111,21 @@ def test_two_people_follows_the_one_on_the_belt_and_never_jumps(cam01_frames):
     assert left.stats.found == 20 and left.stats.tracks_lost == 1
 
 
-def test_whole_image_roi_tracks_like_mediapipe_and_the_belt_is_what_prevents_jumps(cam01_frames):
-    """Without a belt ROI, losing the patient lets the other person be picked up."""
+def test_without_a_belt_roi_the_patient_model_refuses_the_other_person_until_it_forgets(cam01_frames):
+    """No belt ROI: losing the patient does not hand the track to their twin a body's width
+    away ("patient not visible" instead); once the model is forgotten, anyone is taken."""
     w = cam01_frames[0].shape[1]
-    pipe = PosePipeline()
+    pipe = PosePipeline(selector=PatientSelector(forget_after=3))
     xs = []
-    for i, frame in enumerate(cam01_frames[:15]):
+    for i, frame in enumerate(cam01_frames[:16]):
         scene = twins(frame)
         if i >= 10:
             scene[:, :w] = 0
         xs.append(hip_x(pipe.process(scene)))
-    assert all(x < w for x in xs[:10]) and all(x > w for x in xs[10:])
+    assert all(x < w for x in xs[:10])
+    assert xs[10:13] == [None, None, None]
+    assert all(x > w for x in xs[13:])
+    assert pipe.stats.patient_not_visible == 3 and pipe.selector.stats.relearned == 1
 
 
 def test_nobody_in_view_gives_none(cache):

@@ -10,6 +10,15 @@ Per frame (Bazarevsky et al. 2020; MediaPipe pose_landmark_cpu graph):
    frame is not given up just because the crop was stale.
 3. The next frame's crop comes from this frame's two auxiliary landmarks, one-euro smoothed
    as in MediaPipe — the detector, the costlier half, runs again only when a track is lost.
+
+Every fit, tracked or acquired, must also be the patient by :class:`PatientSelector`
+(position, size and colours of the body followed so far): another person on the belt — a
+clinician in front of the treadmill — ends the track like feet off the belt do, the
+detector's other candidates are tried, and if none is the patient the frame is "patient
+not visible" (``None``) rather than someone else's landmarks. Before giving up, a body
+rejected as someone else is painted out (:func:`paint_out`) and the landmark model runs
+once more on the patient's last crop, so a patient partly hidden by a person in front is
+still found.
 """
 from __future__ import annotations
 
@@ -25,6 +34,8 @@ from edge_models.pose.detector import MIN_SCORE, PoseDetector
 from edge_models.pose.filters import OneEuroFilter
 from edge_models.pose.geometry import RotatedRect, rect_from_alignment_points
 from edge_models.pose.landmarks import LandmarkModel, LandmarkResult
+from edge_models.pose.person_select import (MAX_PAINTED_SHARE, Body, PatientSelector, Verdict, describe,
+                                            paint_out, share_painted)
 from edge_models.pose.selection import BeltRoi, landmarks_on_belt, patient_candidates
 from edge_models.registry import POSE_DETECTION, POSE_LANDMARK_FULL
 
@@ -41,6 +52,9 @@ class PipelineStats:
     detector_runs: int = 0
     tracks_lost: int = 0
     rejected_off_belt: int = 0
+    rejected_not_patient: int = 0  # fits of someone else (see PatientSelector.stats for why)
+    patient_not_visible: int = 0  # frames given up because no body there was the patient
+    painted_out: int = 0  # landmark runs with someone else painted out
 
 
 class PosePipeline:
@@ -57,9 +71,11 @@ class PosePipeline:
     def __init__(self, models_dir: Path | str | None = None, threads: int = 2,
                  belt_roi: BeltRoi | None = None, delegate_path: str | None = None,
                  min_detection_score: float = MIN_SCORE, min_presence: float = MIN_PRESENCE,
-                 min_invoke_ms: tuple[float, float] = (0.0, 0.0)):
+                 min_invoke_ms: tuple[float, float] = (0.0, 0.0),
+                 selector: PatientSelector | None = None):
         """``min_invoke_ms`` (detector, landmark) slows the models to a stated device's
-        speed (see :class:`TimedInterpreter`); 0 runs them at this machine's."""
+        speed (see :class:`TimedInterpreter`); 0 runs them at this machine's. ``selector``
+        decides which body is the patient (default: :class:`PatientSelector`'s gates)."""
         directory = Path(models_dir) if models_dir is not None else None
         config = InterpreterConfig(num_threads=threads, delegate_path=delegate_path)
         self.detector_interpreter = TimedInterpreter(
@@ -71,14 +87,22 @@ class PosePipeline:
         self.belt_roi = belt_roi or BeltRoi()
         self.min_presence = min_presence
         self.stats = PipelineStats()
+        self.selector = selector or PatientSelector()
         self._roi_filter = OneEuroFilter()
         self._rect: RotatedRect | None = None
-        self._last_hip_px: np.ndarray | None = None
         self._last_aux_px: np.ndarray | None = None  # the last model run's, for follow()
+        self._body: Body | None = None  # the accepted fit's description, for the selector
+        self._patient_rect: RotatedRect | None = None  # crop of the last frame the patient was found
+        self._other: np.ndarray | None = None  # landmarks of this frame's fit rejected as someone else
 
     @property
     def tracking(self) -> bool:
         return self._rect is not None
+
+    @property
+    def roi(self) -> RotatedRect | None:
+        """The crop the next frame's landmark run will use (None: the detector runs)."""
+        return self._rect
 
     def time_models(self, width: int, height: int, runs: int = 5) -> tuple[float, float]:
         """Median ms of one detector run and one landmark run (pre- and post-processing
@@ -96,11 +120,11 @@ class PosePipeline:
         return float(np.median(det_ms)), float(np.median(lm_ms))
 
     def reset(self) -> None:
-        """Forget the track (next frame runs the detector)."""
-        self._rect = None
-        self._last_hip_px = None
+        """Forget the track and the patient (next frame runs the detector; a new sequence)."""
+        self._rect = self._patient_rect = None
         self._last_aux_px = None
         self._roi_filter.reset()
+        self.selector.reset()
 
     def follow(self, hip_shift_px: np.ndarray, top_shift_px: np.ndarray) -> None:
         """A frame the model skips (keyframes + optical flow): the body moved by these
@@ -120,6 +144,7 @@ class PosePipeline:
             raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame_bgr.dtype} "
                              f"{frame_bgr.shape}")
         self.stats.frames += 1
+        self._other = None
         result = None
         if self._rect is not None:
             result = self._landmarks.run(frame_bgr, self._rect)
@@ -129,27 +154,39 @@ class PosePipeline:
                 self._roi_filter.reset()
                 result = None
         if result is None:
-            result = self._acquire(frame_bgr)
+            result = self._acquire(frame_bgr) or self._look_past_other(frame_bgr)
             if result is None:
+                if self.selector.known:
+                    self.stats.patient_not_visible += 1
+                    self.selector.miss()
                 return None
+        self.selector.update(self._body)
         self._track(result)
         self.stats.found += 1
         return result.landmarks
 
-    def _accept(self, result: LandmarkResult, frame_bgr: np.ndarray) -> bool:
+    def _accept(self, result: LandmarkResult, frame_bgr: np.ndarray,
+                ignore: np.ndarray | None = None) -> bool:
         if result.presence < self.min_presence:
             return False
         h, w = frame_bgr.shape[:2]
         if not landmarks_on_belt(result.landmarks, self.belt_roi, w, h):
             self.stats.rejected_off_belt += 1
             return False
+        body = describe(frame_bgr, result.landmarks, ignore)
+        if self.selector.check(body) is not Verdict.PATIENT:
+            self.stats.rejected_not_patient += 1
+            self._other = result.landmarks
+            return False
+        self._body = body
         return True
 
     def _acquire(self, frame_bgr: np.ndarray) -> LandmarkResult | None:
         self.stats.detector_runs += 1
         h, w = frame_bgr.shape[:2]
         detections = self._detector.detect(frame_bgr)
-        candidates = patient_candidates(detections, self.belt_roi, w, h, self._last_hip_px)
+        candidates = patient_candidates(detections, self.belt_roi, w, h,
+                                        self.selector.predicted_hip_px())
         for detection in candidates[:MAX_CANDIDATES]:
             rect = rect_from_alignment_points(detection.keypoints_px[0], detection.keypoints_px[1])
             result = self._landmarks.run(frame_bgr, rect)
@@ -157,11 +194,21 @@ class PosePipeline:
                 return result
         return None
 
+    def _look_past_other(self, frame_bgr: np.ndarray) -> LandmarkResult | None:
+        """Someone else was fitted: paint them out and look again where the patient was."""
+        if self._other is None or self._patient_rect is None:
+            return None
+        painted, covered = paint_out(frame_bgr, self._other)
+        self.stats.painted_out += 1
+        result = self._landmarks.run(painted, self._patient_rect)
+        if share_painted(result.landmarks, covered) > MAX_PAINTED_SHARE:
+            return None  # mostly behind the other person: a guess
+        return result if self._accept(result, painted, covered) else None
+
     def _track(self, result: LandmarkResult) -> None:
         """Place the next crop from the smoothed auxiliary landmarks. Velocities are scaled
         by the body size (the unscaled crop side), as MediaPipe's OBJECT_SCALE_ROI."""
         self._place_crop(result.aux_px)
-        self._last_hip_px = result.aux_px[0].copy()
         self._last_aux_px = result.aux_px.copy()
 
     def _place_crop(self, aux_px: np.ndarray) -> None:
@@ -169,4 +216,4 @@ class PosePipeline:
         object_scale_px = 2.0 * float(np.linalg.norm(top - hip))
         scale = 1.0 / object_scale_px if object_scale_px > 1e-6 else 1.0
         smoothed = self._roi_filter.apply(aux_px, scale)
-        self._rect = rect_from_alignment_points(smoothed[0], smoothed[1])
+        self._rect = self._patient_rect = rect_from_alignment_points(smoothed[0], smoothed[1])

@@ -87,4 +87,6 @@ class KeyframeStage:
         recent = self.pipeline.landmark_interpreter.ewma_ms
         return {**self.pacer.pace.figures(), "pace_replans": self.pacer.replans,
                 "landmark_invoke_ms_recent": None if recent is None else round(recent, 2),
-                "frames_inferred": s.inferred, "frames_tracked": s.tracked, "points_interpolated": s.points_lost}
+                "frames_inferred": s.inferred, "frames_tracked": s.tracked, "points_interpolated": s.points_lost,
+                # keyframes given up as "patient not visible" rather than fitted to someone else
+                "patient_not_visible": self.pipeline.stats.patient_not_visible}
