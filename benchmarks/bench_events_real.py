@@ -3,8 +3,11 @@
 Every trial of the validation set with reference events (rig.validation; force plate or
 annotations judged against the markers) is rendered by the rig's four virtual cameras at
 30, 60, 120 fps and its native rate with 1.5 px landmark jitter (seeds 0-2), then timed by
-``analyze_tracks`` (ours) and by Zeni 2008, O'Connor 2007, Hreljac 2000 and Ghoussayni 2004
-(benchmarks/event_peers.py) on the side view nearest each foot. Prints per trial and frame
+``analyze_tracks`` (ours) and by the published detectors on the same keypoints: Zeni 2008,
+O'Connor 2007, Hreljac 2000 and Ghoussayni 2004 twice — "[port]" rows are our short
+implementations (benchmarks/event_peers.py), "[gaitkit 1.5.0]" rows are gaitkit's own code
+(benchmarks/gaitkit_peers.py) — and gaitkit's learned IntellEvent (ONNX weights shipped in
+its wheel). Each peer uses the side view nearest each foot. Prints per trial and frame
 rate: % of reference events within one frame, signed median (IQR) of initial-contact and
 foot-off errors, mean |stance %| error and mean |step time| error.
 ``.venv/bin/python benchmarks/bench_events_real.py`` (``--quick``: 60 fps, one seed).
@@ -18,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import gaitkit_peers  # noqa: E402
 from event_peers import PEERS, detect  # noqa: E402
 
 from rig.gait import analyze_tracks  # noqa: E402
@@ -33,7 +37,10 @@ def ours(tracks, belt):
             {s: np.array(ev[s]["toe_off_s"], float) for s in ev})
 
 
-METHODS = [("ours", ours)] + [(p.name, lambda tr, b, p=p: detect(p, tr, b)) for p in PEERS]
+GAITKIT = f"gaitkit {gaitkit_peers.gaitkit.__version__}" if gaitkit_peers.available() is None else None
+METHODS = ([("ours", ours)] + [(f"{p.name} [port]", lambda tr, b, p=p: detect(p, tr, b)) for p in PEERS]
+           + ([(f"{name} [{GAITKIT}]", lambda tr, b, m=m: gaitkit_peers.detect(m, tr, b))
+               for m, name in gaitkit_peers.METHODS.items()] if GAITKIT else []))
 
 
 def run(fps_list, seeds):
@@ -74,6 +81,8 @@ def table(scores) -> list[str]:
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     quick = "--quick" in argv
+    if GAITKIT is None:
+        print(f"gaitkit's detectors left out: {gaitkit_peers.available()}")
     scores = run([60] if quick else [30, 60, 120, "native"], [0] if quick else [0, 1, 2])
     for line in table(scores):
         print(line, flush=True)

@@ -31,16 +31,21 @@ def _deriv(t, x, order):
     return savgol_filter(x, n, 3, deriv=order, delta=dt, mode="interp")
 
 
+def metres_per_px(track, side, belt_m_s):
+    """The image scale at the foot: a stance heel rides the belt at its known speed."""
+    sgn = 1.0 if track.header.facing == "right" else -1.0
+    vh = _deriv(track.t_s, sgn * track.lm[:, HEEL[side], 0], 1)
+    stance = vh < np.percentile(vh, 30)
+    return belt_m_s / -np.median(vh[stance])
+
+
 def _side_signals(track, side, belt_m_s):
     """(t, heel fwd, heel up, toe fwd, toe up, pelvis fwd) in metres for one foot."""
     lm, t = track.lm, track.t_s
     sgn = 1.0 if track.header.facing == "right" else -1.0
     pel = sgn * 0.5 * (lm[:, 23, 0] + lm[:, 24, 0])
     hf, tf = sgn * lm[:, HEEL[side], 0], sgn * lm[:, TOE[side], 0]
-    vh = _deriv(t, hf, 1)
-    stance = vh < np.percentile(vh, 30)
-    px_per_m = -np.median(vh[stance]) / belt_m_s
-    m = 1.0 / px_per_m
+    m = metres_per_px(track, side, belt_m_s)
     return (t, hf * m, -lm[:, HEEL[side], 1] * m, tf * m, -lm[:, TOE[side], 1] * m, pel * m)
 
 

@@ -15,12 +15,13 @@ reads it. This module is the single definition of the format.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 import numpy as np
+
+from .keypoints_bulk import parse_frames
 
 FORMAT = "gaitrig-keypoints/1"
 VIEWS = ("left", "right", "rear", "front")
@@ -135,107 +136,28 @@ def iter_frames(f: IO[str], source: str) -> Iterator[tuple[int, float, np.ndarra
 def read_track(path: Path | str) -> KeypointTrack:
     """Read a whole file; raises KeypointFileError naming the file and line on any defect.
 
-    Frames written by :func:`format_frame` are parsed in bulk (numbers straight into numpy);
-    any file the bulk parser does not vouch for is read line by line with the same errors.
+    Frame lines are parsed in bulk (:mod:`rig.keypoints_bulk`: any spacing, key order or
+    line end, numbers straight into numpy); a file the bulk parser does not vouch for is
+    read line by line with ``json.loads``, which names the defect.
     """
     source = str(path)
-    with open(path, encoding="utf-8") as f:
-        first = f.readline()
-        if not first.strip():
-            raise KeypointFileError(f"{source}: file is empty; expected a {FORMAT} header")
-        header = parse_header(first, source)
-        rest = f.read()
-    compact = rest.startswith('{"i":') and not any(c in rest for c in " \t\r")
-    if not compact:  # another spelling of the same JSON: rewrite it compactly first
-        rest_compact = _canonical_frames(rest)
-        fast = _read_frames_bulk(rest_compact) if rest_compact is not None else None
-    else:
-        fast = _read_frames_bulk(rest)
+    with open(path, "rb") as f:
+        data = f.read()
+    end = data.find(b"\n")
+    first = (data if end < 0 else data[:end]).decode("utf-8")
+    if not first.strip():
+        raise KeypointFileError(f"{source}: file is empty; expected a {FORMAT} header")
+    header = parse_header(first, source)
+    fast = parse_frames(data[end + 1:]) if end >= 0 else None
     if fast is not None:
-        index, t_s, lm = fast
-    else:
-        import io
-        frames = list(iter_frames(io.StringIO(rest), source))
-        if not frames:
-            raise KeypointFileError(f"{source}: header but no frames")
-        index = np.array([fr[0] for fr in frames], dtype=np.int64)
-        t_s = np.array([fr[1] for fr in frames], dtype=np.float64)
-        lm = np.stack([fr[2] for fr in frames])
+        return KeypointTrack(header, *fast)
+    import io
+    lines = io.StringIO(data.decode("utf-8"), newline=None)
+    lines.readline()
+    frames = list(iter_frames(lines, source))
+    if not frames:
+        raise KeypointFileError(f"{source}: header but no frames")
+    index = np.array([fr[0] for fr in frames], dtype=np.int64)
+    t_s = np.array([fr[1] for fr in frames], dtype=np.float64)
+    lm = np.stack([fr[2] for fr in frames])
     return KeypointTrack(header, index, t_s, lm)
-
-
-_SEPARATORS = str.maketrans("[],", "   ")
-_WHITESPACE = str.maketrans("", "", " \t\r")
-_FRAME_KEYS = re.compile(r'"(i|t|lm)":')
-
-
-def _canonical_frames(text: str) -> str | None:
-    """Frame lines rewritten in :func:`format_frame`'s compact form (no whitespace, keys
-    in the order i, t, lm), so that any spacing, key order or CRLF line ends reach the bulk
-    parser; None when a line is not made of exactly those three keys (the line parser then
-    judges it and names the defect). Frame lines hold no strings but their keys, so
-    dropping whitespace cannot change a value."""
-    text = text.translate(_WHITESPACE)
-    out = []
-    for ln in text.split("\n"):
-        if not ln:
-            continue
-        if ln.startswith('{"i":') and ',"t":' in ln and ',"lm":' in ln and ln.index(',"t":') < ln.index(',"lm":'):
-            out.append(ln)
-            continue
-        if not (ln.startswith("{") and ln.endswith("}")):
-            return None
-        keys = list(_FRAME_KEYS.finditer(ln))
-        if sorted(k.group(1) for k in keys) != ["i", "lm", "t"]:
-            return None
-        vals = {}
-        for k, nxt in zip(keys, keys[1:] + [None]):
-            end = (nxt.start() - 1) if nxt is not None else len(ln) - 1
-            if nxt is not None and ln[end] != ",":
-                return None
-            vals[k.group(1)] = ln[k.end():end]
-        out.append('{"i":' + vals["i"] + ',"t":' + vals["t"] + ',"lm":' + vals["lm"] + "}")
-    return "\n".join(out) + "\n"
-
-
-def _read_frames_bulk(text: str):
-    """(index, t_s, lm) for text made only of ``format_frame`` lines, else None."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines:
-        return None
-    null = np.fromiter((ln.endswith(',"lm":null}') for ln in lines), bool, len(lines))
-    ok = all(ln.startswith('{"i":') and ln.endswith("]]}") for ln, nl in zip(lines, null) if not nl)
-    if not ok or not all(ln.startswith('{"i":') and ',"lm":' in ln for ln in lines):
-        return None
-    n = len(lines)
-    found = ~null
-    if not all(',"lm":' in ln and ',"t":' in ln for ln in lines):
-        return None
-    head = [ln[5:ln.index(',"lm":')].replace(',"t":', " ") for ln in lines]
-    try:
-        it = np.array(" ".join(head).split(), dtype=np.float64).reshape(n, 2)
-    except ValueError:
-        return None
-    if found.any():
-        body = " ".join(ln[ln.index(',"lm":') + 8:-3] for ln, f in zip(lines, found) if f)
-        nf = int(found.sum())
-        # every frame must hold exactly 33 rows of 4 (counted by the rows' separators, per
-        # line: a frame of 32 rows and one of 34 must not pass as two of 33)
-        rows_ok = all(ln.count("],[") == N_LANDMARKS - 1 for ln, f in zip(lines, found) if f)
-        if not rows_ok or any(c in body for c in "naNIe"):
-            return None  # odd shapes, NaN/Infinity/null or exponents: the line parser judges
-        try:
-            vals = np.fromstring(body.translate(_SEPARATORS), sep=" ")
-        except ValueError:
-            return None
-        if vals.size != nf * N_LANDMARKS * 4:
-            return None
-    lm = np.full((n, N_LANDMARKS, 4), np.nan)
-    if found.any():
-        lm[found] = vals.reshape(-1, N_LANDMARKS, 4)
-    index = it[:, 0]
-    if not np.all((index == np.round(index)) & (np.abs(index) < 2**53)):
-        return None  # fractions, or too large for a float to hold exactly: the line parser judges
-    return index.astype(np.int64), it[:, 1], lm

@@ -70,6 +70,11 @@ def validate_track(track: KeypointTrack, source: str) -> None:
 
 
 def _check_landmarks(track: KeypointTrack, source: str) -> None:
+    xyz_max = np.abs(track.lm[:, :, :3]).max(axis=(1, 2))  # NaN where any value is NaN
+    vis = track.lm[:, :, 3]
+    frame_ok = (xyz_max <= MAX_COORD_PX) & (vis.min(axis=1) >= 0) & (vis.max(axis=1) <= 1)
+    if (frame_ok | ~track.found).all():
+        return  # one pass for a good file; the checks below name the first bad frame
     found = np.flatnonzero(track.found)
     lm = track.lm[found]
     checks = ((np.isfinite(lm).all(axis=(1, 2)), "landmark values must be finite numbers (NaN/Infinity "
