@@ -59,7 +59,7 @@ def torso_px(lm: np.ndarray) -> float:
 def estimator(interval: int, threads: int) -> KeyframeEstimator:
     """The node's estimator (as rig.node.stages builds it) on a fresh pipeline."""
     pipe = PosePipeline(threads=threads)
-    return KeyframeEstimator(pipe.process, interval, follow=pipe.follow)
+    return KeyframeEstimator(pipe.process, interval, follow=pipe.follow, unseen=pipe.unseen)
 
 
 def run_stream(est: KeyframeEstimator, frames: list, fps: float, start: int = 0) -> list:

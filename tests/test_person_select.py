@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -92,6 +93,8 @@ def test_appearance_separates_clothes_and_ignores_degenerate_fits():
     assert hellinger(red, red2) < 0.05 and hellinger(red, blue) > 0.9
     assert appearance(frame, at(400)) is None  # outside the frame
     assert appearance(frame, np.zeros((33, 4))) is None  # a collapsed fit
+    gray = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    assert appearance(gray, at(40)) is None  # a spooled grayscale crop: no colour to judge by
 
 
 def test_paint_out_covers_the_body_in_grey_and_says_where():

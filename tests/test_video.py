@@ -308,3 +308,16 @@ def test_review_events_number_each_foots_events_and_place_mid_stance_between_str
         ("right heel strike 1", 93), ("left toe off 2", 96), ("left heel strike 2", 126),
         ("left mid-stance 2", 144), ("left toe off 3", 162)]
     assert review_events(None, 60.0) == [] and review_events({"events": {"left": {"heel_strike_s": "x"}}}, 60) == []
+
+
+def test_walker_poses_wait_for_drawing_bounded_by_bytes_not_by_count(tmp_path):
+    """The simulated node queues the walker's pose (a few kB), not a picture: a burst longer
+    than the picture bound is drawn after the fact, every frame kept."""
+    pose = np.zeros((33, 4))
+    drawn = VideoRecorder(ClipStore(tmp_path, "rear"), lambda f: np.full((544, 728, 3), 90, np.uint8),
+                          lambda: SIZE, 728, 80, 10**9, 30.0, queue_frames=3, queue_max_bytes=50 * 1024)
+    drawn.begin(1, 60.0)
+    for i in range(60):
+        drawn.put(1, i, CapturedFrame(float(i), None, landmarks=pose))
+    drawn.drain()
+    assert (drawn.stats.recorded, drawn.stats.not_kept) == (50, 10)  # 50 kB of 1 kB poses, then counted

@@ -66,13 +66,16 @@ class KeyframeEstimator:
     """
 
     def __init__(self, infer: Infer, interval: int = 1, tracker: LucasKanadeTracker | None = None,
-                 region_margin_frac: float = REGION_MARGIN_FRAC, follow: Follow | None = None):
+                 region_margin_frac: float = REGION_MARGIN_FRAC, follow: Follow | None = None,
+                 unseen: Callable[[], None] | None = None):
         """``follow`` (e.g. ``PosePipeline.follow``) is told on each tracked frame how far the
         hips and shoulders moved since the keyframe, so the model's next crop lands where
-        it would have had the model run on every frame."""
+        it would have had the model run on every frame; ``unseen`` (``PosePipeline.unseen``)
+        of each frame skipped while nobody is anchored, so the patient's gate widens per
+        frame, not per search."""
         if interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}")
-        self.infer, self.interval, self.follow = infer, interval, follow
+        self.infer, self.interval, self.follow, self.unseen = infer, interval, follow, unseen
         self.tracker = tracker or LucasKanadeTracker()
         self.region_margin_frac = region_margin_frac
         self.region: Region | None = None  # body region of the last keyframe (None: nobody)
@@ -123,6 +126,8 @@ class KeyframeEstimator:
         if self._since_attempt is not None:
             self._since_attempt += 1
             if self._since_attempt < self.interval:
+                if self.unseen is not None:
+                    self.unseen()
                 return Estimate(index, t, None)
         self._since_attempt = 0
         lm = self.infer(frame)

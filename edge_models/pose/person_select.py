@@ -66,7 +66,7 @@ def appearance(frame_bgr: np.ndarray, landmarks: np.ndarray,
     """HSV histogram of the torso (shoulders–hips quadrilateral) and thighs (hips–knees,
     a third of a torso wide): clothes and skin, the parts a bystander rarely shares. The
     region is cut, shrunk to about ``DESCRIPTOR_SIDE_PX`` and masked, so a 1080p frame
-    costs well under a millisecond."""
+    costs well under a millisecond. None where there is no colour (a grayscale picture)."""
     h, w = frame_bgr.shape[:2]
     torso = torso_length_px(landmarks)
     pts = landmarks[[SHOULDERS[0], SHOULDERS[1], HIPS[1], HIPS[0], KNEES[0], KNEES[1]], :2]
@@ -77,6 +77,8 @@ def appearance(frame_bgr: np.ndarray, landmarks: np.ndarray,
         return None
     k = max(1, int(max(x1 - x0, y1 - y0) // DESCRIPTOR_SIDE_PX))
     crop = frame_bgr[y0:y1:k, x0:x1:k]
+    if (crop[..., 0] == crop[..., 1]).all() and (crop[..., 1] == crop[..., 2]).all():
+        return None  # no colour to compare: a mono camera, or a grayscale crop from the disk spool
     mask = np.zeros(crop.shape[:2], np.uint8)
     to_crop = lambda i: np.round((landmarks[i, :2] - (x0, y0)) / k).astype(np.int32)  # noqa: E731
     quad = np.stack([to_crop(i) for i in (SHOULDERS[0], SHOULDERS[1], HIPS[1], HIPS[0])])
@@ -191,6 +193,7 @@ class PatientSelector:
         self._hist: np.ndarray | None = None
         self._learned = 0
         self._misses = 0
+        self._tracked_shift: np.ndarray | None = None  # hip moved by optical flow since the last fit
 
     @property
     def known(self) -> bool:
@@ -204,7 +207,16 @@ class PatientSelector:
     def predicted_hip_px(self) -> np.ndarray | None:
         if self._hip is None:
             return None
+        if self._tracked_shift is not None:  # keyframes: flow followed the hip between model runs
+            return self._hip + self._tracked_shift
         return self._hip + self._velocity * (1 + self._misses)
+
+    def follow(self, hip_shift_px: np.ndarray) -> None:
+        """Frames the model skipped (keyframes + optical flow): the patient's hip moved by
+        ``hip_shift_px`` since the last fit, so the next fit is expected there, not where
+        one frame's velocity would put it."""
+        if self._hip is not None and np.isfinite(hip_shift_px).all():
+            self._tracked_shift = np.asarray(hip_shift_px, np.float64).copy()
 
     def gate_px(self) -> float:
         torso = self._torso
@@ -237,6 +249,7 @@ class PatientSelector:
             self._hip = body.hip_px.copy()
             self._torso += 0.1 * (body.torso_px - self._torso)
         self._misses = 0
+        self._tracked_shift = None
         if body.hist is None:
             return
         if self._learned < self.learn_frames:  # running mean over the first confident frames
@@ -245,6 +258,12 @@ class PatientSelector:
                 self._hist + (body.hist - self._hist) / self._learned
         else:  # then drift slowly (lighting, turning): 2 % per accepted frame
             self._hist += 0.02 * (body.hist - self._hist)
+
+    def unseen(self) -> None:
+        """A frame nobody looked at while the patient is missing (the model runs on
+        keyframes only): the patient may have moved on it too, so it counts as a miss."""
+        if self._hip is not None and self._misses > 0:
+            self.miss()
 
     def miss(self) -> None:
         """No body on this frame was the patient: "patient not visible"."""

@@ -138,6 +138,11 @@ class PosePipeline:
         shift = np.stack([np.asarray(hip_shift_px, np.float64), np.asarray(top_shift_px, np.float64)])
         if np.isfinite(shift).all():
             self._place_crop(self._last_aux_px + shift)
+            self.selector.follow(shift[0])
+
+    def unseen(self) -> None:
+        """A frame the model skipped while looking for the patient (keyframes)."""
+        self.selector.unseen()
 
     def process(self, frame_bgr: np.ndarray) -> np.ndarray | None:
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:

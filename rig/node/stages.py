@@ -53,7 +53,8 @@ class KeyframeStage:
 
     def __init__(self, pipeline, pacer: Pacer):
         self.pipeline, self.pacer = pipeline, pacer
-        self.estimator = KeyframeEstimator(pipeline.process, pacer.pace.interval, follow=pipeline.follow)
+        self.estimator = KeyframeEstimator(pipeline.process, pacer.pace.interval, follow=pipeline.follow,
+                                           unseen=pipeline.unseen)
         self._frames = 0
 
     @property

@@ -117,7 +117,10 @@ class VideoRecorder:
                 if done:
                     self._offer(("jpeg", done[0], done[1:]), len(done[2]))
             return
-        self._offer(("frame", session_id, (index, frame)), frame.image.nbytes if frame.image is not None else 1024)
+        if frame.image is None:  # the simulated walker: a few kB of pose, drawn on this thread
+            self._offer(("frame", session_id, (index, frame)), 1024, count_frames=False)
+        else:
+            self._offer(("frame", session_id, (index, frame)), frame.image.nbytes)
 
     def put_encoded(self, mono_s: float, jpeg: bytes) -> None:
         """From picamera2's encoder thread: a JPEG of the frame exposed at ``mono_s``."""
@@ -126,10 +129,13 @@ class VideoRecorder:
         if done:
             self._offer(("jpeg", done[0], done[1:]), len(done[2]))
 
-    def _offer(self, item: tuple, size: int) -> None:
+    def _offer(self, item: tuple, size: int, count_frames: bool = True) -> None:
+        """Queue ``item`` unless a bound says no. Camera pictures are bounded by count and
+        bytes; the walker's poses (drawn later, when the belt has stopped if need be) by
+        bytes only."""
         with self._pair_lock:
             frames, queued = self._queued
-            if frames + 1 > self.queue_frames or queued + size > self.queue_max_bytes:
+            if (count_frames and frames + 1 > self.queue_frames) or queued + size > self.queue_max_bytes:
                 self.stats.not_kept += 1
                 return
             self._queued = [frames + 1, queued + size]
