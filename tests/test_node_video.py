@@ -27,6 +27,7 @@ from rig.coordinator.export import session_tracks
 from rig.coordinator.storage import Storage
 from rig.node.cli import build
 from rig.node.daemon import NodeDaemon
+from rig.node.pacing import DEFAULT_MAX_INTERVAL
 
 
 @pytest.fixture
@@ -109,11 +110,11 @@ def stored_track(rig: Rig, summary: SessionSummary, pulses: int):
 CLIP_FRAMES = 100  # cam01.mp4: the video backend loops it, so the person jumps back every 100 frames
 
 
-def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray, interval: int) -> None:
+def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray, interval: int = DEFAULT_MAX_INTERVAL) -> None:
     """Every frame has the person's landmarks, except right after the footage loops: there
     the person jumps ~1 torso in one frame (no real camera does that), the patient selector
     refuses the first fit at the new place and the next keyframe — at most ``interval``
-    frames later (the node may re-plan its interval: the largest it used) — takes it."""
+    frames later (the node re-plans its interval while it walks: the largest it may use) — takes it."""
     cut = np.arange(found.size) % CLIP_FRAMES <= interval
     assert found[~cut].all(), f"frames without landmarks away from a loop cut: {np.flatnonzero(~found & ~cut)}"
     assert (~found).sum() <= interval * (found.size // CLIP_FRAMES)
@@ -124,18 +125,16 @@ def test_pi_speed_node_keeps_up_at_120_hz_on_keyframes(rig):
     the node measures that, runs it on keyframes, tracks the rest, and keeps up."""
     r = rig(model=ModelSettings(threads=1, emulate_detector_ms=PI5_MS[0], emulate_landmark_ms=PI5_MS[1]))
     pacing = r.node.stage.figures()
-    interval = pacing["keyframe_interval"]
     assert pacing["pace_mode"] in ("keyframes", "behind") and pacing["landmark_ms"] >= PI5_MS[1]
     end, summary, pulses = r.walk(3.0)
     assert end.captured == pulses > 300 and end.missed_triggers == 0
     assert end.dropped == 0 and end.frames == pulses and summary.complete
     assert 0 < end.tracked < pulses  # both kinds of frame were published
-    assert_person_everywhere_but_the_loop_cuts(stored_track(r, summary, pulses).found, max(
-        interval, r.node.stage.figures()["keyframe_interval"]))
+    assert_person_everywhere_but_the_loop_cuts(stored_track(r, summary, pulses).found)
     assert r.infos and r.infos[-1].pacing["landmark_ms"] == pacing["landmark_ms"]  # in the birth message
     span_s = r.previews[-1][0] - r.previews[0][0]  # live preview: landmarks at 4 fps, not 120
     assert 3 <= len(r.previews) <= 4 * span_s + 2 and all(
-        f.lm is not None or f.index % CLIP_FRAMES <= interval for _, f in r.previews)
+        f.lm is not None or f.index % CLIP_FRAMES <= DEFAULT_MAX_INTERVAL for _, f in r.previews)
     if end.spooled == 0:  # kept up live (a busy machine may need the disk spool: see the benchmark)
         assert np.percentile(r.latency_s, 95) <= LATENCY_P95_MAX_S
 
@@ -144,12 +143,10 @@ def test_a_node_far_behind_spools_crops_to_disk_and_loses_nothing(rig):
     """Landmark runs of 120 ms and memory for three frames: the excess waits on disk as crops
     and is finished after the belt stops; every frame still has the person."""
     r = rig(model=ModelSettings(threads=1, emulate_landmark_ms=120.0), backlog_max_mb=20.0)
-    interval = r.node.stage.figures()["keyframe_interval"]
     end, summary, pulses = r.walk(2.0)
     assert end.spooled > 0 and end.backlog_at_train_end > 0
     assert end.dropped == 0 and end.frames == end.captured == pulses and summary.complete
-    assert_person_everywhere_but_the_loop_cuts(stored_track(r, summary, pulses).found, max(
-        interval, r.node.stage.figures()["keyframe_interval"]))
+    assert_person_everywhere_but_the_loop_cuts(stored_track(r, summary, pulses).found)
 
 
 def test_past_the_disk_bound_frames_are_dropped_and_counted(rig):
