@@ -264,6 +264,8 @@ def soak(workdir: Path, minutes: float, fps: float, video: bool = False) -> tupl
         figures = {"latency_p50_ms": statistics.median(lat), "latency_p99_ms": lat[int(0.99 * (len(lat) - 1))],
                    "rss_mb_end": {d: round(v[-1][1], 1) for d, v in memory.items() if v},
                    "slope_mb_per_h": {d: round(s, 2) for d, s in slopes.items()}}
+        print(f"soak: belt stopped; {len(lat)} frames seen on MQTT; figures so far {figures}", file=sys.stderr,
+              flush=True)  # a long close (backlog, analysis) must not hide them
         timeout_s = max(300.0, minutes * 60)  # storing a backlog and analysing a long walk take a while
         try:
             o = rig.outcome(first, rig.next_summary(first, timeout_s))
