@@ -110,11 +110,12 @@ def stored_track(rig: Rig, summary: SessionSummary, pulses: int):
 CLIP_FRAMES = 100  # cam01.mp4: the video backend loops it, so the person jumps back every 100 frames
 
 
-def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray, interval: int = DEFAULT_MAX_INTERVAL) -> None:
+def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray) -> None:
     """Every frame has the person's landmarks, except right after the footage loops: there
     the person jumps ~1 torso in one frame (no real camera does that), the patient selector
-    refuses the first fit at the new place and the next keyframe — at most ``interval``
-    frames later (the node re-plans its interval while it walks: the largest it may use) — takes it."""
+    refuses the first fit at the new place and the next keyframe — at most the largest interval
+    the node may re-plan to while it walks later — takes it."""
+    interval = DEFAULT_MAX_INTERVAL
     cut = np.arange(found.size) % CLIP_FRAMES <= interval
     assert found[~cut].all(), f"frames without landmarks away from a loop cut: {np.flatnonzero(~found & ~cut)}"
     assert (~found).sum() <= interval * (found.size // CLIP_FRAMES)
