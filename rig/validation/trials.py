@@ -65,6 +65,15 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class LabOutput:
+    """The lab model's angles (deg, as the file has them) per (side, name), sampled at the
+    trial's frames, and which model made them (rig.validation.c3d_trials)."""
+
+    model: str
+    angles_deg: dict[tuple[str, str], np.ndarray]
+
+
+@dataclass(frozen=True)
 class RealTrial:
     """One real recording on the treadmill frame.
 
@@ -83,6 +92,7 @@ class RealTrial:
     belt_speed_m_s: float
     reference: Reference | None
     marker_for: dict[str, str] = field(default_factory=dict)
+    lab: LabOutput | None = None  # the lab model's own output, where the file carries it
 
     @property
     def duration_s(self) -> float:
@@ -263,16 +273,20 @@ def _centre(markers: dict[tuple[str, str], np.ndarray]) -> None:
 
 
 def load_trial(name: str, directory: Path | None = None) -> RealTrial:
-    """One trial by name (``treadmill``, ``healthy``, ``parkinson``, ``stroke``) from the cache
-    (``gaitrig models fetch`` puts it there); ModelMissingError if it is not cached."""
+    """One trial by name (``treadmill``, ``healthy``, ``parkinson``, ``stroke``, or a lab-model
+    trial of :data:`rig.validation.c3d_trials.LAB_TRIAL_NAMES`) from the cache (``gaitrig
+    models fetch`` puts it there); ModelMissingError if it is not cached."""
+    from .c3d_trials import LAB_TRIAL_NAMES, load_c3d_trial
+    if name in LAB_TRIAL_NAMES:
+        return load_c3d_trial(name, directory)
     if name == "treadmill":
         return _load_treadmill(validation_path(_TREADMILL_FILE, directory))
     if name in _GAITKIT:
         return _load_gaitkit(name, validation_path(_GAITKIT[name][0], directory))
-    raise KeyError(f"unknown trial {name!r}; known: treadmill, {', '.join(_GAITKIT)}")
+    raise KeyError(f"unknown trial {name!r}; known: treadmill, {', '.join(_GAITKIT)}, {', '.join(LAB_TRIAL_NAMES)}")
 
 
-TRIAL_NAMES = ("treadmill", "healthy", "parkinson", "stroke")
+TRIAL_NAMES = ("treadmill", "healthy", "parkinson", "stroke")  # the event set (tests assert its figures)
 
 
 def load_trials(directory: Path | None = None) -> list[RealTrial]:
