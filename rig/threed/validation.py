@@ -79,7 +79,12 @@ def _file_frames(trial: RealTrial) -> list[dict] | None:
 
 def lab_angles(trial: RealTrial) -> dict[tuple[str, str], np.ndarray] | None:
     """The lab model's sagittal angles (deg) in our definitions at the trial's frames, or
-    None when the recording carries no lab model (:data:`LAB_MODELS`)."""
+    None when the recording carries no lab model (:data:`LAB_MODELS`, or a C3D trial's
+    ``trial.lab``: Plug-in Gait's component X, hip less its pelvic tilt as for ``stroke``)."""
+    if trial.lab is not None:
+        a = trial.lab.angles_deg
+        return {(s, k): a[(s, k)] - (a[(s, "pelvis_tilt_deg")] if k == "hip_flexion_deg" else 0.0)
+                for s in ("left", "right") for k in SAGITTAL}
     frames = _file_frames(trial) if trial.name in LAB_MODELS else None
     if frames is None:
         return None
@@ -154,7 +159,8 @@ def evaluate(trial: RealTrial, noise_px: float = 1.5, seed: int = 0,
     joint_err = {j: float(np.nanmedian(np.concatenate(
         [1000 * np.linalg.norm(est[:, LANDMARKS[s][j]] - world[:, LANDMARKS[s][j]], axis=-1) for s in LANDMARKS])))
         for j in JOINTS}
-    res = TrialResult(trial.name, len(trial.t_s), joint_err, {}, lab_model=LAB_MODELS.get(trial.name),
+    res = TrialResult(trial.name, len(trial.t_s), joint_err, {},
+                      lab_model=trial.lab.model if trial.lab is not None else LAB_MODELS.get(trial.name),
                       rearfoot_excluded=rearfoot_defined(world, trial))
     lab = lab_angles(trial)
     frames = _file_frames(trial) if trial.name in THREE_POINT else None

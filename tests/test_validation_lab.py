@@ -1,0 +1,99 @@
+"""The C3D trials that carry the lab model's own joint centres and angles
+(rig.validation.c3d_trials; docs/validation.md, docs/3d.md): what they hold, the plate
+events judged for split-belt crossover, the 3D chain against Plug-in Gait, and the gait
+engine's events on the treadmill trial. Needs the cached recordings (`gaitrig models fetch`)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assets_or_skip
+
+from rig.validation import load_trial, render_tracks, world_landmarks
+from rig.validation.c3d_trials import LAB_TRIAL_NAMES
+from rig.validation.trials import TRIAL_NAMES
+
+LAB_FILES = ["gaitalytics_treadmill_events.c3d", "openofm_dynamic_processed.c3d"]
+
+
+@pytest.fixture(scope="module")
+def trials():
+    assets_or_skip(LAB_FILES)
+    return {n: load_trial(n) for n in LAB_TRIAL_NAMES}
+
+
+@pytest.fixture(scope="module")
+def results(trials):
+    from rig.threed.validation import evaluate
+    return {n: evaluate(t, noise_px=1.5, seed=0) for n, t in trials.items()}
+
+
+def test_lab_trials_stay_out_of_the_event_set():
+    assert set(LAB_TRIAL_NAMES).isdisjoint(TRIAL_NAMES)
+
+
+def test_treadmill_trial_is_plug_in_gait_on_a_split_belt(trials):
+    t = trials["pig_treadmill"]
+    assert t.setting == "treadmill" and t.native_fps == 100.0 and len(t.t_s) == 1206
+    assert 1.05 < t.belt_speed_m_s < 1.12  # the flat foot's speed on the belt
+    assert t.lab.model.startswith("Vicon Plug-in Gait")
+    assert t.marker_for["hip"] == "L/RFEP" and t.marker_for["knee"] == "L/RFEO" and t.marker_for["ankle"] == "L/RTIO"
+    # the hip centres are rigid in the pelvis: Plug-in Gait's, not a marker
+    d = np.linalg.norm(t.markers[("left", "hip")] - t.markers[("right", "hip")], axis=1)
+    assert np.ptp(d) < 1e-3 and abs(np.median(d) - 0.1286) < 1e-3
+
+
+def test_plate_events_are_judged_for_crossover(trials):
+    ref = trials["pig_treadmill"].reference
+    assert [len(ref.ic_s["left"]), len(ref.fo_s["left"]), len(ref.ic_s["right"]), len(ref.fo_s["right"])] == [10, 5, 7, 8]
+    reasons = [d.reason for d in ref.dropped]
+    assert len(reasons) == 11
+    assert sum("heel landed on plate 1" in r for r in reasons) == 4  # right heel on the left belt
+    assert sum("a foot off starts a planted foot" in r for r in reasons) == 7
+    for s in ("left", "right"):  # kept contacts are whole strides (1.13 s) apart: none spurious
+        gaps = np.diff(ref.ic_s[s])
+        strides = np.round(gaps / 1.135)
+        assert np.all(strides >= 1) and np.all(np.abs(gaps - 1.135 * strides) < 0.06 * strides)
+
+
+def test_3d_angles_match_plug_in_gait_on_its_own_joint_centres(results):
+    r = results["pig_treadmill"]
+    assert max(r.joint_error_mm.values()) < 3.0
+    for side in ("left", "right"):
+        for k in ("hip_flexion_deg", "knee_flexion_deg", "ankle_dorsiflexion_deg"):
+            assert r.lab_rmse_deg[f"{side} {k}"] <= 3.0, (side, k)
+        assert r.lab_rmse_deg[f"{side} hip_flexion_deg"] < 0.6
+
+
+def test_knee_difference_is_the_flexion_axis_not_the_points(trials, results):
+    """Where ours misses Plug-in Gait's knee by 2-5° the rotation-free three-point angle of
+    the same joint centres misses it by as much: Plug-in Gait puts part of the thigh-shank
+    angle into knee ab/adduction (its flexion axis comes from the thigh marker), ours into
+    flexion (our axis comes from the hip line)."""
+    from rig.threed.validation import three_point_angles
+    for name, side in (("pig_treadmill", "right"), ("ofm_overground", "right"), ("ofm_overground", "left")):
+        t = trials[name]
+        w = world_landmarks(t, t.t_s)
+        pig = t.lab.angles_deg[(side, "knee_flexion_deg")]
+        three = float(np.mean(three_point_angles(w, side)["knee_flexion_deg"] - pig))
+        assert abs(results[name].lab_bias_deg[f"{side} knee_flexion_deg"] - three) < 0.6, (name, side)
+        assert three > 1.5
+
+
+def test_ofm_trial_carries_the_hindfoot_angle(trials):
+    t = trials["ofm_overground"]
+    assert t.reference is None and t.setting.startswith("overground")
+    hf = t.lab.angles_deg[("left", "hindfoot_tibia_frontal_deg")]
+    assert hf.shape == t.t_s.shape and np.all(np.abs(hf) < 30)
+
+
+def test_gait_engine_finds_the_plate_events_on_the_treadmill_trial(trials):
+    from rig.gait import analyze_tracks
+    from rig.validation.scoring import score_events
+    tracks, ref = render_tracks(trials["pig_treadmill"], 60.0, 1.5, 0)
+    rep = analyze_tracks(tracks, ref.belt_speed_m_s).to_dict()
+    assert rep["mode"] == "walking"
+    ev = rep["events"]
+    sc = score_events(ref.ic_s, ref.fo_s, {s: np.array(ev[s]["heel_strike_s"], float) for s in ev},
+                      {s: np.array(ev[s]["toe_off_s"], float) for s in ev}, 60.0)
+    assert sc.n_reference == 30
+    assert sc.missed <= 3  # found within 150 ms; the timing itself is reported, not asserted here
