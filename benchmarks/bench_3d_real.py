@@ -2,7 +2,8 @@
 (lens distortion, 1.5 px noise), triangulated, filtered, 3D angles; against the markers,
 against the lab's own model where the recording carries it (raw: no sign or offset fitted),
 rearfoot eversion on the walker (the real markers cannot define it), and 3D step length
-and width from analyze_tracks on the rendered trials against the markers:
+and width from analyze_tracks on the rendered trials against the markers; then the C3D
+trials that carry the lab model's own joint centres (Plug-in Gait, Oxford Foot Model):
 ``.venv/bin/python benchmarks/bench_3d_real.py [--noise 1.5 --seed 0]``."""
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import argparse
 
 import numpy as np
 
-from rig.threed.validation import LAB_MODELS, davis_sensitivity, evaluate, step_check, walker_rearfoot
+from rig.threed.validation import (LAB_MODELS, davis_sensitivity, evaluate, hindfoot_check, step_check,
+                                   walker_rearfoot)
 from rig.validation import load_trials
+from rig.validation.c3d_trials import load_lab_trials
 
 
 def main() -> None:
@@ -60,6 +63,31 @@ def main() -> None:
     for t in trials:
         s = step_check(t, noise_px=args.noise, seed=args.seed)
         print(f"  {t.name:10s} {s}")
+
+    lab_trials(args.noise, args.seed)
+
+
+def lab_trials(noise: float, seed: int) -> None:
+    """The C3D trials whose landmarks are the lab model's own joint centres."""
+    trials = load_lab_trials()
+    print("C3D trials with the lab model's joint centres (rig.validation.c3d_trials):")
+    for t in trials:
+        r = evaluate(t, noise, seed)
+        print(f"  {t.name}: {r.lab_model}; joint centres median mm "
+              + ", ".join(f"{j} {v:.1f}" for j, v in r.joint_error_mm.items()))
+        for k, v in r.lab_rmse_deg.items():
+            print(f"    {k:28s} {v:5.2f} ({r.lab_rmse_markers_deg[k]:5.2f}) [{r.lab_bias_deg[k]:+5.1f}]"
+                  f"  {'within 3' if v <= 3.0 else 'NOT within 3'}")
+        if r.eversion_stance_error_deg:
+            e = np.array(r.eversion_stance_error_deg)
+            print(f"    rearfoot eversion vs the markers' own, per-stride stance mean: max {e.max():.2f}, "
+                  f"mean {e.mean():.2f} deg over {len(e)} strides; {np.sum(e <= 2.0)} within 2")
+        h = hindfoot_check(t, noise, seed)
+        if h is not None:
+            f = lambda d: "/".join(f"{d[s]:.2f}" if isinstance(d[s], float) else f"{d[s]}" for s in ("left", "right"))  # noqa: E731,E501
+            print(f"    rearfoot eversion vs OFM hindfoot-tibia eversion, heel-down frames {f(h.n_frames)}: "
+                  f"RMSE {f(h.rmse_deg)} (markers {f(h.markers_rmse_deg)}), mean ours-OFM {f(h.bias_deg)}, "
+                  f"SD {f(h.sd_deg)}, r {f(h.corr)}; triangulated vs markers {f(h.triangulation_rmse_deg)}")
 
 
 if __name__ == "__main__":
