@@ -84,7 +84,8 @@ def lab_trials(noise: float, seed: int) -> None:
                   f"mean {e.mean():.2f} deg over {len(e)} strides; {np.sum(e <= 2.0)} within 2")
         h = hindfoot_check(t, noise, seed)
         if h is not None:
-            f = lambda d: "/".join(f"{d[s]:.2f}" if isinstance(d[s], float) else f"{d[s]}" for s in ("left", "right"))  # noqa: E731,E501
+            def f(d: dict) -> str:
+                return "/".join(f"{d[s]:.2f}" if isinstance(d[s], float) else f"{d[s]}" for s in ("left", "right"))
             print(f"    rearfoot eversion vs OFM hindfoot-tibia eversion, heel-down frames {f(h.n_frames)}: "
                   f"RMSE {f(h.rmse_deg)} (markers {f(h.markers_rmse_deg)}), mean ours-OFM {f(h.bias_deg)}, "
                   f"SD {f(h.sd_deg)}, r {f(h.corr)}; triangulated vs markers {f(h.triangulation_rmse_deg)}")

@@ -44,7 +44,8 @@ def test_treadmill_trial_is_plug_in_gait_on_a_split_belt(trials):
 
 def test_plate_events_are_judged_for_crossover(trials):
     ref = trials["pig_treadmill"].reference
-    assert [len(ref.ic_s["left"]), len(ref.fo_s["left"]), len(ref.ic_s["right"]), len(ref.fo_s["right"])] == [10, 5, 7, 8]
+    counts = [len(ref.ic_s["left"]), len(ref.fo_s["left"]), len(ref.ic_s["right"]), len(ref.fo_s["right"])]
+    assert counts == [10, 5, 7, 8]
     reasons = [d.reason for d in ref.dropped]
     assert len(reasons) == 11
     assert sum("heel landed on plate 1" in r for r in reasons) == 4  # right heel on the left belt

@@ -17,8 +17,13 @@ carries — judged for what they are (docs/3d.md, "Evidence"):
   are compared with the same formula on our triangulated points (a check of the points,
   not of a joint model); the "hip" is not, as those labs' z is not vertical.
 
-Rearfoot eversion: no recording carries a lab rearfoot angle, so the reference is the
-same definition on the markers — where the markers define it (:func:`rearfoot_defined`).
+* C3D trials (``trial.lab``, rig.validation.c3d_trials): the landmarks are the lab
+  model's own joint centres and the angles its own (Plug-in Gait component X; hip less
+  pelvic tilt as above).
+
+Rearfoot eversion: the reference is the same definition on the markers where they define
+it (:func:`rearfoot_defined`); against a lab rearfoot angle only where one exists (the
+Oxford Foot Model's hindfoot–tibia angle, :func:`hindfoot_check`).
 """
 from __future__ import annotations
 
