@@ -111,3 +111,23 @@ def test_rearfoot_against_the_oxford_foot_model(trials):
         assert h.triangulation_rmse_deg[s] < 2.0
         assert h.markers_rmse_deg[s] > 2.0
     assert hindfoot_check(trials["pig_treadmill"]) is None  # Plug-in Gait has no hindfoot
+
+
+def test_davis_hip_centres_reproduce_plug_in_gait_from_the_pelvis_markers(trials):
+    """With the four pelvis markers and the leg lengths (which the stroke file lacks),
+    the Davis regression gives the file's own Plug-in Gait hip centres within 2 mm."""
+    from edge_models.fetch import validation_path
+    from rig.threed.validation import davis_hip_centres
+    from rig.validation.c3d_trials import _point, _read
+    path = validation_path("gaitalytics_treadmill_events.c3d")
+    c, p, labels, _ = _read(path)
+    pt = {n: _point(c, labels, n, path) for n in ("LASI", "RASI", "LPSI", "RPSI", "LFEP", "RFEP")}
+    leg = {"left": float(p["PROCESSING"]["LLegLength"]["value"][0]),
+           "right": float(p["PROCESSING"]["RLegLength"]["value"][0])}
+    hjc = davis_hip_centres(pt["LASI"], pt["RASI"], pt["LPSI"], pt["RPSI"], leg)
+    for side, fep in (("left", "LFEP"), ("right", "RFEP")):
+        err = np.linalg.norm(hjc[side] - pt[fep], axis=1)
+        assert np.max(err) < 2.0, side
+    # a 10 % longer leg moves the centre by centimetres: the parameter matters
+    far = davis_hip_centres(pt["LASI"], pt["RASI"], pt["LPSI"], pt["RPSI"], {s: 1.1 * v for s, v in leg.items()})
+    assert np.median(np.linalg.norm(far["left"] - pt["LFEP"], axis=1)) > 8.0

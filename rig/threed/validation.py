@@ -410,3 +410,28 @@ def hindfoot_check(trial: RealTrial, noise_px: float = 1.5, seed: int = 0) -> Hi
         out.markers_rmse_deg[side] = _rmse(true, lab)
         out.triangulation_rmse_deg[side] = _rmse(ours, true)
     return out
+
+
+def davis_hip_centres(asis_l: np.ndarray, asis_r: np.ndarray, psis_l: np.ndarray, psis_r: np.ndarray,
+                      leg_mm: dict[str, float], marker_radius_mm: float = _MARKER_RADIUS_MM) -> dict[str, np.ndarray]:
+    """Plug-in Gait's hip joint centres (Davis et al. 1991), (n, 3) per side in the
+    markers' units (mm), from the four pelvis markers and each leg's length — what the
+    stroke file would need to rebuild them (it keeps only the ASIS/PSIS midpoints and no
+    leg length; docs/3d.md). Checked against a Plug-in Gait file's own centres."""
+    origin = 0.5 * (asis_l + asis_r)
+    y = asis_l - asis_r
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    x = origin - 0.5 * (psis_l + psis_r)
+    x -= np.sum(x * y, axis=1, keepdims=True) * y
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    z = np.cross(x, y)
+    half_asis = 0.5 * float(np.median(np.linalg.norm(asis_l - asis_r, axis=1)))
+    out = {}
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        c = 0.115 * leg_mm[side] - 15.3
+        trochanter = 0.1288 * leg_mm[side] - 48.56 + marker_radius_mm
+        xd = c * np.cos(_DAVIS_THETA) * np.sin(_DAVIS_BETA) - trochanter * np.cos(_DAVIS_BETA)
+        yd = half_asis - c * np.sin(_DAVIS_THETA)
+        zd = -c * np.cos(_DAVIS_THETA) * np.cos(_DAVIS_BETA) - trochanter * np.sin(_DAVIS_BETA)
+        out[side] = origin + xd * x + sign * yd * y + zd * z
+    return out
