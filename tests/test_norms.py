@@ -7,14 +7,18 @@ import csv
 import io
 import json
 import math
+import urllib.request
 
 import numpy as np
 import pytest
 from pypdf import PdfReader
-from test_web import Tablet, rig  # noqa: F401
+from test_web import Tablet, http, login_cookie, rig  # noqa: F401
 
 from edge_models.fetch import cache_dir
-from rig.gait import norms
+from rig.clinic.model import Condition, PatientFields
+from rig.clinic.records import Records
+from rig.clinic.store import ClinicStore
+from rig.gait import norms, norms_stp
 from rig.web.csv_export import measures_csv
 from rig.web.formatting import number
 from rig.web.pdf_report import ReportHeader, render_pdf
@@ -152,3 +156,52 @@ def test_our_sign_conventions_agree_with_the_source_on_the_simulated_walk(rig):
         for side in ("left", "right"):
             ours = np.interp(band.x_pct, x, report["kinematics"]["sagittal"][key][side]["mean"])
             assert np.corrcoef(ours, middle)[0, 1] > r_min, (key, side)
+
+
+def test_spatiotemporal_typical_ranges_follow_the_patients_age_on_page_pdf_and_csv(rig, browser, tmp_path,
+                                                                                    screenshot_dir):
+    """An assigned patient born 1950 walks in 2025 at 75: the 75-79 rows (Hollman et al. 2011);
+    an unassigned session gets the adults 18-69 envelope. Both sexes: the clinic records none."""
+    records = Records(ClinicStore(rig.clinic_path))
+    patient = records.create(PatientFields.parse("Olive Older", "1950-01-01"), by="test")
+    records.assign(rig.pronated, patient.id, Condition.parse("barefoot"), by="test")
+    report = rig.reports[rig.pronated]
+    belt = report["belt_speed_m_s"]
+    age = norms_stp.age_years("1950-01-01", rig.storage.session(rig.pronated).started_t)
+    assert age == 75
+    old = norms_stp.stp_bands(norms_stp.load_stp_normals(), belt, age)
+    adult = norms_stp.stp_bands(norms_stp.load_stp_normals(), belt)
+    assert {r.age_min for r in old.rows} == {75} and old.ranges != adult.ranges
+
+    def shown(rng, digits):
+        return f"typical {number(rng[0], digits)}–{number(rng[1], digits)}"
+
+    tablet = Tablet(browser, rig.url).login("carol")
+    try:
+        page = tablet.page
+        for sid, bands in ((rig.pronated, old), (rig.normal, adult)):
+            page.goto(f"{rig.url}/sessions/{sid}")
+            for key, digits in (("cadence_steps_per_min", 1), ("double_support_pct", 1), ("stance_pct", 1),
+                                ("stride_length_m", 2), ("step_time_s", 2)):
+                assert page.locator(f"[data-typical={key}]").inner_text() == shown(bands.ranges[key], digits), key
+            assert page.locator("#stp-norms-note").inner_text() == \
+                f"Typical: {bands.label}. Source: {norms_stp.SOURCE}."
+            wide = page.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 801)
+                .map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)""")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 800, wide  # nothing runs off the tablet
+        page.locator("#spatiotemporal-table").scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshot_dir / "typical-ranges-800x1280.png"))
+    finally:
+        tablet.close()
+    cookie = login_cookie(rig.url, "carol")
+    code, text = http(f"{rig.url}/sessions/{rig.pronated}/measures.csv", cookie)
+    assert code == 200
+    rows = list(csv.DictReader(io.StringIO(text)))
+    stance = {r["side"]: r for r in rows if (r["group"], r["measure"]) == ("spatiotemporal", "stance_pct")}
+    assert (float(stance["left"]["typical_low"]), float(stance["left"]["typical_high"])) == old.ranges["stance_pct"]
+    req = urllib.request.Request(f"{rig.url}/sessions/{rig.pronated}/report.pdf", headers={"Cookie": cookie})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        (tmp_path / "r.pdf").write_bytes(r.read())
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(tmp_path / "r.pdf").pages)
+    assert f"typical {number(old.ranges['cadence_steps_per_min'][0], 1)}–" in text
+    assert " ".join(report_view(report, age=age).stp_text.split()) in text

@@ -22,18 +22,17 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
 import pytest
 import uvicorn
 from test_ops_notify import Listener
 
-from rig.bus.payloads import KeypointFrame, NodeInfo, encode_keypoints
 from rig.clinic.accounts import Accounts
 from rig.clinic.store import ClinicStore
 from rig.coordinator.analysis import analyze_session
 from rig.coordinator.storage import Storage
 from rig.sim.broker import free_port
-from rig.sim.walker import SimulatedWalker, WalkerParams
+from rig.sim import stored_walk
+from rig.sim.walker import WalkerParams
 from rig.gait import compare_reports
 from rig.web import create_app
 from rig.web.comparison import MEASURE_LABELS
@@ -51,31 +50,8 @@ USERS = {"carol": "clinician", "adam": "admin", "tess": "technician"}
 
 # --- a coordinator database, recorded the way the coordinator records --------------------------
 def record_walk(storage: Storage, params: WalkerParams, seed: int, started_t: float) -> int:
-    """One closed session: node info, every frame as the node encodes it, the belt profile,
-    the train, then the coordinator's own analysis."""
-    walker = SimulatedWalker(params, fps=FPS, seed=seed)
-    sid = storage.open_session("belt at walking speed", started_t, FPS, VIEWS)
-    first_pulse = started_t + 0.5
-    storage.set_train(sid, first_pulse, None)
-    n = walker.n_frames(WALK_S)
-    index = np.arange(n)
-    for view, lm in walker.render(index, VIEWS).items():
-        h = walker.header(view)
-        storage.set_node_info(view, NodeInfo(view=view, width=h.width, height=h.height, facing=h.facing,
-                                             camera="simulated", model="simulated walker",
-                                             simulated=True).model_dump_json())
-        for i in index:
-            frame = KeypointFrame(sid, int(i), first_pulse + i / FPS, lm[i], simulated=True)
-            storage.add_frame(sid, view, int(i), encode_keypoints(frame))
-        storage.node_end(sid, view, n, n, 0, 0, True)
-    for k in range(int(WALK_S) + 1):
-        storage.add_belt_sample(sid, started_t + k, True, params.belt_speed_m_s, 0.0, False)
-    storage.set_train(sid, None, n)
-    storage.mark_closing(sid, "belt stopped")
-    storage.close_session(sid, first_pulse + WALK_S + 0.5, True)
-    analyze_session(storage, sid, WALKING_MIN_M_S)
-    storage.commit()
-    return sid
+    """One closed, analysed session of WALK_S seconds (rig.sim.stored_walk)."""
+    return stored_walk.record_walk(storage, params, seed, started_t, WALK_S, FPS, VIEWS, WALKING_MIN_M_S)
 
 
 @dataclass

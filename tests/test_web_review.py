@@ -30,7 +30,7 @@ from rig.video.recorder import VideoRecorder
 from rig.video.server import ClipServer
 from rig.video.store import ClipStore
 from rig.web import create_app
-from rig.web.review import review_events
+from rig.web.review import event_table, review_events
 
 SEED = 5
 FILMED = ("rear", "left")  # nodes with video; front's node is off; right's keeps none
@@ -175,6 +175,17 @@ def test_frame_steps_keep_both_views_on_the_same_trigger_index(review, tablet):
     assert np.abs(canvas_image(page, "a").astype(float) - before).mean() > 0.05  # the picture moved on
 
 
+def in_table_order(events, number: int) -> list[str]:
+    return [e.label for side in ("left", "right") for kind in ("heel_strike", "mid_stance", "toe_off")
+            for e in events if (e.side, e.kind, e.number) == (side, kind, number)]
+
+
+def visible_events(page) -> list[str]:
+    """The jump buttons on screen, as their labels, row by row (left foot, then right)."""
+    return page.evaluate("[...document.querySelectorAll('#events .event')].filter(e => e.offsetParent !== null)"
+                         ".map(e => e.getAttribute('aria-label'))")
+
+
 def test_jump_to_a_detected_event_with_the_skeleton_drawn_over_the_picture(review, tablet):
     page = tablet.page
     page.goto(f"{review.url}/sessions/{review.sid}/review")
@@ -183,6 +194,14 @@ def test_jump_to_a_detected_event_with_the_skeleton_drawn_over_the_picture(revie
     mid = next(e for e in events if e.label == "right mid-stance 3")
     assert strike.index == round(review.report["events"]["left"]["heel_strike_s"][4] * FPS)
     assert page.locator("#events .event").count() == len(events)
+    # one stride at a time: a row per foot, a column per kind, so 100+ events stay readable
+    table = event_table(events)
+    assert page.input_value("#stride") == str(table.numbers[0])
+    assert visible_events(page) == in_table_order(events, table.numbers[0])
+    page.click("#stride-next")
+    assert page.input_value("#stride") == str(table.numbers[1])
+    page.select_option("#stride", "5")
+    assert visible_events(page) == in_table_order(events, 5) and len(in_table_order(events, 5)) == 6
     page.click(f"#events .event[data-index='{strike.index}'][data-kind='heel_strike']")
     wait_drawn(page, strike.index)
     with_skeleton = canvas_image(page, "a")
@@ -193,11 +212,13 @@ def test_jump_to_a_detected_event_with_the_skeleton_drawn_over_the_picture(revie
     near = lambda img: int((np.abs(img.astype(int) - overlay_right).sum(axis=2) < 60).sum())  # noqa: E731
     assert near(with_skeleton) > 200 and near(plain) < 20
     assert shows(review, page, "a", "rear", strike.index)
+    page.select_option("#stride", "3")
     page.click(f"#events .event[data-index='{mid.index}'][data-kind='mid_stance']")
     wait_drawn(page, mid.index)
     assert page.get_attribute("#player", "data-index") == str(mid.index)
     late = events[-1]  # past what the nodes filmed here
     assert late.index >= FILMED_FRAMES
+    page.select_option("#stride", str(late.number))
     page.click(f"#events .event[data-index='{late.index}'][data-kind='{late.kind}']")
     page.wait_for_selector("#pane-a[data-state=gap]", timeout=20_000)
     assert f"kept no frame {late.index}" in page.inner_text("#pane-a .pane-message")
@@ -224,7 +245,8 @@ def test_review_fits_a_tablet_with_finger_sized_controls(review, browser, screen
         t.page.click("#step-forward")
         wait_drawn(t.page, 1)
         assert t.page.evaluate("document.documentElement.scrollWidth") <= width
-        heights = t.page.evaluate("[...document.querySelectorAll('#player button, #player select, #events button')]"
+        heights = t.page.evaluate("[...document.querySelectorAll('#player button, #player select, #events button, "
+                                  "#events select')].filter(e => e.offsetParent !== null)"
                                   ".map(e => e.getBoundingClientRect().height)")
         assert heights and min(heights) >= 44
         t.page.screenshot(path=str(screenshot_dir / f"review-{width}x{height}.png"), full_page=True)
@@ -249,7 +271,10 @@ def test_the_pages_pass_the_nodes_frames_through_unchanged_and_log_who_opened_th
     assert http(f"{review.url}/api/sessions/{review.sid}/video/rear?from=5&to=1", cookie)[0] == 400
     assert http(f"{review.url}/api/sessions/{review.sid}/video/top?from=1&to=5", cookie)[0] == 404
     log = ClinicStore(review.clinic_path).audit_log(review.patient.id)
-    assert ("carol", "open video review", review.sid) in [(e.username, e.action, e.session_id) for e in log]
+    entries = [(e.username, e.action, e.session_id) for e in log]
+    assert ("carol", "open video review", review.sid) in entries
+    assert ("carol", "fetch video clip: rear view, frames 10-129", review.sid) in entries  # who, which view
+    assert ("carol", "fetch video clip: rear view, frames 5-1", review.sid) not in entries  # refused: no clip
 
 
 def test_a_technician_cannot_watch_patients_video(review):

@@ -10,7 +10,9 @@ would pair values that do not belong together.
 The normative bands (:mod:`rig.gait.norms`) at the belt speed follow as ``normative_band``
 rows: one per curve and cycle point (``measure`` = curve@percent) with ``typical_low`` /
 ``typical_high`` filled, after the rows that say how they were chosen (non-dimensional speed,
-leg length); the columns stay empty for every measure without a published band.
+leg length); the columns stay empty for every measure without a published band. The
+spatiotemporal rows whose measure has a typical range (:mod:`rig.gait.norms_stp`, by the belt
+speed and the patient's age) carry it in the same two columns.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import io
 from typing import Iterator
 
 from rig.gait.norms import NormBands, bands_or_reason
+from rig.gait.norms_stp import StpBands, stp_bands_or_reason
 
 from .formatting import is_number
 
@@ -58,15 +61,21 @@ def _band_rows(norms: NormBands) -> Iterator[tuple]:
             yield "normative_band", f"{key}@{x:g}%", "both", "", "", "", "", _cell(lo), _cell(hi)
 
 
-def measures_csv(report: dict, norms: NormBands | str | None = None) -> str:
-    """``norms`` defaults to the cached bands at the report's belt speed (none if unavailable)."""
+def measures_csv(report: dict, norms: NormBands | str | None = None, stp: StpBands | str | None = None,
+                 age: int | None = None) -> str:
+    """``norms`` and ``stp`` default to the cached bands and spatiotemporal ranges at the report's
+    belt speed (none if unavailable); ``age`` (years) picks the ranges' age group."""
     if norms is None:
         norms = bands_or_reason(report.get("belt_speed_m_s"))
+    if stp is None:
+        stp = stp_bands_or_reason(report.get("belt_speed_m_s"), age)
+    ranges = stp.ranges if isinstance(stp, StpBands) else {}
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(MEASURE_COLUMNS)
     for key, value in (report.get("spatiotemporal") or {}).items():
-        w.writerows(r + ("", "") for r in _rows("spatiotemporal", key, value))
+        typical = tuple(_cell(v) for v in ranges[key]) if key in ranges else ("", "")
+        w.writerows(r + typical for r in _rows("spatiotemporal", key, value))
     for key, value in ((report.get("kinematics") or {}).get("frontal_summary") or {}).items():
         w.writerows(r + ("", "") for r in _rows("frontal_per_stride", key, value))
     for key in ("cycles_used", "cycles_rejected"):

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from rig.clinic.model import Permission
 from rig.clinic.records import Assignment, Patient
+from rig.gait.norms_stp import age_years
 
 from .context import Web, path_int, username
 from .auth import guarded
@@ -40,12 +41,21 @@ def _header(record: SessionRecord, assignment: Assignment | None, patient: Patie
 
 
 def routes(web: Web) -> list[Route]:
+    def patient_of(record: SessionRecord) -> tuple[Assignment | None, Patient | None]:
+        sid = record.session.id
+        assignment = web.records.assignments([sid]).get(sid)
+        return assignment, web.records.patient(assignment.patient_id) if assignment else None
+
+    def age_at(record: SessionRecord, patient: Patient | None) -> int | None:
+        """The patient's age at the session (years): it picks the typical ranges' age group."""
+        return age_years(patient.birth_date if patient else None, record.session.started_t)
+
     def report_of(request: Request, what: str) -> tuple[SessionRecord, dict]:
         record = web.record_or_404(path_int(request, "session_id"))
         sid = record.session.id
         if not (record.stored and record.stored.report):
             raise HTTPException(404, f"session {sid} has no gait report to download")
-        assignment = web.records.assignments([sid]).get(sid)
+        assignment, _ = patient_of(record)
         if assignment:
             web.records.store.audit(username(request), f"download {what}", assignment.patient_id, sid)
         return record, record.stored.report
@@ -53,11 +63,9 @@ def routes(web: Web) -> list[Route]:
     def pdf(request: Request) -> Response:
         from .pdf_report import render_pdf  # fpdf2 and its fonts load on the first PDF, not at start
         record, report = report_of(request, "PDF")
-        sid = record.session.id
-        assignment = web.records.assignments([sid]).get(sid)
-        patient = web.records.patient(assignment.patient_id) if assignment else None
-        return _download(render_pdf(report, _header(record, assignment, patient)), "application/pdf",
-                         f"gait-report-session-{sid}.pdf")
+        assignment, patient = patient_of(record)
+        return _download(render_pdf(report, _header(record, assignment, patient), age_at(record, patient)),
+                         "application/pdf", f"gait-report-session-{record.session.id}.pdf")
 
     def comparison_pdf(request: Request) -> Response:
         from .compare_pdf import render_comparison_pdf
@@ -70,7 +78,9 @@ def routes(web: Web) -> list[Route]:
 
     def measures(request: Request) -> Response:
         record, report = report_of(request, "measures CSV")
-        return _download(measures_csv(report), "text/csv; charset=utf-8", f"session-{record.session.id}-measures.csv")
+        age = age_at(record, patient_of(record)[1])
+        return _download(measures_csv(report, age=age), "text/csv; charset=utf-8",
+                         f"session-{record.session.id}-measures.csv")
 
     def strides(request: Request) -> Response:
         record, report = report_of(request, "strides CSV")

@@ -106,8 +106,9 @@ class GaitPdf(FPDF):
                     row.cell(self.t(c))
 
 
-def render_pdf(report: dict, header: ReportHeader) -> bytes:
-    view = report_view(report)
+def render_pdf(report: dict, header: ReportHeader, age: int | None = None) -> bytes:
+    """``age`` (years at the session, from the date of birth) picks the typical ranges' age group."""
+    view = report_view(report, age=age)
     angles = ("findings from 3D joint angles, charts 2D projections" if view.findings_source == "3D"
               else "joint angles are 2D projections of video")
     pdf = GaitPdf(f"gaitrig · session {header.session_id} · printed {clock(time.time())} · {angles}")
@@ -159,9 +160,14 @@ def _suggestions(pdf: GaitPdf, view) -> None:
 
 def _timing(pdf: GaitPdf, view) -> None:
     pdf.heading("Timing and distance")
-    pdf.para(f"Cadence {number(view.cadence.value, 1)} steps/min (95 % CI {interval(view.cadence.ci, 1)}) · "
-             f"walking speed {number(view.walking_speed_m_s, 2)} m/s · double support "
-             f"{number(view.double_support.value, 1)} % (95 % CI {interval(view.double_support.ci, 1)})")
+    def typical(key: str, digits: int) -> str:
+        rng = view.typical(key)
+        return f"{number(rng[0], digits)}–{number(rng[1], digits)}" if rng else "—"
+
+    pdf.para(f"Cadence {number(view.cadence.value, 1)} steps/min (95 % CI {interval(view.cadence.ci, 1)}; "
+             f"typical {typical('cadence_steps_per_min', 1)}) · walking speed {number(view.walking_speed_m_s, 2)} m/s"
+             f" · double support {number(view.double_support.value, 1)} % (95 % CI "
+             f"{interval(view.double_support.ci, 1)}; typical {typical('double_support_pct', 1)})")
     pdf.ln(1)
     rows = []
     for r in view.rows:
@@ -169,9 +175,11 @@ def _timing(pdf: GaitPdf, view) -> None:
         rows.append([f"{m.label} ({m.unit})",
                      number(r.sides["left"].value, m.digits), interval(r.sides["left"].ci, m.digits),
                      number(r.sides["right"].value, m.digits), interval(r.sides["right"].ci, m.digits),
-                     number(r.symmetry_index.value, 1, True)])
-    pdf.rows(["Measure", "Left", "95 % CI", "Right", "95 % CI", "Symmetry %"], rows, (52, 20, 30, 20, 30, 28))
+                     number(r.symmetry_index.value, 1, True), typical(m.key, m.digits)])
+    pdf.rows(["Measure", "Left", "95 % CI", "Right", "95 % CI", "Symmetry %", "Typical"], rows,
+             (46, 17, 27, 17, 27, 22, 24))
     pdf.para("Symmetry index (R−L)/mean × 100; 10 % is a common convention, not a physiological limit.", 7.5)
+    pdf.para(view.stp_text, 7.5)
 
 
 def _frontal(pdf: GaitPdf, view) -> None:

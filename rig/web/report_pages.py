@@ -15,6 +15,7 @@ from starlette.routing import Route
 from rig.clinic.model import Condition, Permission
 from rig.clinic.records import Assignment, Patient
 from rig.gait.outages import describe
+from rig.gait.norms_stp import age_years
 
 from .api import listing_json, record_json
 from .auth import guarded
@@ -102,7 +103,9 @@ def routes(web: Web) -> list[Route]:
         else:
             own = records.assignments([s.session.id for s in candidates])
         still_open = record.session.state != "closed"
-        return web.page(request, "session.html", record=record, view=report_view(report) if report else None,
+        age = age_years(patient.birth_date if patient else None, record.session.started_t)
+        return web.page(request, "session.html", record=record,
+                        view=report_view(report, age=age) if report else None,
                         outages=outage_lines(report), counts=web.db.session_counts(sid),
                         others=candidates, others_assigned=own, assignment=assignment, patient=patient,
                         patients=records.find(limit=200) if not assignment else [],

@@ -13,6 +13,8 @@ from markupsafe import Markup
 
 from rig.gait.norms import SOURCE as NORMS_SOURCE
 from rig.gait.norms import NormBands, bands_or_reason
+from rig.gait.norms_stp import SOURCE as STP_SOURCE
+from rig.gait.norms_stp import StpBands, stp_bands_or_reason
 from rig.gait.suggestions import Suggestion, suggestions
 
 from .charts import CycleSeries, NormArea, cycle_chart
@@ -80,6 +82,7 @@ class SpatiotemporalRow:
     sides: dict[str, SideValue]
     symmetry_index: SideValue  # % with its 95 % CI
     cv_pct: dict[str, float | None] | None
+    typical: tuple[float, float] | None = None  # healthy walkers' range at the belt speed
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,18 @@ class ReportView:
     quality: dict = field(default_factory=dict)
     suggestions: list[Suggestion] = field(default_factory=list)  # decision support; the clinician decides
     norms: NormBands | str = ""  # the sagittal bands at the belt speed, or why there are none
+    stp: StpBands | str = ""  # the spatiotemporal typical ranges at the belt speed, or why there are none
+
+    def typical(self, key: str) -> tuple[float, float] | None:
+        """Typical range of one spatiotemporal value (report key), None without one."""
+        return self.stp.ranges.get(key) if isinstance(self.stp, StpBands) else None
+
+    @property
+    def stp_text(self) -> str:
+        """The line under the spatiotemporal table naming the typical ranges and their source."""
+        if isinstance(self.stp, StpBands):
+            return f"Typical: {self.stp.label}. Source: {STP_SOURCE}."
+        return self.stp
 
     @property
     def norms_text(self) -> str:
@@ -228,11 +243,17 @@ def _static(report: dict) -> list[dict] | None:
     return rows
 
 
-def report_view(report: dict, norms: NormBands | str | None = None) -> ReportView:
-    """Arrange ``report`` (GaitReport.to_dict()) for the report page; ``norms`` defaults to the
-    cached normative bands at the report's belt speed (or the reason there are none)."""
+def report_view(report: dict, norms: NormBands | str | None = None, stp: StpBands | str | None = None,
+                age: int | None = None) -> ReportView:
+    """Arrange ``report`` (GaitReport.to_dict()) for the report page; ``norms`` and ``stp`` default
+    to the cached normative bands and spatiotemporal ranges at the report's belt speed (or the
+    reason there are none), ``age`` (years, from the patient's date of birth) picks the ranges'
+    age group."""
     if norms is None:
         norms = bands_or_reason(report.get("belt_speed_m_s"))
+    if stp is None:
+        stp = stp_bands_or_reason(report.get("belt_speed_m_s"), age)
+    stp_ranges = stp.ranges if isinstance(stp, StpBands) else {}
     sp = report.get("spatiotemporal") or {}
     rows = []
     for m in PER_SIDE_MEASURES + tuple(m for m in MEASURES_3D if isinstance(sp.get(m.key), dict)):
@@ -242,7 +263,8 @@ def report_view(report: dict, norms: NormBands | str | None = None) -> ReportVie
             sides={s: _side_value(_get(sp, m.key, s), _get(sp, m.ci_key, s)) for s in SIDES},
             symmetry_index=_side_value(_get(sp, "symmetry_index_pct", m.key),
                                        _get(sp, "symmetry_index_ci95_pct", m.key)),
-            cv_pct={s: cv.get(s) for s in SIDES} if isinstance(cv, dict) else None))
+            cv_pct={s: cv.get(s) for s in SIDES} if isinstance(cv, dict) else None,
+            typical=stp_ranges.get(m.key)))
     kin = report.get("kinematics") or {}
     fs = kin.get("frontal_summary") or {}
     frontal_summary = []
@@ -284,4 +306,5 @@ def report_view(report: dict, norms: NormBands | str | None = None) -> ReportVie
         quality=report.get("quality") or {},
         suggestions=suggestions(report),
         norms=norms,
+        stp=stp,
     )

@@ -50,3 +50,33 @@ def _times(values) -> list[float]:
     if not isinstance(values, list):
         return []
     return sorted(float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and v >= 0)
+
+
+KINDS = ("heel_strike", "mid_stance", "toe_off")
+
+
+@dataclass(frozen=True)
+class EventTable:
+    """The jump list as the tablet shows it: one row per foot, one column per event kind, one
+    stride number at a time — a hundred buttons in a row cannot be read on a 10-inch screen."""
+
+    numbers: tuple[int, ...]  # the stride numbers that have at least one event, ascending
+    cells: dict[tuple[str, str], dict[int, ReviewEvent]]  # (side, kind) -> number -> event
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        return SIDES
+
+    @property
+    def kinds(self) -> tuple[tuple[str, str], ...]:
+        return tuple((k, KIND_LABELS[k]) for k in KINDS)
+
+
+def event_table(events: list[ReviewEvent]) -> EventTable:
+    """Group the events by foot and kind under their own numbers (heel strike k, mid-stance k,
+    toe off k), which are what the buttons say."""
+    cells: dict[tuple[str, str], dict[int, ReviewEvent]] = {(s, k): {} for s in SIDES for k in KINDS}
+    for ev in events:
+        cells[(ev.side, ev.kind)][ev.number] = ev
+    numbers = tuple(sorted({ev.number for ev in events}))
+    return EventTable(numbers, cells)

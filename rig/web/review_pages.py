@@ -6,8 +6,9 @@ The page's script (static/review.js) asks for frames only when the clinician pla
 jumps: ``/api/sessions/{id}/video/{view}`` passes the node's frame stream through as it
 arrives (nothing is kept here), ``/api/sessions/{id}/video/{view}/info`` says what the node
 holds (or that it is offline), ``/api/sessions/{id}/keypoints/{view}`` gives the stored
-landmarks of the same frames for the overlay. Clinicians only; opening the review goes into
-the audit log when the session is a patient's.
+landmarks of the same frames for the overlay. Clinicians only; opening the review and every
+clip asked of a node (who, which view, which frames) go into the audit log when the session is
+a patient's.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from rig.video.client import ClipClient, NodeOffline, NodeRefused
 
 from .auth import guarded
 from .context import Web, path_int, username
-from .review import review_events
+from .review import event_table, review_events
 
 VIEWS = ("rear", "left", "right", "front")
 WINDOW_FRAMES = 120  # what the player asks at once: 2 s at 60 fps
@@ -60,9 +61,9 @@ def routes(web: Web, settings: WebSettings) -> list[Route]:
         views = [v for v in VIEWS if v in frames]
         pulses = record.session.pulses_sent or max(frames.values(), default=0)
         audit(request, sid, "open video review")
+        events = review_events(report, record.session.fps)
         return web.page(request, "review.html", record=record, views=views, last_index=max(pulses - 1, 0),
-                        fps=record.session.fps, events=review_events(report, record.session.fps),
-                        window=WINDOW_FRAMES)
+                        fps=record.session.fps, events=events, table=event_table(events), window=WINDOW_FRAMES)
 
     def clip_info(request: Request) -> Response:
         sid = web.record_or_404(path_int(request, "session_id")).session.id
@@ -83,6 +84,7 @@ def routes(web: Web, settings: WebSettings) -> list[Route]:
         except ValueError as e:
             raise HTTPException(400, str(e)) from None
         node = await run_in_threadpool(client, view)
+        await run_in_threadpool(audit, request, sid, f"fetch video clip: {view} view, frames {first}-{last}")
         try:
             chunks = await run_in_threadpool(node.frames, sid, first, last)
         except NodeOffline as e:

@@ -255,6 +255,30 @@
   Array.prototype.forEach.call(document.querySelectorAll("#events .event"), function (b) {
     b.addEventListener("click", function () { setPlaying(false); seek(Number(b.dataset.index)); });
   });
+  var strideSelect = document.getElementById("stride");
+  function showStride(n) {  // one stride's events at a time, each foot a row, each kind a column
+    var events = document.getElementById("events");
+    events.dataset.stride = String(n);
+    strideSelect.value = String(n);
+    Array.prototype.forEach.call(events.querySelectorAll("td[data-kind]"), function (td) {
+      var any = false;
+      Array.prototype.forEach.call(td.querySelectorAll(".event"), function (b) {
+        b.hidden = b.dataset.number !== String(n);
+        any = any || !b.hidden;
+      });
+      td.querySelector("[data-none]").hidden = any;
+    });
+  }
+  function stepStride(by) {
+    var i = strideSelect.selectedIndex + by;
+    if (i >= 0 && i < strideSelect.options.length) { showStride(strideSelect.options[i].value); }
+  }
+  if (strideSelect) {
+    strideSelect.addEventListener("change", function () { showStride(strideSelect.value); });
+    document.getElementById("stride-prev").addEventListener("click", function () { stepStride(-1); });
+    document.getElementById("stride-next").addEventListener("click", function () { stepStride(1); });
+    showStride(strideSelect.value);
+  }
   panes.forEach(function (p) {  // say at once which node is off, before anything is played
     if (p.select.value) {
       info(p.select.value).then(function () {}, function (e) { say(p, e.message, e.offline ? "offline" : "error"); });
