@@ -107,8 +107,12 @@ def fill_gaps(t: np.ndarray, x: np.ndarray, max_gap_s: float) -> np.ndarray:
     prev = np.maximum.accumulate(np.where(ok, idx, -1))
     nxt = np.minimum.accumulate(np.where(ok, idx, len(x))[::-1])[::-1]
     bad = (prev < 0) | (nxt >= len(x))
-    gap = np.where(bad, np.inf, t[np.minimum(nxt, len(x) - 1)] - t[np.maximum(prev, 0)])
-    out[~ok & (bad | (gap > max_gap_s))] = np.nan
+    # the run's own duration (its frames × the frame step), as the docstring says: the
+    # distance between the valid neighbours is one frame longer, so at 30 fps a 3-frame
+    # (0.1 s) run was left unbridged under a 0.1 s limit
+    step = float(np.median(np.diff(t)))
+    gap = np.where(bad, np.inf, t[np.minimum(nxt, len(x) - 1)] - t[np.maximum(prev, 0)] - step)
+    out[~ok & (bad | (gap > max_gap_s + 1e-9))] = np.nan
     return out
 
 
@@ -166,3 +170,56 @@ def stride_period_s(t: np.ndarray, x: np.ndarray, lo_s: float = 0.6, hi_s: float
     den = a - 2 * b + c
     off = 0.5 * (a - c) / den if den else 0.0
     return float((i0 + k + off) * dt)
+
+
+def masked_poly_derivative(x: np.ndarray, n: int, polyorder: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """First derivative of ``x`` (uniform step ``dt``) by a centred least-squares polynomial
+    of degree ``polyorder`` over ``n`` samples (odd), fitted to the samples that exist.
+
+    Where every sample of the window exists this is the Savitzky-Golay derivative. A
+    missing sample (NaN: nobody found, or a dropped landmark) is left out of the fit rather
+    than bridged by a straight line (a chord flattens the very velocity change an event is
+    timed on) or allowed to void the whole window (at 30 fps a single 4-frame gap voided
+    ±0.3 s around it). The fit is only trusted where both halves of the window keep a
+    sample (the derivative is interpolated between data, never extrapolated), it has more
+    samples than coefficients, and the window lies inside the capture; elsewhere NaN. How
+    much the missing samples cost is not judged by a coverage threshold but measured:
+    ``var_ratio`` is the fit's own noise inflation, which the event confidence uses.
+
+    Returns ``(v, var_ratio)``: ``v`` per sample (NaN where not trusted) and the variance of
+    ``v`` under white landmark noise relative to the full-window fit (≥ 1 where samples are
+    missing; exact for the least-squares fit: ``(M⁻¹)₁₁`` over its full-window value).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = int(n) | 1
+    h = n // 2
+    N = len(x)
+    out = np.full(N, np.nan)
+    ratio = np.full(N, np.inf)
+    if N < n:
+        return out, ratio
+    ok = np.isfinite(x)
+    w = ok.astype(np.float64)
+    xv = np.where(ok, x, 0.0)
+    s = np.arange(-h, h + 1) / max(h, 1)  # scaled abscissa keeps the normal equations well conditioned
+    W = np.lib.stride_tricks.sliding_window_view(w, n)  # (N - n + 1, n), centre at i + h
+    X = np.lib.stride_tricks.sliding_window_view(xv, n)
+    p = polyorder + 1
+    powers = s[None, :] ** np.arange(2 * p - 1)[:, None]  # (2p-1, n)
+    mom = W @ powers.T  # (m, 2p-1): sum of w s^k
+    M = mom[:, np.add.outer(np.arange(p), np.arange(p))]  # (m, p, p)
+    b = (W * X) @ powers[:p].T  # (m, p)
+    left = W[:, :h].sum(axis=1)
+    right = W[:, h + 1:].sum(axis=1)
+    good = (left >= 1) & (right >= 1) & (W.sum(axis=1) >= p + 1)
+    M[~good] = np.eye(p)
+    b[~good] = 0.0
+    Minv = np.linalg.inv(M)
+    coef = np.einsum("mij,mj->mi", Minv, b)
+    full_var = np.linalg.inv(powers.sum(axis=1)[np.add.outer(np.arange(p), np.arange(p))])[1, 1]
+    scale = 1.0 / (h * dt) if h else 1.0 / dt
+    v = np.where(good, coef[:, 1] * scale, np.nan)
+    r = np.where(good, Minv[:, 1, 1] / full_var, np.inf)
+    out[h:N - h] = v
+    ratio[h:N - h] = r
+    return out, ratio
