@@ -190,6 +190,8 @@ def masked_poly_derivative(x: np.ndarray, n: int, polyorder: int, dt: float) -> 
     ``v`` under white landmark noise relative to the full-window fit (≥ 1 where samples are
     missing; exact for the least-squares fit: ``(M⁻¹)₁₁`` over its full-window value).
     """
+    from scipy.signal import savgol_filter
+
     x = np.asarray(x, dtype=np.float64)
     n = int(n) | 1
     h = n // 2
@@ -201,25 +203,62 @@ def masked_poly_derivative(x: np.ndarray, n: int, polyorder: int, dt: float) -> 
     ok = np.isfinite(x)
     w = ok.astype(np.float64)
     xv = np.where(ok, x, 0.0)
-    s = np.arange(-h, h + 1) / max(h, 1)  # scaled abscissa keeps the normal equations well conditioned
-    W = np.lib.stride_tricks.sliding_window_view(w, n)  # (N - n + 1, n), centre at i + h
-    X = np.lib.stride_tricks.sliding_window_view(xv, n)
+    inner = slice(h, N - h)  # windows inside the capture; off its ends a fit would extrapolate
+    c = np.r_[0.0, np.cumsum(w)]
+    full = (c[n:] - c[:N - n + 1]) > n - 0.5  # per inner window: every sample exists
+    # complete windows: the Savitzky-Golay derivative (the same least-squares fit, fast)
+    sg = savgol_filter(xv, n, polyorder, deriv=1, delta=dt, mode="interp")[inner]
+    out[inner] = np.where(full, sg, np.nan)
+    ratio[inner] = np.where(full, 1.0, np.inf)
+    part = np.flatnonzero(~full)
+    if not len(part):
+        return out, ratio
     p = polyorder + 1
-    powers = s[None, :] ** np.arange(2 * p - 1)[:, None]  # (2p-1, n)
-    mom = W @ powers.T  # (m, 2p-1): sum of w s^k
-    M = mom[:, np.add.outer(np.arange(p), np.arange(p))]  # (m, p, p)
-    b = (W * X) @ powers[:p].T  # (m, p)
-    left = W[:, :h].sum(axis=1)
-    right = W[:, h + 1:].sum(axis=1)
-    good = (left >= 1) & (right >= 1) & (W.sum(axis=1) >= p + 1)
-    M[~good] = np.eye(p)
-    b[~good] = 0.0
-    Minv = np.linalg.inv(M)
-    coef = np.einsum("mij,mj->mi", Minv, b)
-    full_var = np.linalg.inv(powers.sum(axis=1)[np.add.outer(np.arange(p), np.arange(p))])[1, 1]
+    sc = np.arange(-h, h + 1) / max(h, 1)  # scaled abscissa keeps the normal equations well conditioned
+    # moments of the window's existing samples = the full window's (constants) minus those
+    # of its missing samples, scattered from the (few) missing samples: cheap where frames
+    # are missing sparsely; the data moments by convolution (reversed kernel = correlation)
+    powers = sc[None, :] ** np.arange(2 * p - 1)[:, None]  # (2p-1, n)
+    miss = np.flatnonzero(~ok)
+    centre = (miss[:, None] - np.arange(-h, h + 1)[None, :]).ravel() - h  # inner-window index
+    offs = np.broadcast_to(np.arange(n), (len(miss), n)).ravel()
+    inside = (centre >= 0) & (centre < len(full))
+    centre, offs = centre[inside], offs[inside]
+    full_mom = powers.sum(axis=1)
+    mom = [full_mom[k] - np.bincount(centre, powers[k][offs], len(full))[part] for k in range(2 * p - 1)]
+    rhs = [np.convolve(xv, powers[k][::-1], mode="valid")[part] for k in range(p)]
+    left = (c[h:N - h] - c[:N - 2 * h])[part]  # samples before each window's centre
+    right = (c[2 * h + 1:] - c[h + 1:N - h + 1])[part]  # and after it
+    good = (left >= 1) & (right >= 1) & (mom[0] >= p + 1)
+    mom = [np.where(good, m, f) for m, f in zip(mom, full_mom)]  # untrusted: any solvable system
+    e1 = [np.zeros(len(part)), np.ones(len(part))] + [np.zeros(len(part))] * (p - 2)
+    coef, inv_col = _hankel_spd_solve(mom, [rhs, e1])
+    full_var = np.linalg.inv(full_mom[np.add.outer(np.arange(p), np.arange(p))])[1, 1]
     scale = 1.0 / (h * dt) if h else 1.0 / dt
-    v = np.where(good, coef[:, 1] * scale, np.nan)
-    r = np.where(good, Minv[:, 1, 1] / full_var, np.inf)
-    out[h:N - h] = v
-    ratio[h:N - h] = r
+    out[h + part] = np.where(good, coef[1] * scale, np.nan)
+    ratio[h + part] = np.where(good, inv_col[1] / full_var, np.inf)
     return out, ratio
+
+
+def _hankel_spd_solve(mom: list, rhs: list) -> list:
+    """Solve many small least-squares normal equations ``M x = b`` at once, ``M[i][j] =
+    mom[i + j]`` (each a (k,) array of per-window moments), one solution per right-hand side
+    in ``rhs`` (each a list of p (k,) arrays): a Cholesky factorisation written out over p
+    (≤ 4) on whole columns, where numpy's batched solver would loop per window."""
+    p = len(rhs[0])
+    L = [[None] * p for _ in range(p)]
+    for j in range(p):
+        d = mom[2 * j] - sum(L[j][q] * L[j][q] for q in range(j))
+        L[j][j] = np.sqrt(np.maximum(d, 1e-300))
+        for i in range(j + 1, p):
+            L[i][j] = (mom[i + j] - sum(L[i][q] * L[j][q] for q in range(j))) / L[j][j]
+    out = []
+    for b in rhs:
+        y = []
+        for i in range(p):
+            y.append((b[i] - sum(L[i][q] * y[q] for q in range(i))) / L[i][i])
+        x = [None] * p
+        for i in reversed(range(p)):
+            x[i] = (y[i] - sum(L[q][i] * x[q] for q in range(i + 1, p))) / L[i][i]
+        out.append(x)
+    return out
