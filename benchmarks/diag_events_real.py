@@ -16,6 +16,8 @@ the fused event at 30, 60 and 120 fps:
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.interpolate import CubicSpline
 
@@ -84,5 +86,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nan means of an event a rate misses
         main()
