@@ -211,8 +211,6 @@ def masked_poly_derivative(x: np.ndarray, n: int, polyorder: int, dt: float) -> 
     out[inner] = np.where(full, sg, np.nan)
     ratio[inner] = np.where(full, 1.0, np.inf)
     part = np.flatnonzero(~full)
-    if not len(part):
-        return out, ratio
     p = polyorder + 1
     sc = np.arange(-h, h + 1) / max(h, 1)  # scaled abscissa keeps the normal equations well conditioned
     # moments of the window's existing samples = the full window's (constants) minus those
@@ -237,7 +235,28 @@ def masked_poly_derivative(x: np.ndarray, n: int, polyorder: int, dt: float) -> 
     scale = 1.0 / (h * dt) if h else 1.0 / dt
     out[h + part] = np.where(good, coef[1] * scale, np.nan)
     ratio[h + part] = np.where(good, inv_col[1] / full_var, np.inf)
+    _shrink_at_edges(x, ok, n, polyorder, dt, full_var / (h * dt) ** 2, out, ratio)
     return out, ratio
+
+
+def _shrink_at_edges(x, ok, n, polyorder, dt, full_var_s2, out, ratio) -> None:
+    """Within half a window of the capture's start or end the window shrinks to the largest
+    centred one that fits (never one-sided: a one-sided fit is biased where the velocity
+    bends, and its noise figure does not show it); its extra noise goes into ``ratio``."""
+    N, h = len(x), n // 2
+    for i in list(range(min(h, N))) + list(range(max(h, N - h), N)):
+        hi = min(i, N - 1 - i)
+        if 2 * hi + 1 < polyorder + 2:
+            continue
+        idx = np.arange(i - hi, i + hi + 1)
+        m = ok[idx]
+        sc = (idx[m] - i) / hi
+        if (sc < 0).sum() < 1 or (sc > 0).sum() < 1 or m.sum() < polyorder + 2:
+            continue
+        A = sc[:, None] ** np.arange(polyorder + 1)[None, :]
+        Minv = np.linalg.inv(A.T @ A)
+        out[i] = (Minv @ (A.T @ x[idx[m]]))[1] / (hi * dt)
+        ratio[i] = Minv[1, 1] / (hi * dt) ** 2 / full_var_s2
 
 
 def _hankel_spd_solve(mom: list, rhs: list) -> list:
