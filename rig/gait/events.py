@@ -155,8 +155,9 @@ class BeltVelocityEvents:
     reported as initial contact, not forced into a heel strike.
 
     Velocity: cubic Savitzky-Golay derivative, ``smooth_s`` × the period scale (widened up
-    to 2× when the measured noise exceeds ``target_noise`` belt speeds), gaps up to
-    ``max_gap_s`` bridged. A quadratic derivative 1.5× longer picks the crossing nearest the
+    to 2× when the measured noise exceeds ``target_noise`` belt speeds), fitted to the frames
+    that exist (missing frames left out, their cost in the confidence; none inside a gap
+    longer than ``max_gap_s``; centred windows shrunk at the capture's ends). A quadratic derivative 1.5× longer picks the crossing nearest the
     Zeni candidate (noise cannot move it to a jitter); the cubic one's crossing, linearly
     interpolated between frames (sub-frame, never snapped to a frame) and noise-averaged
     within +-``refine_s``, times it. Where the heel's velocity flattens into the rocker the
@@ -224,10 +225,10 @@ class BeltVelocityEvents:
 
     def _velocity(self, t, x, dt, window_s, polyorder):
         """(velocity px/s, noise variance ratio) per frame: a local least-squares polynomial
-        over the frames that exist (missing frames left out of the fit, never bridged into
-        it), trusted where both halves of its window keep half their frames, the window lies
-        inside the capture (off its ends the polynomial is extrapolated) and the frame is
-        not inside a gap longer than ``max_gap_s`` (there any velocity would be a guess)."""
+        over the frames that exist (:func:`masked_poly_derivative`: missing frames left out
+        of the fit, never bridged into it; a frame on each side of the centre; centred
+        windows shrunk at the capture's ends, never extrapolated), none for a frame inside a
+        gap longer than ``max_gap_s`` (there any velocity would be a guess)."""
         n = max(polyorder + 3 - (polyorder % 2), int(round(window_s / dt)) | 1)
         x = np.asarray(x, dtype=np.float64)
         v, ratio = masked_poly_derivative(x, n, polyorder, dt)
