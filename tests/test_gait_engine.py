@@ -10,10 +10,6 @@ from rig.gait.spatiotemporal import symmetry_index_pct
 from rig.sim.walker import SimulatedWalker, WalkerParams
 
 ART = dict(noise_px=2.0, missing_fraction=0.05, swap_fraction=0.05)
-# Cases whose event-timing goal the real-feet event definition does not yet reach on the
-# walker: marked strict xfail (they still run, and a pass turns red so the mark is removed).
-REAL_FEET_REGRESSION = pytest.mark.xfail(strict=True, reason="issue 8 open: at 30 fps, 80 steps/min on a 0.6 m/s belt with all artefacts, 2 of the left foot's 19 toe-offs are dropped as untrustworthy (missing frames inside the derivative window), so 89 % of that foot's toe-offs are found (goal 90 %); every other corner holds")
-REGRESSED_CORNERS = {(30, 80, 0.6)}
 VIEWS = ("left", "right", "rear", "front")
 
 
@@ -172,9 +168,7 @@ CORNERS = [(fps, c, v) for fps in (30, 60, 120) for c, v in CORNER_PACES]
 
 
 @pytest.mark.parametrize("fps,cadence,belt", CORNERS, ids=[f"{f}fps-{c}/{v}" for f, c, v in CORNERS])
-def test_goals_on_grid_corners(fps, cadence, belt, request):
-    if (fps, cadence, belt) in REGRESSED_CORNERS:
-        request.applymarker(REAL_FEET_REGRESSION)
+def test_goals_on_grid_corners(fps, cadence, belt):
     w, rep, dur = run(fps=fps, cadence_steps_per_min=cadence, belt_speed_m_s=belt, **ART)
     truth_ev = w.truth(0.5, dur - 0.5)
     e = event_errors(rep, truth_ev)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks
 
-from ._signals import fill_gaps, moving_average, stride_period_s
+from ._signals import fill_gaps, masked_poly_derivative, moving_average, stride_period_s
 
 
 @dataclass
@@ -155,8 +155,9 @@ class BeltVelocityEvents:
     reported as initial contact, not forced into a heel strike.
 
     Velocity: cubic Savitzky-Golay derivative, ``smooth_s`` × the period scale (widened up
-    to 2× when the measured noise exceeds ``target_noise`` belt speeds), gaps up to
-    ``max_gap_s`` bridged. A quadratic derivative 1.5× longer picks the crossing nearest the
+    to 2× when the measured noise exceeds ``target_noise`` belt speeds), fitted to the frames
+    that exist (missing frames left out, their cost in the confidence; none inside a gap
+    longer than ``max_gap_s``; centred windows shrunk at the capture's ends). A quadratic derivative 1.5× longer picks the crossing nearest the
     Zeni candidate (noise cannot move it to a jitter); the cubic one's crossing, linearly
     interpolated between frames (sub-frame, never snapped to a frame) and noise-averaged
     within +-``refine_s``, times it. Where the heel's velocity flattens into the rocker the
@@ -199,11 +200,12 @@ class BeltVelocityEvents:
         # landmark noise is fixed in pixels, so a slow belt (few px/s) needs a longer
         # window: SG derivative noise falls as window^-1.5, widen up to 2x to reach the
         # target noise (measured where the heel rides the belt)
-        sigma = _stance_noise(self._velocity(t, heel_fwd, dt, self.smooth_s * scale, self.polyorder) / belt_px_s)
+        sigma = _stance_noise(self._velocity(t, heel_fwd, dt, self.smooth_s * scale, self.polyorder)[0] / belt_px_s)
         window_s = self.smooth_s * scale * float(np.clip((sigma / self.target_noise) ** (2 / 3), 1.0, 2.0))
-        u_heel, u_toe = ((self._velocity(t, x, dt, window_s, self.polyorder) / belt_px_s,
-                          self._velocity(t, x, dt, 1.5 * window_s, 2) / belt_px_s)
+        u_heel, u_toe = ((*self._velocity(t, x, dt, window_s, self.polyorder),
+                          self._velocity(t, x, dt, 1.5 * window_s, 2)[0])
                          for x in (heel_fwd, toe_fwd))
+        u_heel, u_toe = ((f / belt_px_s, c / belt_px_s, r) for f, r, c in (u_heel, u_toe))
         lo, hi = (scale * x for x in self.ic_search_s)
         heel_ic = self._crossings(t, u_heel, -self.ic_fraction, -1, ic_candidates_s, lo, hi, dt, scale)
         toe_ic = self._crossings(t, u_toe, -self.ic_fraction, -1, ic_candidates_s, lo, hi, dt, scale)
@@ -222,19 +224,17 @@ class BeltVelocityEvents:
         return self
 
     def _velocity(self, t, x, dt, window_s, polyorder):
-        from scipy.signal import savgol_filter
+        """(velocity px/s, noise variance ratio) per frame: a local least-squares polynomial
+        over the frames that exist (:func:`masked_poly_derivative`: missing frames left out
+        of the fit, never bridged into it; a frame on each side of the centre; centred
+        windows shrunk at the capture's ends, never extrapolated), none for a frame inside a
+        gap longer than ``max_gap_s`` (there any velocity would be a guess)."""
         n = max(polyorder + 3 - (polyorder % 2), int(round(window_s / dt)) | 1)
-        filled = fill_gaps(t, x, self.max_gap_s)
-        ok = np.isfinite(filled)
-        if ok.sum() <= n:
-            return np.full(len(x), np.nan)
-        v = savgol_filter(np.where(ok, filled, 0.0), n, polyorder, deriv=1, delta=dt, mode="interp")
-        # a derivative whose window touches an unbridged gap, or runs off the capture's
-        # start or end (there it is an extrapolated polynomial), is not a velocity
-        bad = np.convolve((~ok).astype(float), np.ones(n), mode="same") > 0
-        bad[:n // 2] = bad[len(bad) - n // 2:] = True
-        v[bad] = np.nan
-        return v
+        x = np.asarray(x, dtype=np.float64)
+        v, ratio = masked_poly_derivative(x, n, polyorder, dt)
+        inside_long_gap = ~np.isfinite(fill_gaps(t, x, self.max_gap_s))
+        v[inside_long_gap] = np.nan
+        return v, ratio
 
     def _crossings(self, t, uu, level, direction, candidates, lo, hi, dt, scale):
         """(time, confidence) of the crossing of ``level`` in ``direction`` nearest each
@@ -243,7 +243,7 @@ class BeltVelocityEvents:
         put it on a jitter of the fine one; the fine one (cubic: little bias where the
         velocity bends at contact) times it. With at least ``min_events_for_lag`` events the
         time is the coarse crossing plus the median (fine - coarse) lag of all of them."""
-        u, coarse = uu
+        u, coarse, var_ratio = uu
         d = coarse - level
         if direction < 0:
             i = np.flatnonzero((d[:-1] > 0) & (d[1:] <= 0))
@@ -262,7 +262,8 @@ class BeltVelocityEvents:
             j = np.flatnonzero(m)[np.argmin(np.abs(tc[m] - c))]
             times[k] = self._level_time(t, u, level, direction, tc[j], dt, scale)
             coarse_t[k] = tc[j]
-            sigma_t = sigma_u / max(slope[j], 1e-9)
+            # fewer frames in the window (missing landmarks) -> noisier velocity there
+            sigma_t = sigma_u * np.sqrt(max(var_ratio[i[j]], var_ratio[i[j] + 1])) / max(slope[j], 1e-9)
             conf[k] = 1.0 / (1.0 + (sigma_t / dt) ** 2)
         if np.isfinite(times).sum() >= self.min_events_for_lag:
             # the fine crossing is unbiased but noisy where the velocity flattens into the
