@@ -33,6 +33,7 @@ class _Entry:
     session_id: int
     index: int
     t: float
+    mono: float | None
     path: Path
     nbytes: int
     x0: int
@@ -67,7 +68,7 @@ class CropSpool:
         path = self.directory / f"{self._seq:010d}.jpg"
         self._seq += 1
         path.write_bytes(data.tobytes())
-        self._entries.append(_Entry(session_id, index, frame.t, path, data.nbytes, x0, y0, w, h))
+        self._entries.append(_Entry(session_id, index, frame.t, frame.mono, path, data.nbytes, x0, y0, w, h))
         self.bytes += data.nbytes
         return True
 
@@ -75,14 +76,22 @@ class CropSpool:
         """The oldest frame, rebuilt at full size, or None when empty."""
         if not self._entries:
             return None
-        e = self._entries.popleft()
-        self.bytes -= e.nbytes
+        e = self._entries[0]
         gray = cv2.imdecode(np.fromfile(e.path, np.uint8), cv2.IMREAD_GRAYSCALE)
-        e.path.unlink(missing_ok=True)
+        self.drop_oldest()
         canvas = np.zeros((e.height, e.width, 3), np.uint8)
         ch, cw = gray.shape
         canvas[e.y0:e.y0 + ch, e.x0:e.x0 + cw] = gray[:, :, None]
-        return e.session_id, e.index, CapturedFrame(e.t, canvas)
+        return e.session_id, e.index, CapturedFrame(e.t, canvas, mono=e.mono)
+
+    def drop_oldest(self) -> bool:
+        """Forget the oldest frame unread; False when empty."""
+        if not self._entries:
+            return False
+        e = self._entries.popleft()
+        self.bytes -= e.nbytes
+        e.path.unlink(missing_ok=True)
+        return True
 
 
 class Backlog:
@@ -115,6 +124,14 @@ class Backlog:
                 return "refused"
             self._cond.notify()
         return where
+
+    def drop_oldest(self) -> bool:
+        """Forget the oldest frame (memory first: it precedes the disk tier); False when empty."""
+        with self._cond:
+            if self._memory:
+                self.memory_bytes -= frame_bytes(self._memory.popleft()[2])
+                return True
+            return self.spool is not None and self.spool.drop_oldest()
 
     def get(self, timeout_s: float) -> tuple[int, int, CapturedFrame] | None:
         with self._cond:
