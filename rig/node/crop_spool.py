@@ -5,7 +5,9 @@ A full Global Shutter frame is 4.75 MB in memory; its body region in grayscale a
 some 30-80 kB, so a disk bound of a few GB holds minutes of frames a slow node could not
 finish live. The two tiers form one queue in trigger order: once a frame went to disk, the
 following ones go there too until the disk tier is empty again. Past the disk bound frames
-are refused: the caller counts and announces them.
+are refused: the caller counts and announces them. The node keeps a second such queue for
+frames exposed before their train is known (a 120 Hz camera whose session reports come a
+second late would otherwise hold 120 full frames in RAM).
 
 A spooled frame comes back as a full-size BGR image, black outside the crop, so positions
 (and the estimator's tracking state) stay in camera pixels; the landmark model sees the
