@@ -15,8 +15,11 @@
 4. Pi-speed rig: public CLI (real Mosquitto, simulated treadmill + bridge + coordinator
    in this process, ``gaitrig node`` as its own process on cam01 at 120 Hz with the
    interpreter slowed to 40 ms per detector and 25 ms per landmark run, one thread):
-   frames stored, share that needed the disk spool, node peak RSS, trigger-to-publish
-   latency. Everything shares this machine's 2 cores with whatever else runs.
+   frames stored, share that needed the disk spool, node peak RSS (and by mapping at the
+   peak, with its slope: a leak shows as one), trigger-to-publish latency. Everything shares
+   this machine's 2 cores with whatever else runs. The memory check of a 10-minute walk:
+   ``--skip-offline --walk-s 600 --crop-spool-mb 12000 --max-wait-s 240`` (on a loaded
+   machine the node spools most frames; the default 4000 MB disk bound holds ~5 minutes).
 """
 from __future__ import annotations
 
