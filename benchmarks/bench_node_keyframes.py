@@ -15,8 +15,11 @@
 4. Pi-speed rig: public CLI (real Mosquitto, simulated treadmill + bridge + coordinator
    in this process, ``gaitrig node`` as its own process on cam01 at 120 Hz with the
    interpreter slowed to 40 ms per detector and 25 ms per landmark run, one thread):
-   frames stored, share that needed the disk spool, node peak RSS, trigger-to-publish
-   latency. Everything shares this machine's 2 cores with whatever else runs.
+   frames stored, share that needed the disk spool, node peak RSS (and by mapping at the
+   peak, with its slope: a leak shows as one), trigger-to-publish latency. Everything shares
+   this machine's 2 cores with whatever else runs. The memory check of a 10-minute walk:
+   ``--skip-offline --walk-s 600 --crop-spool-mb 12000 --max-wait-s 240`` (on a loaded
+   machine the node spools most frames; the default 4000 MB disk bound holds ~5 minutes).
 """
 from __future__ import annotations
 
@@ -172,9 +175,11 @@ GOAL_ANALYSED_S = {"core60": 5.0, "core120": 60.0}
 
 
 def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | None, one_core: bool,
-            max_wait_s: float = 900.0) -> dict:
+            max_wait_s: float = 900.0, review_video: bool = True, crop_spool_mb: float | None = None) -> dict:
     """One walk; gives up ``max_wait_s`` after the belt stopped (a loaded machine), then
-    reporting the keypoint frames seen so far instead of the node's end count."""
+    reporting the keypoint frames seen so far instead of the node's end count.
+    ``review_video`` False: the node does not encode review video (on a Pi the camera's own
+    encoder makes its pictures; here OpenCV would encode 1080x1920 frames on the node's CPU)."""
     from firmware_bridge.bridge import Bridge
     from firmware_bridge.simulator import TreadmillSimulator
     from rig.bus import topics
@@ -197,9 +202,11 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
     coord_thread = threading.Thread(target=coord.run, args=(stop,), daemon=True)
     coord_thread.start()
     (tmp / "node.toml").write_text(
-        f'view = "left"\nfacing = "left"\nspool_dir = "{tmp}"\n[camera]\nbackend = "video"\n'
+        f'view = "left"\nfacing = "left"\nspool_dir = "{tmp}"\n'
+        + (f"crop_spool_max_mb = {crop_spool_mb}\n" if crop_spool_mb else "") + f'[camera]\nbackend = "video"\n'
         f'video = "{sample_path("cam01.mp4")}"\ntrigger_line = "{line}"\n[model]\nthreads = 1\n'
-        + (f"emulate_detector_ms = {emulate_ms[0]}\nemulate_landmark_ms = {emulate_ms[1]}\n" if emulate_ms else ""))
+        + (f"emulate_detector_ms = {emulate_ms[0]}\nemulate_landmark_ms = {emulate_ms[1]}\n" if emulate_ms else "")
+        + ("" if review_video else "[video]\nenabled = false\n"))
     node = subprocess.Popen([sys.executable, "-m", "rig.cli", "node", "--config", str(tmp / "node.toml"),
                              "--mqtt", f"{mqtt.host}:{mqtt.port}", "--rig-id", mqtt.rig_id],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -304,6 +311,10 @@ def main() -> int:
     ap.add_argument("--rigs", default="pi120", help=f"comma-separated rig runs of {', '.join(RIGS)}")
     ap.add_argument("--max-wait-s", type=float, default=900.0,
                     help="rig runs: give up this long after the belt stopped (report what was published)")
+    ap.add_argument("--no-review-video", action="store_true",
+                    help="rig runs: the node records no review video (a Pi's camera encoder makes it)")
+    ap.add_argument("--crop-spool-mb", type=float, help="rig runs: the node's disk bound for crops (long walks "
+                    "on a loaded machine outgrow the default)")
     ap.add_argument("--skip-offline", action="store_true", help="only the rig runs")
     ap.add_argument("--events-only", action="store_true", help="only the Sports2D walker's gait events")
     args = ap.parse_args()
@@ -320,9 +331,11 @@ def main() -> int:
         offline(videos, walker, intervals)
     for name in args.rigs.split(",") if args.walk_s > 0 else []:
         rate_hz, emulate_ms, one_core = RIGS[name]
-        r = rig_run(args.walk_s, rate_hz, emulate_ms, one_core, args.max_wait_s)
+        r = rig_run(args.walk_s, rate_hz, emulate_ms, one_core, args.max_wait_s, not args.no_review_video,
+                    args.crop_spool_mb)
         how = (f"interpreter slowed to {emulate_ms[1]:.0f}/{emulate_ms[0]:.0f} ms landmark/detector"
                if emulate_ms else "this CPU's speed") + (", node pinned to one core" if one_core else "")
+        how += ", no review video" if args.no_review_video else ""
         print(f"rig {name}: cam01 at {rate_hz:.0f} Hz, {how}, one TFLite thread, {args.walk_s:.0f} s walk:")
         print("  " + json.dumps(r))
         print(f"  node peak RSS {r['node_peak_rss_mb']} MB (goal <= {GOAL_RSS_MB:.0f}), slope over the second half "

@@ -89,10 +89,10 @@ def test_trigger_indexer_keeps_a_half_hour_train_in_step_though_the_first_pulse_
 class RunningNode:
     """A node daemon on the picamera2 stand-in, and a stand-in coordinator/bridge on MQTT."""
 
-    def __init__(self, broker, trigger_mode, tmp_path, view: str):
+    def __init__(self, broker, trigger_mode, tmp_path, view: str, **settings):
         self.view = view
         self.cfg = NodeConfig(mqtt=broker.settings(), view=view, spool_dir=tmp_path,
-                              camera=CameraSettings(backend="picamera2", trigger_mode_file=trigger_mode))
+                              camera=CameraSettings(backend="picamera2", trigger_mode_file=trigger_mode), **settings)
         self.node = NodeDaemon(self.cfg, NodeParts(camera(trigger_mode), lambda frame, index: None, "none", None))
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.node.run, args=(self.stop,), daemon=True)
@@ -122,8 +122,8 @@ class RunningNode:
 def running_node(broker, trigger_mode, tmp_path):
     nodes = []
 
-    def start(view: str) -> RunningNode:
-        nodes.append(RunningNode(broker, trigger_mode, tmp_path, view))
+    def start(view: str, **settings) -> RunningNode:
+        nodes.append(RunningNode(broker, trigger_mode, tmp_path, view, **settings))
         return nodes[-1]
     yield start
     for n in nodes:
@@ -141,6 +141,33 @@ def test_node_reports_frames_against_pulses_with_exact_missed_count(running_node
     assert (end.session_id, end.view) == (5, "rear")
     assert end.missed_triggers == len(skip)
     assert end.captured == end.frames == n - len(skip)
+
+
+def test_frames_before_the_train_is_known_wait_in_memory_up_to_the_byte_bound_then_on_disk_none_lost(
+        running_node):
+    """The first pulses can beat the session's and the train's reports to a busy node: those
+    frames wait unindexed. With the bound B = 10 MB and 1456x1088 frames of s = 4.75 MB, the
+    first floor(B/s) = 2 wait in memory and every later one on disk as a crop (a 120 Hz camera
+    whose reports come a second late no longer holds 120 frames, 570 MB, in RAM); once the
+    train is known every one of them is indexed and published."""
+    n, s = 120, 1456 * 1088 * 3
+    first_mono, Picamera2.schedule_ns = train(n, set(), lead_s=1.0)
+    rn = running_node("rear", backlog_max_mb=10.0)
+    deadline = first_mono + 5.0
+    while len(rn.node.early) < 30 and time.monotonic() < deadline:  # 30 frames in, no train known
+        time.sleep(0.02)
+    with rn.node.lock:
+        early, held = rn.node.early, len(rn.node.early)
+        assert held >= 30 and rn.node.train is None
+        assert early.memory_bytes == (10_000_000 // s) * s == 2 * s
+        assert early.spool.count == held - 2
+    rn.train(5, first_mono)
+    time.sleep(first_mono + n / RATE_HZ - time.monotonic() + 0.2)
+    rn.train(5, first_mono, pulses_sent=n)
+    end = rn.ends.get(timeout=20)
+    assert (end.captured, end.frames, end.dropped, end.missed_triggers) == (n, n, 0, 0)
+    assert end.spooled >= held - 2  # they stayed behind the memory bound until published
+    assert len(rn.node.early) == 0 and not list((rn.cfg.spool_dir / "early-rear").iterdir())
 
 
 def test_a_camera_that_stops_delivering_stops_the_watchdog(running_node):

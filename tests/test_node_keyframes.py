@@ -3,6 +3,8 @@ each against known truth: textures moved by a known number of pixels, exact paci
 arithmetic, and frames that must come back in trigger order."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -231,6 +233,25 @@ def test_backlog_spills_to_disk_keeps_trigger_order_and_refuses_past_the_disk_bo
 
     tiny = Backlog(0, CropSpool(tmp_path / "small", max_bytes=1))
     assert tiny.put(1, 0, frame_at(0), region) == "refused"
+
+
+def test_a_byte_bound_keeps_floor_b_over_s_frames_in_memory_the_rest_on_disk_and_drops_oldest_first(tmp_path):
+    """The node's tier for frames exposed before their train is known: with B = 3.5 frames,
+    frames 0-2 wait in memory and 3-7 on disk; dropping the oldest (past the node's count
+    bound) takes memory first, then disk, in exposure order; a frame from disk keeps its
+    monotonic exposure time (the train indexes it by that)."""
+    region = Region(50, 100, 250, 300)
+    s = frame_at(0).image.nbytes
+    early = Backlog(3.5 * s, CropSpool(tmp_path / "early", max_bytes=10**6))
+    where = [early.put(0, 0, replace(frame_at(k), mono=100.0 + k), region) for k in range(8)]
+    assert where == ["memory"] * 3 + ["disk"] * 5
+    assert (early.memory_bytes, early.spool.count, len(early)) == (3 * s, 5, 8)
+    for _ in range(4):
+        assert early.drop_oldest()
+    assert (early.memory_bytes, early.spool.count) == (0, 4)
+    got = [early.get(0.0)[2] for _ in range(4)]
+    assert [f.t for f in got] == [4.0, 5.0, 6.0, 7.0] and [f.mono for f in got] == [104.0, 105.0, 106.0, 107.0]
+    assert not early.drop_oldest() and not list((tmp_path / "early").iterdir())
 
 
 # -- real footage: tracked frames against the landmark model on every frame -----------------------

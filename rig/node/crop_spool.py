@@ -5,7 +5,9 @@ A full Global Shutter frame is 4.75 MB in memory; its body region in grayscale a
 some 30-80 kB, so a disk bound of a few GB holds minutes of frames a slow node could not
 finish live. The two tiers form one queue in trigger order: once a frame went to disk, the
 following ones go there too until the disk tier is empty again. Past the disk bound frames
-are refused: the caller counts and announces them.
+are refused: the caller counts and announces them. The node keeps a second such queue for
+frames exposed before their train is known (a 120 Hz camera whose session reports come a
+second late would otherwise hold 120 full frames in RAM).
 
 A spooled frame comes back as a full-size BGR image, black outside the crop, so positions
 (and the estimator's tracking state) stay in camera pixels; the landmark model sees the
@@ -33,6 +35,7 @@ class _Entry:
     session_id: int
     index: int
     t: float
+    mono: float | None
     path: Path
     nbytes: int
     x0: int
@@ -67,7 +70,7 @@ class CropSpool:
         path = self.directory / f"{self._seq:010d}.jpg"
         self._seq += 1
         path.write_bytes(data.tobytes())
-        self._entries.append(_Entry(session_id, index, frame.t, path, data.nbytes, x0, y0, w, h))
+        self._entries.append(_Entry(session_id, index, frame.t, frame.mono, path, data.nbytes, x0, y0, w, h))
         self.bytes += data.nbytes
         return True
 
@@ -75,14 +78,22 @@ class CropSpool:
         """The oldest frame, rebuilt at full size, or None when empty."""
         if not self._entries:
             return None
-        e = self._entries.popleft()
-        self.bytes -= e.nbytes
+        e = self._entries[0]
         gray = cv2.imdecode(np.fromfile(e.path, np.uint8), cv2.IMREAD_GRAYSCALE)
-        e.path.unlink(missing_ok=True)
+        self.drop_oldest()
         canvas = np.zeros((e.height, e.width, 3), np.uint8)
         ch, cw = gray.shape
         canvas[e.y0:e.y0 + ch, e.x0:e.x0 + cw] = gray[:, :, None]
-        return e.session_id, e.index, CapturedFrame(e.t, canvas)
+        return e.session_id, e.index, CapturedFrame(e.t, canvas, mono=e.mono)
+
+    def drop_oldest(self) -> bool:
+        """Forget the oldest frame unread; False when empty."""
+        if not self._entries:
+            return False
+        e = self._entries.popleft()
+        self.bytes -= e.nbytes
+        e.path.unlink(missing_ok=True)
+        return True
 
 
 class Backlog:
@@ -115,6 +126,14 @@ class Backlog:
                 return "refused"
             self._cond.notify()
         return where
+
+    def drop_oldest(self) -> bool:
+        """Forget the oldest frame (memory first: it precedes the disk tier); False when empty."""
+        with self._cond:
+            if self._memory:
+                self.memory_bytes -= frame_bytes(self._memory.popleft()[2])
+                return True
+            return self.spool is not None and self.spool.drop_oldest()
 
     def get(self, timeout_s: float) -> tuple[int, int, CapturedFrame] | None:
         with self._cond:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from rig.node.cli import NodeParts
 
 log = logging.getLogger(__name__)
-EARLY_FRAMES = 240
+EARLY_FRAMES = 240  # frames kept while no train is known: 2 s at 120 Hz (older ones are not ours)
 SAME_TRAIN_S = 0.1
 WATCHDOG_STALL_S = 5.0
 CAMERA_RETRY_S = 2.0
@@ -112,9 +112,7 @@ class NodeDaemon:
         spool = Spool(config.spool_dir / f"spool-{config.view}.sqlite", int(config.spool_max_mb * 1e6))
         self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool, config.resend_window_s)
         self.stage = parts.stage or ImmediateStage(lambda frame: parts.estimator(frame, 0))
-        crops = None if simulated else CropSpool(config.spool_dir / f"crops-{config.view}",
-                                                  int(config.crop_spool_max_mb * 1e6))
-        self.frames = Backlog(config.backlog_max_mb * 1e6, crops)
+        self.frames = Backlog(config.backlog_max_mb * 1e6, self._crop_spool(config, "crops"))
         self._stage_session: int | None = None  # the session whose frames the stage holds
         self.live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
         self._camera_open = False
@@ -122,8 +120,9 @@ class NodeDaemon:
         self.recording_session: int | None = None
         self._trigger_t = 0.0  # time of the newest trigger state received
         self.train: Train | None = None
-        # frames exposed while no train is known yet (indexed, or found not ours, when one starts)
-        self.early: deque[CapturedFrame] = deque(maxlen=EARLY_FRAMES)
+        # frames exposed while no train is known yet (indexed, or found not ours, when one starts):
+        # the same memory bound as the backlog's (the backlog is empty then), the rest as crops
+        self.early = Backlog(config.backlog_max_mb * 1e6, self._crop_spool(config, "early"))
         self.bus.on(topics.SESSION_STATE, self._on_session)
         self.bus.on(topics.TREADMILL_TRIGGER, self._on_trigger)
         self.stats = NodeStats()
@@ -135,6 +134,12 @@ class NodeDaemon:
         self.video = build_video(config, picture, lambda: (self.camera.width, self.camera.height))
         if self.video is not None and self.video.recorder.encoded:
             self.camera.record_to(self.video.recorder)  # picamera2's own encoder makes the pictures
+
+    def _crop_spool(self, config: NodeConfig, name: str) -> CropSpool | None:
+        """Frames past a memory bound wait on disk; the simulated camera's are a few kB of pose."""
+        if self.simulated:
+            return None
+        return CropSpool(config.spool_dir / f"{name}-{config.view}", int(config.crop_spool_max_mb * 1e6))
 
     # -- control over MQTT --------------------------------------------------------------------
     def _on_session(self, msg) -> None:
@@ -162,9 +167,8 @@ class NodeDaemon:
         if self.video is not None:
             self.video.recorder.begin(session_id, trig.rate_hz)
         self.pending_rate_hz = trig.rate_hz  # the inference thread re-paces before its next frame
-        early, self.early = list(self.early), deque(maxlen=EARLY_FRAMES)
-        for frame in early:
-            self._enqueue(self.train, frame)
+        while (item := self.early.get(0.0)) is not None:
+            self._enqueue(self.train, item[2])
 
     # -- threads -------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -244,7 +248,9 @@ class NodeDaemon:
                 if self.train is not None:
                     self._enqueue(self.train, frame)
                 else:  # the first pulses can beat the session's and the train's reports to a busy node
-                    self.early.append(frame)
+                    self.early.put(0, 0, frame, self.stage.region)  # no index before the train is known
+                    while len(self.early) > EARLY_FRAMES:
+                        self.early.drop_oldest()
 
     def _enqueue(self, t: Train, frame: CapturedFrame) -> None:
         index = t.index(frame)

@@ -33,7 +33,10 @@ from .store import ClipMeta, ClipStore, ClipWriter
 log = logging.getLogger(__name__)
 PAIR_TOLERANCE_S = 0.0005  # a sensor timestamp is the same frame's within half a millisecond
 PAIR_WINDOW = 240  # frames of either side waiting for their pair
-QUEUE_MAX_BYTES = 64 * 2**20  # frames waiting for the encoder: ~13 full camera frames, or 120 walker frames
+# frames waiting for the encoder: 3 full camera frames (a burst of 25 ms at 120 Hz), 120 JPEGs of
+# picamera2's encoder or walker poses; a Pi's RAM is the OS's too, and an encoder that lags for
+# longer lags for good (its pictures are not kept either way, and counted)
+QUEUE_MAX_BYTES = 16 * 2**20
 Picture = Callable[[CapturedFrame], "np.ndarray | None"]
 
 
