@@ -178,8 +178,8 @@ def test_erasing_a_patient_removes_their_sessions_everywhere_and_a_node_that_was
                                "--database", str(db)], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines() == [
-            f"erased patient {patient.id}: 2 sessions",
-            "recordings deleted by the coordinator",
+            f"erased patient {patient.id} and 2 sessions",
+            "recordings (keypoints, belt, reports) deleted by the coordinator",
             "camera node rear: video of 2 sessions deleted",
             f"camera node left: pending, it deletes the video when it reconnects (camera node left is offline: it "
             f"did not answer at http://127.0.0.1:{coordinator_port(db, 'left')} ([Errno 111] Connection refused))"]

@@ -99,7 +99,8 @@ class Records:
                 return None
             now = time.time()
             conn.executemany("INSERT OR IGNORE INTO erased_sessions VALUES (?, ?)", [(s, now) for s in sids])
-            self.store.audit(by, f"erase patient ({len(sids)} sessions)", patient_id, conn=conn)
+            self.store.audit(by, f"erase patient ({len(sids)} session{'' if len(sids) == 1 else 's'})", patient_id,
+                             conn=conn)
         return sids
 
     def erased(self) -> set[int]:

@@ -37,15 +37,20 @@ class Erasure:
 
     def lines(self) -> list[str]:
         """What was removed and what is still to go, for the command line and the page."""
-        out = [f"erased patient {self.patient_id}: {len(self.sessions)} sessions"]
-        if self.sessions:
-            left = self.recordings_left
-            out.append(f"recordings (keypoints, belt, reports) of {len(left)} sessions not deleted yet: the coordinator "
-                       "deletes them when it runs" if left else "recordings deleted by the coordinator")
-        out += [f"camera node {view}: video of {n} sessions deleted" for view, n in sorted(self.clips.items())]
+        out = [f"erased patient {self.patient_id} and {_sessions(len(self.sessions))}"]
+        if self.recordings_left:
+            out.append(f"recordings of {_sessions(len(self.recordings_left))} not deleted yet: the coordinator "
+                       "deletes them when it runs")
+        elif self.sessions:
+            out.append("recordings (keypoints, belt, reports) deleted by the coordinator")
+        out += [f"camera node {view}: video of {_sessions(n)} deleted" for view, n in sorted(self.clips.items())]
         out += [f"camera node {view}: pending, it deletes the video when it reconnects ({why})"
                 for view, why in sorted(self.pending_nodes.items())]
         return out
+
+
+def _sessions(n: int) -> str:
+    return f"{n} session" + ("" if n == 1 else "s")
 
 
 def erase_patient(records: Records, db: ReadOnlyDatabase, patient_id: int, by: str, token: str | None,
@@ -68,7 +73,7 @@ def erase_patient(records: Records, db: ReadOnlyDatabase, patient_id: int, by: s
         except (NodeOffline, NodeRefused) as e:
             pending[view] = str(e)
     left = _wait_recordings_gone(ReadOnlyDatabase(db.path), sids, wait_s)  # not hiding the erased
-    records.store.audit(by, f"erase patient: {len(sids)} sessions, video of {sum(clips.values())} deleted now, "
+    records.store.audit(by, f"erase patient: {_sessions(len(sids))}, video of {sum(clips.values())} deleted now, "
                         f"nodes pending: {', '.join(sorted(pending)) or 'none'}", patient_id)
     return Erasure(patient_id, sids, clips, pending, left)
 
