@@ -75,8 +75,8 @@ SESSION_SUMMARY = Topic(
 SESSION_ERASED = Topic(
     "session/erased", 1, True, "coordinator", "nodes",
     "ErasedSessions", "Every session erased with its patient (ids only). Retained, so a node that was "
-    "off when the patient was erased deletes those sessions' review video when it reconnects; the "
-    "coordinator republishes it whenever the clinic file lists more.")
+    "off when the patient was erased deletes those sessions' review video when it reconnects. The "
+    "coordinator publishes it at start and whenever the clinic file's erased list grows.")
 NODE_KEYPOINTS = Topic(
     "node/{view}/kp", 1, False, "node", "coordinator",
     "KeypointFrame (binary)", "One frame's 33 landmarks, ~250 bytes. QoS 1: every frame must "
