@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 from test_web import PASSWORD, http, login_cookie, serve_app
 
+from rig.bus.client import BusClient
 from rig.bus.payloads import ErasedSessions, KeypointFrame, NodeInfo, PayloadError, decode, encode_keypoints
 from rig.clinic.accounts import Accounts
 from rig.clinic.model import Condition, PatientFields
@@ -204,6 +205,8 @@ def test_erasing_a_patient_removes_their_sessions_everywhere_and_a_node_that_was
                                "erase patient (2 sessions)"]
         assert all(NAME not in e.action for e in store.audit_log(limit=10_000))
         assert kept(left) == {mine_a, mine_b, theirs}  # still off
+        retained = broker_retained(broker, "gaitrig/test/session/erased")  # what a node gets on connecting
+        assert decode(ErasedSessions, retained).session_ids == [mine_a, mine_b]
 
         # the left node comes back: the retained list reaches it and it deletes what it kept
         cfg = NodeConfig(mqtt=mqtt, view="left", spool_dir=left_dir, camera=CameraSettings(
@@ -220,6 +223,19 @@ def test_erasing_a_patient_removes_their_sessions_everywhere_and_a_node_that_was
         for t in daemons:
             t.join(10)
         web_thread.join(10)
+
+
+def broker_retained(broker, topic: str) -> bytes:
+    """The retained message on ``topic``, as a client subscribing now receives it."""
+    got: list[bytes] = []
+    client = BusClient(broker.settings(), "test-retained")
+    client.subscribe(topic, lambda m: got.append(m.payload))
+    client.start()
+    try:
+        wait_for(lambda: got, 10.0, f"the retained message on {topic}")
+    finally:
+        client.close()
+    return got[0]
 
 
 def coordinator_port(db, view: str) -> int:

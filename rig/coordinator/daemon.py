@@ -31,13 +31,13 @@ from rig.bus.client import BusClient, Receipt
 from rig.bus.payloads import (ERASED_MAX, BeltState, CommandReply, DiagHealth, ErasedSessions, NodeEnd,
                               NodeInfo, PayloadError, SessionCommand, SessionState, SessionSummary, TreadmillCommand,
                               TriggerState, clip, decode, decode_keypoints)
+from rig.clinic.store import erased_session_ids
 from rig.config import CoordinatorConfig
 from rig.coordinator import intake
 from rig.coordinator import sessions as sm
 from rig.coordinator.analysis import analyze_pending, analyze_session, load_rig_calibration
 from rig.coordinator.diagnostics import coordinator_hooks
 from rig.coordinator.diskguard import DiskGuard
-from rig.clinic.store import erased_session_ids
 from rig.coordinator.storage import Storage
 from rig.coordinator.tally import Counts, Tally
 from rig.ops import notify
@@ -147,10 +147,13 @@ class Coordinator:
             return
         if due:
             self._commit()  # what is pending goes first: the erasure is its own transaction
+            summarised = max((r.id for r in self.storage.sessions(2) if r.state == "closed"), default=None)
             here = self.storage.erase_sessions(due)
             self.storage.commit()
             self.erased.update(due)
             log.info("erased %d sessions with their patient (%d had recordings here)", len(due), here)
+            if summarised in due:  # the retained summary is of it: its findings must not stay on the broker
+                self.bus.publish(topics.SESSION_SUMMARY.path(self.bus.rig_id), b"", qos=1, retain=True)
         ids = sorted(self.erased)[-ERASED_MAX:]
         self.bus.send(topics.SESSION_ERASED, ErasedSessions(t=time.time(), session_ids=ids))
         self.erased_published = True
