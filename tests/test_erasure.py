@@ -18,8 +18,10 @@ from collections import Counter
 import pytest
 from test_web import PASSWORD, http, login_cookie, serve_app
 
+from rig.bus import topics
 from rig.bus.client import BusClient
-from rig.bus.payloads import ErasedSessions, KeypointFrame, NodeInfo, PayloadError, decode, encode_keypoints
+from rig.bus.payloads import (ErasedSessions, KeypointFrame, NodeInfo, PayloadError, SessionSummary, decode,
+                              encode_keypoints)
 from rig.clinic.accounts import Accounts
 from rig.clinic.model import Condition, PatientFields
 from rig.clinic.records import Records
@@ -134,7 +136,7 @@ def _delete(url: str, token: str) -> int:
 def test_erasing_a_patient_removes_their_sessions_everywhere_and_a_node_that_was_off_catches_up(broker, tmp_path):
     db, clinic = tmp_path / "gaitrig.sqlite", tmp_path / "clinic.sqlite"
     storage = Storage(db)
-    mine_a, mine_b, theirs = (small_session(storage, T0 + 100 * k) for k in range(3))
+    theirs, mine_a, mine_b = (small_session(storage, T0 + 100 * k) for k in range(3))  # mine_b: the newest
     # the rear node answers over HTTP; the left node is off (its clips URL: nobody listens)
     rear = ClipStore(tmp_path / "rear-node", "rear")
     left_dir = tmp_path / "left-node"
@@ -163,6 +165,11 @@ def test_erasing_a_patient_removes_their_sessions_everywhere_and_a_node_that_was
         records.assign(sid, who.id, Condition.parse("barefoot", ""), "carol")
 
     mqtt = broker.settings()
+    summary = BusClient(mqtt, "test-summary").start()  # the retained summary the coordinator left of mine_b
+    summary.send(topics.SESSION_SUMMARY, SessionSummary(
+        session_id=mine_b, started_t=T0 + 200, ended_t=T0 + 201, reason="belt stopped", pulses_sent=5,
+        frames={"rear": 5}, dropped={"rear": 0}, complete=True, findings=["pronated left rearfoot"])).wait_for_publish(5)
+    summary.close()
     stop = threading.Event()
     coordinator = Coordinator(CoordinatorConfig(mqtt=mqtt, storage=StorageSettings(database=db),
                                                 session=SessionSettings(views=["rear", "left"])))
@@ -206,7 +213,8 @@ def test_erasing_a_patient_removes_their_sessions_everywhere_and_a_node_that_was
         assert all(NAME not in e.action for e in store.audit_log(limit=10_000))
         assert kept(left) == {mine_a, mine_b, theirs}  # still off
         retained = broker_retained(broker, "gaitrig/test/session/erased")  # what a node gets on connecting
-        assert decode(ErasedSessions, retained).session_ids == [mine_a, mine_b]
+        assert retained is not None and decode(ErasedSessions, retained).session_ids == [mine_a, mine_b]
+        assert broker_retained(broker, "gaitrig/test/session/summary", wait_s=1.0) is None  # its findings gone
 
         # the left node comes back: the retained list reaches it and it deletes what it kept
         cfg = NodeConfig(mqtt=mqtt, view="left", spool_dir=left_dir, camera=CameraSettings(
@@ -225,17 +233,18 @@ def test_erasing_a_patient_removes_their_sessions_everywhere_and_a_node_that_was
         web_thread.join(10)
 
 
-def broker_retained(broker, topic: str) -> bytes:
-    """The retained message on ``topic``, as a client subscribing now receives it."""
+def broker_retained(broker, topic: str, wait_s: float = 10.0) -> bytes | None:
+    """The retained message on ``topic``, as a client subscribing now receives it; None if
+    none comes within ``wait_s``."""
     got: list[bytes] = []
     client = BusClient(broker.settings(), "test-retained")
     client.subscribe(topic, lambda m: got.append(m.payload))
     client.start()
-    try:
-        wait_for(lambda: got, 10.0, f"the retained message on {topic}")
-    finally:
-        client.close()
-    return got[0]
+    deadline = time.monotonic() + wait_s
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.close()
+    return got[0] if got else None
 
 
 def coordinator_port(db, view: str) -> int:
