@@ -26,9 +26,9 @@ from test_rig import next_state
 from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import (JSON_PAYLOADS, BeltState, CommandReply, DiagCommand, DiagEvent, DiagHealth, DiagReply,
-                              KeypointFrame, LinkState, NodeEnd, NodeInfo, PayloadError, Presence, SessionCommand,
-                              SessionState, SessionSummary, TreadmillCommand, TreadmillEvent, TriggerState, decode,
-                              decode_keypoints, encode_keypoints)
+                              ErasedSessions, KeypointFrame, LinkState, NodeEnd, NodeInfo, PayloadError, Presence,
+                              SessionCommand, SessionState, SessionSummary, TreadmillCommand, TreadmillEvent,
+                              TriggerState, decode, decode_keypoints, encode_keypoints)
 from rig.config import ALL_VIEWS, CoordinatorConfig, SessionSettings, StorageSettings
 from rig.coordinator.analysis import analyze_session
 from rig.coordinator.daemon import Coordinator
@@ -522,6 +522,7 @@ VALID: dict[type, dict] = {
     NodeInfo: dict(view="left", width=1456, height=1088, facing="left", camera="simulated", model="walker"),
     SessionSummary: dict(session_id=3, started_t=T, ended_t=T + 9, reason="belt stopped", pulses_sent=10,
                          frames={"left": 10}, dropped={"left": 0}, complete=True, cadence_steps_per_min=110.0),
+    ErasedSessions: dict(t=T, session_ids=[3, 7]),
     Presence: dict(daemon="coordinator", online=True, seq=5, t=T),
     DiagCommand: dict(cmd="set", args=["session.fps", "60"]),
     DiagReply: dict(daemon="coordinator", cmd="ping", ok=True, result={"pong": True}, t=T),

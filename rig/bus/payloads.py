@@ -180,6 +180,16 @@ class SessionSummary(Payload):
     analysis_error: Sentence | None = Field(None, description="why the gait analysis could not run")
 
 
+ERASED_MAX = 20_000  # sessions erased over the rig's life that one message can list
+
+
+class ErasedSessions(Payload):
+    max_bytes: ClassVar[int] = 256 * 1024
+    t: UnixTime = Field(description="when the coordinator last added to the list")
+    session_ids: list[SessionId] = Field(max_length=ERASED_MAX, description="every session erased with its "
+                                         "patient, ascending: a node deletes their review video")
+
+
 class Presence(Payload):
     daemon: Name
     online: bool
@@ -240,7 +250,7 @@ class DiagEvent(Payload):
 
 JSON_PAYLOADS: tuple[type[Payload], ...] = (
     BeltState, TriggerState, TreadmillEvent, TreadmillCommand, CommandReply, LinkState,
-    SessionState, SessionCommand, NodeEnd, NodeInfo, SessionSummary, Presence,
+    SessionState, SessionCommand, NodeEnd, NodeInfo, SessionSummary, ErasedSessions, Presence,
     DiagCommand, DiagReply, DiagHealth, DiagEvent,
 )
 P = TypeVar("P", bound=Payload)

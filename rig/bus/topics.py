@@ -72,6 +72,11 @@ SESSION_CMD = Topic(
 SESSION_SUMMARY = Topic(
     "session/summary", 1, True, "coordinator", "tablet, diag",
     "SessionSummary", "The last closed session's summary, retained for the tablet.")
+SESSION_ERASED = Topic(
+    "session/erased", 1, True, "coordinator", "nodes",
+    "ErasedSessions", "Every session erased with its patient (ids only). Retained, so a node that was "
+    "off when the patient was erased deletes those sessions' review video when it reconnects. The "
+    "coordinator publishes it at start and whenever the clinic file's erased list grows.")
 NODE_KEYPOINTS = Topic(
     "node/{view}/kp", 1, False, "node", "coordinator",
     "KeypointFrame (binary)", "One frame's 33 landmarks, ~250 bytes. QoS 1: every frame must "
@@ -121,8 +126,8 @@ DIAG_REPLY = Topic(
 
 TOPICS: tuple[Topic, ...] = (
     TREADMILL_STATE, TREADMILL_TRIGGER, TREADMILL_EVENT, TREADMILL_CMD, TREADMILL_CMD_REPLY,
-    BRIDGE_LINK, SESSION_STATE, SESSION_CMD, SESSION_SUMMARY, NODE_KEYPOINTS, NODE_END, NODE_INFO, NODE_PREVIEW,
-    PRESENCE,
+    BRIDGE_LINK, SESSION_STATE, SESSION_CMD, SESSION_SUMMARY, SESSION_ERASED,
+    NODE_KEYPOINTS, NODE_END, NODE_INFO, NODE_PREVIEW, PRESENCE,
     DIAG_HEALTH, DIAG_EVENT, DIAG_CMD, DIAG_CMD_TECH, DIAG_REPLY,
 )
 DIAG_TOPICS: tuple[Topic, ...] = (DIAG_HEALTH, DIAG_EVENT, DIAG_CMD, DIAG_CMD_TECH, DIAG_REPLY)

@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     patients = sub.add_parser("patients", help="patients: list, export (JSON), erase",
                               description="Patients of the tablet pages. Export writes one patient's record, "
                               "sessions, conditions, reports and audit entries as JSON; erase deletes the patient "
-                              "and which sessions were theirs (the recordings stay, tied to nobody).")
+                              "and their sessions: the coordinator's recordings and reports, and the review video "
+                              "on every camera node (a node that is off deletes it when it reconnects).")
     ps = patients.add_subparsers(dest="patients_command", metavar="ACTION", required=True)
     pl = ps.add_parser("list", help="patient numbers, names and clinic IDs")
     pl.add_argument("--find", default="", help="only names or clinic IDs containing this")
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pe = ps.add_parser("export", help="one patient as JSON on stdout")
     pe.add_argument("id", type=int)
     pe.set_defaults(func=patients_export)
-    px = ps.add_parser("erase", help="erase one patient")
+    px = ps.add_parser("erase", help="erase one patient with their sessions' recordings and video")
     px.add_argument("id", type=int)
     px.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     px.set_defaults(func=patients_erase)
@@ -63,9 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         _common(p)
 
 
-def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
+def _config(args: argparse.Namespace) -> CoordinatorConfig:
     from rig.web.cli import overrides
-    config = load_role_config(CoordinatorConfig, args, overrides(args))
+    return load_role_config(CoordinatorConfig, args, overrides(args))
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    config = _config(args)
     return config.storage.database, config.web.clinic_path(config.storage.database)
 
 
@@ -163,6 +168,12 @@ def patients_erase(args: argparse.Namespace) -> int:
             return _fail("no terminal to confirm on: add --yes")
         if input(f"erase patient {patient.id} ({patient.name})? type the number to confirm: ").strip() != str(patient.id):
             return _fail("not erased")
-    records.erase(patient.id, "(command line)")
-    print(f"erased patient {patient.id}")
+    from rig.web.database import ReadOnlyDatabase
+    from rig.web.patient_erasure import erase_patient
+    settings = _config(args).web
+    erasure = erase_patient(records, ReadOnlyDatabase(_paths(args)[0]), patient.id, "(command line)",
+                            settings.video_token(), settings.video_timeout_s)
+    if erasure is None:
+        return _fail(f"there is no patient {args.id}")
+    print("\n".join(erasure.lines()))
     return 0

@@ -86,14 +86,28 @@ class Records:
         found = [Patient(*r) for r in rows if needle in f"{r[1]}\n{r[3] or ''}".casefold()]
         return found[:limit]
 
-    def erase(self, patient_id: int, by: str) -> bool:
-        """Delete the patient, their conditions and any pending pick; the audit log keeps only
-        the bare id of the erasure (no name). The recordings stay, no longer tied to anyone."""
+    def erase(self, patient_id: int, by: str) -> list[int] | None:
+        """Delete the patient, their conditions and any pending pick, and list their sessions
+        as erased — in one transaction, so no recording is left tied to nobody: the coordinator
+        deletes those sessions' rows and the nodes their video from that list
+        (:func:`rig.clinic.store.erased_session_ids`). The audit log keeps the bare id and the
+        number of sessions, no name. Returns the erased session ids; None without the patient."""
         with self.store.write() as conn:
-            gone = conn.execute("DELETE FROM patients WHERE id = ?", (patient_id,)).rowcount > 0
-            if gone:
-                self.store.audit(by, "erase patient", patient_id, conn=conn)
-        return gone
+            sids = [r[0] for r in conn.execute("SELECT session_id FROM assignments WHERE patient_id = ? "
+                                               "ORDER BY session_id", (patient_id,))]
+            if conn.execute("DELETE FROM patients WHERE id = ?", (patient_id,)).rowcount == 0:
+                return None
+            now = time.time()
+            conn.executemany("INSERT OR IGNORE INTO erased_sessions VALUES (?, ?)", [(s, now) for s in sids])
+            self.store.audit(by, f"erase patient ({len(sids)} session{'' if len(sids) == 1 else 's'})", patient_id,
+                             conn=conn)
+        return sids
+
+    def erased(self) -> set[int]:
+        """Sessions erased with their patient: the pages hide them at once, even before the
+        coordinator has deleted their rows."""
+        with self.store.read() as conn:
+            return {r[0] for r in conn.execute("SELECT session_id FROM erased_sessions")}
 
     # -- sessions of patients ---------------------------------------------------------------------
     def assign(self, session_id: int, patient_id: int, condition: Condition, by: str) -> None:
@@ -157,7 +171,8 @@ class Records:
             row = conn.execute("SELECT patient_id, kind, label, after_session_id, set_by FROM pending").fetchone()
             if row is None:
                 return None
-            taken = {r[0] for r in conn.execute("SELECT session_id FROM assignments")}
+            taken = {r[0] for r in conn.execute("SELECT session_id FROM assignments UNION "
+                                                "SELECT session_id FROM erased_sessions")}
             fresh = sorted(s for s in session_ids if s > row[3] and s not in taken)
             if not fresh:
                 return None

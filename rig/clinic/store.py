@@ -12,10 +12,11 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote
 
 from rig.coordinator.storage import migrate
 
@@ -74,7 +75,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_patient ON audit(patient_id, t);
     """,
+    """
+    CREATE TABLE erased_sessions (
+        session_id INTEGER PRIMARY KEY,
+        erased_t   REAL NOT NULL
+    );
+    """,
 )
+
+
+def erased_session_ids(path: Path | str) -> set[int]:
+    """The sessions erased with their patients, read from the clinic file without writing it
+    (the coordinator and the nodes apply these): empty while the file or table is not there."""
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as conn:
+            return {r[0] for r in conn.execute("SELECT session_id FROM erased_sessions")}
+    except sqlite3.Error:  # no clinic file yet, or one from before erasure was recorded
+        return set()
 
 
 @dataclass(frozen=True)

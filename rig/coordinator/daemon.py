@@ -28,9 +28,10 @@ from collections import Counter
 
 from rig.bus import topics
 from rig.bus.client import BusClient, Receipt
-from rig.bus.payloads import (BeltState, CommandReply, DiagHealth, NodeEnd, NodeInfo, PayloadError, SessionCommand,
-                              SessionState, SessionSummary, TreadmillCommand, TriggerState, clip, decode,
-                              decode_keypoints)
+from rig.bus.payloads import (ERASED_MAX, BeltState, CommandReply, DiagHealth, ErasedSessions, NodeEnd,
+                              NodeInfo, PayloadError, SessionCommand, SessionState, SessionSummary, TreadmillCommand,
+                              TriggerState, clip, decode, decode_keypoints)
+from rig.clinic.store import erased_session_ids
 from rig.config import CoordinatorConfig
 from rig.coordinator import intake
 from rig.coordinator import sessions as sm
@@ -49,6 +50,7 @@ REPLY_TIMEOUT_S = 3.0  # no reply from the bridge by then: send again
 COMMAND_RETRY_S = 0.5
 WATCHDOG_STALL_S = 10.0
 TICK_S = 0.1
+ERASURE_POLL_S = 1.0  # how often the clinic file is read for sessions erased with their patient
 
 
 class Coordinator:
@@ -70,6 +72,8 @@ class Coordinator:
         self.tally = Tally()  # conflicts, lost frames and rejections per session, until committed
         self._rejected_seen: Counter[str] = Counter()  # the bus's rejections already attributed
         self._unacked: list[Receipt] = []  # handled, acknowledged at the next commit
+        self.erased: set[int] = set()  # sessions erased with their patient, applied here
+        self.erased_published = False
         self._subscribe()
         self.diag = DiagAgent(self.bus, config, coordinator_hooks(self))
 
@@ -113,7 +117,7 @@ class Coordinator:
         self.diag.exit_if_restart()
 
     def _loop(self, stop: threading.Event, live: notify.Liveness) -> None:
-        last_commit = time.monotonic()
+        last_commit = last_erasure = time.monotonic() - ERASURE_POLL_S
         while not stop.is_set():
             try:
                 kind, payload, *receipt = self.inbox.get(timeout=TICK_S)
@@ -123,11 +127,36 @@ class Coordinator:
                 pass
             self._guarded("tick", lambda: self._do(self.machine.tick(time.time())))
             self._retry_commands()
+            if time.monotonic() - last_erasure >= ERASURE_POLL_S:
+                self._guarded("erasure", self._erase)
+                last_erasure = time.monotonic()
             if time.monotonic() - last_commit >= COMMIT_EVERY_S or len(self._unacked) >= COMMIT_BATCH:
                 self._guarded("commit", self._commit)
                 self.disk.retry()
                 last_commit = time.monotonic()
             live.beat()  # a hung database or state machine stops the watchdog pings
+
+    def _erase(self) -> None:
+        """Apply the sessions the clinic file lists as erased (their patient was erased): delete
+        their rows in one transaction of their own, then tell the nodes, retained, so a node
+        that is off deletes their video when it is back. The session being recorded waits
+        until it is closed."""
+        listed = erased_session_ids(self.config.web.clinic_path(self.config.storage.database))
+        due = sorted(listed - self.erased - {self.session_id})
+        if not due and self.erased_published:
+            return
+        if due:
+            self._commit()  # what is pending goes first: the erasure is its own transaction
+            summarised = max((r.id for r in self.storage.sessions(2) if r.state == "closed"), default=None)
+            here = self.storage.erase_sessions(due)
+            self.storage.commit()
+            self.erased.update(due)
+            log.info("erased %d sessions with their patient (%d had recordings here)", len(due), here)
+            if summarised in due:  # the retained summary is of it: its findings must not stay on the broker
+                self.bus.publish(topics.SESSION_SUMMARY.path(self.bus.rig_id), b"", qos=1, retain=True)
+        ids = sorted(self.erased)[-ERASED_MAX:]
+        self.bus.send(topics.SESSION_ERASED, ErasedSessions(t=time.time(), session_ids=ids))
+        self.erased_published = True
 
     def _commit(self) -> None:
         """Commit (with the sessions' counts of what went wrong), then tell the broker it may

@@ -92,6 +92,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (session_id, what, key)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE erased_sessions (session_id INTEGER PRIMARY KEY);
+    """,
 )
 
 
@@ -193,9 +196,12 @@ class Storage:
 
     # -- sessions -------------------------------------------------------------------------
     def open_session(self, start_reason: str, started_t: float, fps: float, views: list[str]) -> int:
+        # never the id of an erased session again (SQLite would reuse the largest after a delete):
+        # the nodes delete the video of every id on the erased list
         cur = self.conn.execute(
-            "INSERT INTO sessions (state, start_reason, started_t, fps) VALUES ('recording', ?, ?, ?)",
-            (start_reason, started_t, fps))
+            "INSERT INTO sessions (id, state, start_reason, started_t, fps) VALUES (1 + max("
+            "(SELECT coalesce(max(id), 0) FROM sessions), (SELECT coalesce(max(session_id), 0) FROM erased_sessions)), "
+            "'recording', ?, ?, ?)", (start_reason, started_t, fps))
         sid = int(cur.lastrowid)
         self.conn.executemany("INSERT INTO session_nodes (session_id, view) VALUES (?, ?)",
                               [(sid, v) for v in views])
@@ -246,6 +252,16 @@ class Storage:
         """``{(what, key): n}`` of one session."""
         return Counter({(w, k): n for w, k, n in self.conn.execute(
             "SELECT what, key, n FROM session_counts WHERE session_id = ?", (sid,))})
+
+    # -- erasure -----------------------------------------------------------------------------
+    def erase_sessions(self, sids: list[int]) -> int:
+        """Delete every row of these sessions (their patient was erased), in the open
+        transaction; the caller commits. Returns how many sessions were here."""
+        marks = ",".join("?" * len(sids))
+        self.conn.executemany("INSERT OR IGNORE INTO erased_sessions VALUES (?)", [(sid,) for sid in sids])
+        for table in _SESSION_TABLES:
+            self.conn.execute(f"DELETE FROM {table} WHERE session_id IN ({marks})", sids)
+        return self.conn.execute(f"DELETE FROM sessions WHERE id IN ({marks})", sids).rowcount
 
     # -- nodes and frames -------------------------------------------------------------------
     def add_frame(self, sid: int, view: str, idx: int, payload: bytes) -> FrameStatus:
@@ -330,6 +346,8 @@ class Storage:
         return row[0] if row else None
 
 
+# every table with a session_id column (a test checks the schema against this)
+_SESSION_TABLES = ("keypoints", "belt_samples", "session_nodes", "session_counts", "session_reports", "node_health")
 _SESSION_COLS = ("id, state, start_reason, stop_reason, started_t, ended_t, fps, first_pulse_t, "
                  "pulses_sent, complete")
 

@@ -22,7 +22,7 @@ import numpy as np
 from edge_models.pose.keyframes import Estimate
 from rig.bus import topics
 from rig.bus.client import BusClient
-from rig.bus.payloads import NodeEnd, NodeInfo, SessionState, TriggerState, decode
+from rig.bus.payloads import ErasedSessions, NodeEnd, NodeInfo, SessionState, TriggerState, decode
 from rig.config import NodeConfig
 from rig.node.camera import CameraError, CapturedFrame, camera_picture
 from rig.node.crop_spool import Backlog, CropSpool
@@ -134,6 +134,8 @@ class NodeDaemon:
         self.video = build_video(config, picture, lambda: (self.camera.width, self.camera.height))
         if self.video is not None and self.video.recorder.encoded:
             self.camera.record_to(self.video.recorder)  # picamera2's own encoder makes the pictures
+        if self.video is not None:
+            self.bus.on(topics.SESSION_ERASED, self._on_erased)
 
     def _crop_spool(self, config: NodeConfig, name: str) -> CropSpool | None:
         """Frames past a memory bound wait on disk; the simulated camera's are a few kB of pose."""
@@ -146,6 +148,14 @@ class NodeDaemon:
         state = decode(SessionState, msg.payload)
         with self.lock:
             self.recording_session = state.session_id if state.state == "recording" else None
+
+    def _on_erased(self, msg) -> None:
+        """Sessions erased with their patient: their review video goes (retained, so also
+        those erased while this node was off)."""
+        erased = decode(ErasedSessions, msg.payload)
+        with self.lock:
+            recording = self.recording_session
+        self.video.erase(erased.session_ids, recording)
 
     def _on_trigger(self, msg) -> None:
         trig = decode(TriggerState, msg.payload)

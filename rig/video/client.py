@@ -29,9 +29,9 @@ class ClipClient:
     def __init__(self, base_url: str, view: str, timeout_s: float, token: str | None = None):
         self.base_url, self.view, self.timeout_s, self.token = base_url.rstrip("/"), view, timeout_s, token
 
-    def _open(self, path: str):
+    def _open(self, path: str, method: str = "GET"):
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        request = urllib.request.Request(self.base_url + path, headers=headers)
+        request = urllib.request.Request(self.base_url + path, headers=headers, method=method)
         try:
             return urllib.request.urlopen(request, timeout=self.timeout_s)
         except urllib.error.HTTPError as e:
@@ -51,6 +51,14 @@ class ClipClient:
                 return json.loads(response.read())
             except ValueError:
                 raise NodeRefused(502, f"camera node {self.view} sent something that is not JSON") from None
+
+    def delete(self, session_id: int) -> bool:
+        """Erase the session's video on the node; True if it had some."""
+        with self._open(f"{protocol.API_PREFIX}/{session_id}", "DELETE") as response:
+            try:
+                return bool(json.loads(response.read())["deleted"])
+            except (ValueError, KeyError, TypeError):
+                raise NodeRefused(502, f"camera node {self.view} sent an answer that is not the protocol's") from None
 
     def frames(self, session_id: int, first: int, last: int) -> Iterator[bytes]:
         """The node's frame stream in chunks; raises before the first chunk if it cannot start."""

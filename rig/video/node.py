@@ -32,6 +32,14 @@ class NodeVideo:
         log.info("review video in %s, clips served on %s", self.recorder.store.folder, self.url)
         return thread
 
+    def erase(self, session_ids: list[int], recording: int | None) -> list[int]:
+        """Delete the video of sessions erased with their patient; the ids this node held. Never
+        the one being filmed (the coordinator lists a session only once it is closed)."""
+        deleted = self.recorder.store.erase(sid for sid in session_ids if sid != recording)
+        if deleted:
+            log.info("review video of %d erased sessions deleted", len(deleted))
+        return deleted
+
     def close(self) -> None:
         self.server.close()
 

@@ -14,6 +14,7 @@ MAX_CLIP_FRAMES = 1200  # one request: at most 20 s at 60 fps
 MAX_JPEG_BYTES = 8 * 2**20  # a frame larger than this is corrupt
 CONTENT_TYPE = "application/x-gaitrig-frames"
 API_PREFIX = "/v1/clips"
+SESSION_ID_MAX = 2**32 - 1  # session ids are u32 on the bus
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,15 @@ ROUTES = (
           "`source_height` (the camera's, in which keypoints are given), `fps`, `codec` (`jpeg`)"),
     Route("GET", f"{API_PREFIX}/{{session_id}}/frames?from=A&to=B", f"`{CONTENT_TYPE}`: the recorded frames "
           f"with trigger index A ≤ i ≤ B (B − A < {MAX_CLIP_FRAMES}), in index order, streamed as they are read"),
+    Route("DELETE", f"{API_PREFIX}/{{session_id}}", "JSON `{\"session_id\", \"deleted\"}`: the session's video "
+          "is gone from this node (`deleted` false: it kept none); sent when its patient is erased"),
 )
 
 ERRORS = (
     (400, "a malformed range (`from`/`to` not integers, B < A, or more than the frame limit)"),
     (401, "a token is configured (`video.token_file`) and the request's `Authorization: Bearer` does not match"),
-    (404, "this node keeps no video of that session (never recorded, or deleted by the retention bound)"),
+    (404, "this node keeps no video of that session (never recorded, deleted by the retention bound, or "
+          "erased with its patient)"),
 )
 
 
@@ -60,6 +64,11 @@ The node announces where it serves clips in its birth message (`NodeInfo.clips_u
 [mqtt.md](mqtt.md)); the tablet pages ask that address for the frames a clinician plays and
 stream them to the browser without storing them. A node that does not answer is reported
 as offline. Errors are JSON `{{"error": "..."}}`.
+
+Erasing a patient deletes their sessions' video on every node: the tablet (or
+`gaitrig patients erase`) sends `DELETE` to each node that answers, and the coordinator
+publishes every erased session id, retained, on `session/erased` (see [mqtt.md](mqtt.md)),
+which a node that was off applies when it reconnects.
 
 | request | answer |
 |---|---|

@@ -39,6 +39,14 @@ class ClipServer:
             self._thread.join(5)
 
 
+def session_id(raw: str) -> int | None:
+    """A session id as the nodes accept it (decimal, 1 ≤ id < 2³²), else None."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if 1 <= value <= protocol.SESSION_ID_MAX else None
+
+
 class _Handler(BaseHTTPRequestHandler):
     clips: ClipServer
     protocol_version = "HTTP/1.0"  # the end of a stream is the end of the connection
@@ -56,10 +64,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def _authorised(self) -> bool:
         token = self.clips.token
         if token and not hmac.compare_digest(self.headers.get("Authorization", ""), f"Bearer {token}"):
-            return self._json(401, {"error": "this node's clips need its token"})
+            self._json(401, {"error": "this node's clips need its token"})
+            return False
+        return True
+
+    def do_DELETE(self) -> None:  # noqa: N802 (http.server's name)
+        """Erase one session's video (its patient was erased)."""
+        if not self._authorised():
+            return
+        path = urlsplit(self.path).path.rstrip("/")
+        head, _, raw = path.rpartition("/")
+        sid = session_id(raw) if head == protocol.API_PREFIX else None
+        if sid is None:
+            return self._json(404, {"error": f"no such request: {path[:80]}"})
+        deleted = self.clips.store.delete(sid)
+        log.info("session %d: review video erased (%s)", sid, "deleted" if deleted else "none kept")
+        self._json(200, {"session_id": sid, "deleted": deleted})
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if not self._authorised():
+            return
         url = urlsplit(self.path)
         parts = url.path.rstrip("/").split("/")
         store = self.clips.store

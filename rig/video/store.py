@@ -12,7 +12,7 @@ import struct
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -143,5 +143,14 @@ class ClipStore:
                                   max((s.st_mtime for s in files), default=d.stat().st_mtime)))
         return sorted(out, key=lambda c: c.session_id, reverse=True)
 
-    def delete(self, session_id: int) -> None:
-        shutil.rmtree(self.session_folder(session_id), ignore_errors=True)
+    def delete(self, session_id: int) -> bool:
+        """Remove the session's video; True if there was some."""
+        folder = self.session_folder(session_id)
+        if not folder.is_dir():
+            return False
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+
+    def erase(self, session_ids: Iterable[int]) -> list[int]:
+        """Delete the video of erased sessions (their patient was erased); the ids it held."""
+        return [sid for sid in session_ids if self.delete(sid)]

@@ -82,7 +82,8 @@ def create_app(database: Path | str, clinic_database: Path | str | None = None,
     def fragment(name: str, **context) -> str:
         return templates.get_template(name).render(missing=formatting.MISSING, **context)
 
-    web = Web(ReadOnlyDatabase(database), Records(store), accounts, page, fragment)
+    records = Records(store)
+    web = Web(ReadOnlyDatabase(database, hidden=records.erased), records, accounts, page, fragment)
     signer = CookieSigner(store.cookie_secret)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -101,8 +102,8 @@ def create_app(database: Path | str, clinic_database: Path | str | None = None,
             return JSONResponse({"error": str(exc)}, status_code=503)
         return page(request, "error.html", 503, status=503, message=str(exc))
 
-    routes = [*login_routes(accounts, signer, page, tls), *report_pages.routes(web), *patient_pages.routes(web),
-              *export_pages.routes(web), *admin_pages.routes(web), *live_pages.routes(web),
+    routes = [*login_routes(accounts, signer, page, tls), *report_pages.routes(web),
+              *patient_pages.routes(web, settings), *export_pages.routes(web), *admin_pages.routes(web), *live_pages.routes(web),
               *review_pages.routes(web, settings)]
     check_every_route_guarded(routes, public={"/login"})
     routes.append(Mount("/static", _StaticFiles(directory=str(HERE / "static")), name="static"))

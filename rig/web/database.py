@@ -15,6 +15,7 @@ import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 from rig.coordinator.intake import NodeHealth
@@ -68,8 +69,10 @@ class ReadOnlyDatabase:
     """Queries of the coordinator's database; every call opens and closes its own
     read-only connection, so an instance is safe to share between threads."""
 
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
+    def __init__(self, path: Path | str, hidden: Callable[[], set[int]] = frozenset):
+        """``hidden``: sessions to treat as absent (erased with their patient, rows not yet
+        deleted by the coordinator)."""
+        self.path, self.hidden = Path(path), hidden
 
     def _connect(self) -> sqlite3.Connection:
         if not self.path.exists():
@@ -114,8 +117,9 @@ class ReadOnlyDatabase:
                "(SELECT count(*) FROM json_each(r.report, '$.findings') f "
                " WHERE json_extract(f.value, '$.level') = 'possible') "
                f"FROM sessions s LEFT JOIN session_reports r ON r.session_id = s.id WHERE {where}")
+        hidden = self.hidden()
         with closing(self._connect()) as conn:
-            rows = conn.execute(sql, args).fetchall()
+            rows = [r for r in conn.execute(sql, args).fetchall() if r[0] not in hidden]
             frames = _frames_by_session(conn, [r[0] for r in rows])
         return [SessionListing(_session_row(r[:10]), bool(r[10]), r[11], r[12], r[13] or 0, r[14] or 0,
                                frames.get(r[0], {})) for r in rows]
@@ -155,6 +159,8 @@ class ReadOnlyDatabase:
 
     def session(self, session_id: int) -> SessionRecord | None:
         """One session with its nodes and stored report; None if there is no such session."""
+        if session_id in self.hidden():
+            return None
         with closing(self._connect()) as conn:
             row = conn.execute(f"SELECT {_SESSION_COLS} FROM sessions s WHERE s.id = ?", (session_id,)).fetchone()
             if row is None:

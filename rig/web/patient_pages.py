@@ -1,5 +1,6 @@
 """Patients: find or create one, their page (visits, sessions and conditions, comparison of
-their sessions, the condition of the next walk), export as JSON, erase (admins).
+their sessions, the condition of the next walk), export as JSON, erase with their sessions'
+recordings and video (admins, :mod:`.patient_erasure`).
 
 Nothing of a patient goes to the process log: names travel only in pages, and what was
 opened by whom goes to the clinic file's audit log.
@@ -13,13 +14,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from rig.clinic.model import CONDITION_KINDS, ClinicError, Condition, PatientFields, Permission, group_visits
+from rig.config import WebSettings
 
 from .auth import guarded
 from .context import Web, path_int, username
+from .patient_erasure import erase_patient
 from .patient_export import patient_export
 
 
-def routes(web: Web) -> list[Route]:
+def routes(web: Web, settings: WebSettings) -> list[Route]:
     records = web.records
 
     def patients_page(request: Request) -> Response:
@@ -69,8 +72,10 @@ def routes(web: Web) -> list[Route]:
         patient = web.patient_or_404(path_int(request, "patient_id"))
         if request.state.form.get("confirm") != str(patient.id):
             raise ClinicError(f"to erase, type the patient number {patient.id} in the confirmation box")
-        records.erase(patient.id, username(request))
-        return RedirectResponse("/patients?erased=1", status_code=303)
+        erasure = erase_patient(records, web.db, patient.id, username(request), settings.video_token(),
+                                settings.video_timeout_s)
+        return web.page(request, "patients.html", query="", patients=records.find(""),
+                        erased=erasure.lines() if erasure else [f"patient {patient.id} was already erased"])
 
     clinical = Permission.CLINICAL
     return [
