@@ -37,7 +37,7 @@ def test_the_plate_trial_is_in_the_event_set_and_the_ofm_trial_is_not():
 
 def test_the_20_newton_threshold_is_clear_of_the_unloaded_plates_noise():
     """As on the GaitAnalysisToolKit plate (swing reads -2..+1 N): in swing (50 ms after a
-    foot-off to 50 ms before the next contact) each belt's plate reads -11..+8 N raw at 1 kHz,
+    foot-off to 50 ms before the next contact) each belt's plate reads -10..+7 N raw at 1 kHz,
     so a 20 N crossing is a load, not noise; at contact the force rises 0.7-1.9 N/ms, so the
     noise moves the crossing by a few ms at most."""
     import ezc3d
