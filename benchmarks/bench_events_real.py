@@ -10,9 +10,9 @@ implementations (benchmarks/event_peers.py), "[gaitkit 1.5.0]" rows are gaitkit'
 its wheel). Each peer uses the side view nearest each foot. Prints per trial and frame
 rate: % of reference events within one frame, signed median (IQR) of initial-contact and
 foot-off errors, mean |stance %| error and mean |step time| error.
-``.venv/bin/python benchmarks/bench_events_real.py`` (``--quick``: 60 fps, one seed;
-``--lab-trials``: also the C3D trials with plates, pooled apart as "lab", so the set's
-"all" rows stay the four trials').
+``.venv/bin/python benchmarks/bench_events_real.py`` (``--quick``: 60 fps, one seed). The
+set is :data:`rig.validation.trials.EVENT_TRIAL_NAMES` (the split-belt plate trial
+``pig_treadmill`` included); "all" rows pool every trial with reference events.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from event_peers import PEERS, detect  # noqa: E402
 
 from rig.gait import analyze_tracks  # noqa: E402
 from rig.validation import load_trials, render_tracks  # noqa: E402
+from rig.validation.trials import EVENT_TRIAL_NAMES  # noqa: E402
 from rig.validation.scoring import EventScore, score_events  # noqa: E402
 
 NOISE_PX = 1.5
@@ -45,10 +46,10 @@ METHODS = ([("ours", ours)] + [(f"{p.name} [port]", lambda tr, b, p=p: detect(p,
                for m, name in gaitkit_peers.METHODS.items()] if GAITKIT else []))
 
 
-def run(fps_list, seeds, trials=None, pool="all"):
-    """{(trial, fps label, method): EventScore}, pooled over seeds; plus ``pool`` rows."""
+def run(fps_list, seeds):
+    """{(trial, fps label, method): EventScore}, pooled over seeds; plus "all" rows."""
     out = {}
-    for trial in load_trials() if trials is None else trials:
+    for trial in load_trials(names=EVENT_TRIAL_NAMES):
         if trial.reference is None:
             continue
         for fps in fps_list:
@@ -63,7 +64,7 @@ def run(fps_list, seeds, trials=None, pool="all"):
                         print(f"  {name} failed on {trial.name} {label}: {type(e).__name__}: {e}")
                         ic, fo = {}, {}
                     sc = score_events(ref.ic_s, ref.fo_s, ic, fo, f)
-                    for key in ((trial.name, label, name), (pool, "any" if fps == "native" else label, name)):
+                    for key in ((trial.name, label, name), ("all", "any" if fps == "native" else label, name)):
                         out[key] = out[key].merge(sc) if key in out else sc
     return out
 
@@ -71,7 +72,7 @@ def run(fps_list, seeds, trials=None, pool="all"):
 def table(scores) -> list[str]:
     rows = ["| trial | fps | method | ≤1 frame | IC median (IQR) ms | FO median (IQR) ms | stance err pts | "
             "step err ms | missed |", "|" + "---|" * 9]
-    for (trial, fps, name), sc in sorted(scores.items(), key=lambda kv: kv[0][0] in ("all", "lab")):
+    for (trial, fps, name), sc in sorted(scores.items(), key=lambda kv: kv[0][0] == "all"):
         ic = sc.median_iqr_ms(sc.ic_err_s)
         fo = sc.median_iqr_ms(sc.fo_err_s)
         rows.append(f"| {trial} | {fps} | {name} | {sc.within_one_frame_pct:.0f} % | {ic[0]:+.0f} ({ic[1]:+.0f}..{ic[2]:+.0f}) | "
@@ -86,10 +87,6 @@ def main(argv=None) -> None:
     if GAITKIT is None:
         print(f"gaitkit's detectors left out: {gaitkit_peers.available()}")
     scores = run([60] if quick else [30, 60, 120, "native"], [0] if quick else [0, 1, 2])
-    if "--lab-trials" in argv:
-        from rig.validation.c3d_trials import load_lab_trials
-        scores.update(run([60] if quick else [30, 60, 120, "native"], [0] if quick else [0, 1, 2],
-                          load_lab_trials(), pool="lab"))
     for line in table(scores):
         print(line, flush=True)
 

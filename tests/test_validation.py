@@ -11,13 +11,13 @@ from rig.gait import analyze_tracks
 from rig.keypoints import VIEWS
 from rig.sim._camera import default_cameras
 from rig.validation import load_trial, load_trials, render_tracks
-from rig.validation.trials import judge_event, plate_events
+from rig.validation.trials import EVENT_TRIAL_NAMES, judge_event, plate_events
 
 
 @pytest.fixture(scope="module")
 def trials():
     assets_or_skip(VALIDATION)
-    return {t.name: t for t in load_trials()}
+    return {t.name: t for t in load_trials(names=EVENT_TRIAL_NAMES)}
 
 
 def test_plate_events_interpolate_the_20_newton_crossings():
@@ -28,8 +28,8 @@ def test_plate_events_interpolate_the_20_newton_crossings():
     assert off == pytest.approx([0.03 + 0.01 * (280 / 285)])
 
 
-def test_the_set_has_four_trials_in_the_treadmill_frame(trials):
-    assert list(trials) == ["treadmill", "healthy", "parkinson", "stroke"]
+def test_the_event_set_has_five_trials_in_the_treadmill_frame(trials):
+    assert list(trials) == ["treadmill", "healthy", "parkinson", "stroke", "pig_treadmill"]
     for tr in trials.values():
         hips = 0.5 * (tr.markers[("left", "hip")] + tr.markers[("right", "hip")])
         # overground walking minus its mean velocity stays on the belt: the hips wander < 0.3 m
@@ -37,6 +37,10 @@ def test_the_set_has_four_trials_in_the_treadmill_frame(trials):
         assert np.mean(tr.markers[("left", "hip")][:, 1]) > np.mean(tr.markers[("right", "hip")][:, 1])
         assert 0.5 < tr.belt_speed_m_s < 1.5, tr.name
     assert trials["stroke"].reference is None
+    # both plate trials: the same 20 N plate definition; the split-belt one judged for crossover
+    assert [tr.name for tr in trials.values() if tr.reference and tr.reference.source.startswith("force plate")] \
+        == ["treadmill", "pig_treadmill"]
+    assert [tr.reference.n_events for tr in trials.values() if tr.reference] == [8, 4, 12, 30]
 
 
 def test_treadmill_reference_is_the_plate_and_left_is_half_a_stride_later(trials):
