@@ -138,6 +138,32 @@ def test_a_point_the_flow_loses_is_interpolated_to_the_next_keyframe_and_marked(
         assert not e.tracked or e.interpolated.sum() == (e.index in lost)
 
 
+def mirrored(lm: np.ndarray) -> np.ndarray:
+    """The gait points' left/right labels swapped (what the model does to a person facing it)."""
+    out = lm.copy()
+    left, right = list(GAIT_POINTS[::2]), list(GAIT_POINTS[1::2])
+    out[left], out[right] = lm[right], lm[left]
+    return out
+
+
+def test_a_keyframe_that_names_left_and_right_the_other_way_is_not_smeared_over_the_frames_before():
+    """Keyframe 4's model swaps every left/right pair: the frames tracked before it stay on
+    the body (the flow knows which point is which); the swap shows on keyframe 4 alone."""
+    frames = moving_frames(9)
+
+    def infer(frame):
+        k = next(k for k, f in enumerate(frames) if f is frame)
+        return mirrored(body_at(k)) if k == 4 else body_at(k)
+
+    est = KeyframeEstimator(infer, interval=4)
+    out = run(est, frames)
+    gait = list(GAIT_POINTS)
+    for e in out:
+        want = mirrored(body_at(e.index)) if e.index in (4, 5, 6, 7) else body_at(e.index)
+        assert np.abs(e.lm[gait, :2] - want[gait, :2]).max() < 0.2, e.index
+    assert est.stats.label_swaps == 2 * len(gait) // 2  # six pairs at keyframe 4, six back at 8
+
+
 def test_nobody_found_releases_held_frames_and_searches_at_the_interval():
     frames = moving_frames(10)
     calls = []

@@ -7,6 +7,10 @@ when the *next* keyframe has run, which lets each tracked path be corrected for 
 difference between the flow's position on the new keyframe and the model's is spread
 linearly over the interval (the flow's error grows with the frames tracked). A point the
 flow lost is interpolated from its last tracked position to the next keyframe and marked.
+The model may name a pair of points the other way round on the next keyframe (a person
+facing the camera: its left and right legs swap from one run to the next); the flow
+knows which point is which, so the drift is taken against the labelling that fits the
+flow, and a swap shows on the keyframe itself rather than smeared over the frames before.
 Points the gait engine does not use (face, hands) are interpolated between keyframes.
 ``interval = 1`` is plain inference on every frame, with nothing held back.
 """
@@ -54,6 +58,7 @@ class KeyframeStats:
     tracked: int = 0
     points_lost: int = 0  # gait points interpolated on tracked frames
     early_keyframes: int = 0  # keyframes run before the interval because the flow lost points
+    label_swaps: int = 0  # left/right pairs the model named the other way round from the flow
 
 
 class KeyframeEstimator:
@@ -165,15 +170,28 @@ class KeyframeEstimator:
         frac = np.array([(p.index - k0.index) / (key.index - k0.index) for p in steps])
         xy = np.stack([p.xy for p in steps])  # (n, g, 2)
         ok = np.stack([p.ok for p in steps])  # (n, g); once lost, lost until the keyframe
-        drift = lm1[_GAIT, :2] - xy[-1]  # NaN for points lost by the keyframe
+        target = self._labelled_as_flow(xy[-1], lm1[_GAIT, :2])
+        drift = target - xy[-1]  # NaN for points lost by the keyframe
         corrected = xy + frac[:, None, None] * np.where(ok[-1][:, None], drift, 0.0)[None]
         n_ok = ok.sum(axis=0)
         for g in np.flatnonzero(~ok[-1]):  # interpolate from the last tracked position on
             m = n_ok[g]
             start_xy, start_f = (xy[m - 1, g], frac[m - 1]) if m else (k0.lm[_GAIT[g], :2], 0.0)
             w = ((frac[m:] - start_f) / (1.0 - start_f))[:, None]
-            corrected[m:, g] = start_xy + w * (lm1[_GAIT[g], :2] - start_xy)
+            corrected[m:, g] = start_xy + w * (target[g] - start_xy)
         return [self._tracked(p, f, corrected[i], ~ok[i], lm1) for i, (p, f) in enumerate(zip(steps[:-1], frac))]
+
+    def _labelled_as_flow(self, flow_xy: np.ndarray, model_xy: np.ndarray) -> np.ndarray:
+        """The model's gait points with each left/right pair in the order that lies closer
+        to where the flow took them (points the flow lost do not vote; a pair with both
+        lost keeps the model's order)."""
+        pairs = model_xy.reshape(-1, 2, 2)
+        flow = flow_xy.reshape(-1, 2, 2)
+        same = np.nansum(np.linalg.norm(flow - pairs, axis=2), axis=1)
+        crossed = np.nansum(np.linalg.norm(flow - pairs[:, ::-1], axis=2), axis=1)
+        swap = crossed < same
+        self.stats.label_swaps += int(swap.sum())
+        return np.where(swap[:, None, None], pairs[:, ::-1], pairs).reshape(-1, 2)
 
     def _release_held(self) -> list[Estimate]:
         """No next keyframe (the person left): lost points hold their last tracked position."""
