@@ -164,6 +164,29 @@ def test_a_keyframe_that_names_left_and_right_the_other_way_is_not_smeared_over_
     assert est.stats.label_swaps == 2 * len(gait) // 2  # six pairs at keyframe 4, six back at 8
 
 
+def test_a_point_whose_flow_ends_far_from_the_next_keyframe_is_interpolated_and_marked():
+    """The heel's flow rides the texture, but keyframe 4 puts the heel 60 px away (half the
+    120-px torso; the limit is 30 %): the flow followed something else (the other foot
+    passing over it), so frames 1-3 get the straight line between the keyframes."""
+    frames = moving_frames(5)
+    jump = np.array([60.0, 0.0])
+
+    def infer(frame):
+        k = next(k for k, f in enumerate(frames) if f is frame)
+        lm = body_at(k)
+        lm[29, :2] += jump * (k == 4)
+        return lm
+
+    est = KeyframeEstimator(infer, interval=4)
+    out = run(est, frames)
+    assert est.stats.points_slid == 1
+    start, end = body_at(0)[29, :2], body_at(4)[29, :2] + jump
+    for e in out[1:4]:
+        assert np.allclose(e.lm[29, :2], start + e.index / 4 * (end - start), atol=1e-6)
+        assert e.interpolated.tolist() == [i == 29 for i in range(33)]
+        assert np.abs(e.lm[30, :2] - body_at(e.index)[30, :2]).max() < 0.2  # the others still tracked
+
+
 def test_nobody_found_releases_held_frames_and_searches_at_the_interval():
     frames = moving_frames(10)
     calls = []

@@ -27,6 +27,7 @@ Infer = Callable[[np.ndarray], "np.ndarray | None"]  # BGR frame -> (33, 4) or n
 Follow = Callable[[np.ndarray, np.ndarray], None]  # hip-centre, shoulder-centre shift px since the keyframe
 N_LANDMARKS = 33
 REGION_MARGIN_FRAC = 0.35  # of the body's larger side: the feet swing out of the keyframe's box
+MAX_DRIFT_TORSO_FRAC = 0.3  # flow this far from the next keyframe's point followed something else
 MAX_LOST_SHARE = 0.5  # more gait points lost than this: run the model now, not at the interval
 _GAIT = np.array(GAIT_POINTS)
 _HIPS = [GAIT_POINTS.index(i) for i in (23, 24)]
@@ -59,6 +60,7 @@ class KeyframeStats:
     points_lost: int = 0  # gait points interpolated on tracked frames
     early_keyframes: int = 0  # keyframes run before the interval because the flow lost points
     label_swaps: int = 0  # left/right pairs the model named the other way round from the flow
+    points_slid: int = 0  # tracked points the next keyframe put too far away: interpolated instead
 
 
 class KeyframeEstimator:
@@ -72,7 +74,7 @@ class KeyframeEstimator:
 
     def __init__(self, infer: Infer, interval: int = 1, tracker: LucasKanadeTracker | None = None,
                  region_margin_frac: float = REGION_MARGIN_FRAC, follow: Follow | None = None,
-                 unseen: Callable[[], None] | None = None):
+                 unseen: Callable[[], None] | None = None, max_drift_torso_frac: float = MAX_DRIFT_TORSO_FRAC):
         """``follow`` (e.g. ``PosePipeline.follow``) is told on each tracked frame how far the
         hips and shoulders moved since the keyframe, so the model's next crop lands where
         it would have had the model run on every frame; ``unseen`` (``PosePipeline.unseen``)
@@ -83,6 +85,7 @@ class KeyframeEstimator:
         self.infer, self.interval, self.follow, self.unseen = infer, interval, follow, unseen
         self.tracker = tracker or LucasKanadeTracker()
         self.region_margin_frac = region_margin_frac
+        self.max_drift_torso_frac = max_drift_torso_frac
         self.region: Region | None = None  # body region of the last keyframe (None: nobody)
         self.stats = KeyframeStats()
         self._key: Estimate | None = None
@@ -172,6 +175,10 @@ class KeyframeEstimator:
         ok = np.stack([p.ok for p in steps])  # (n, g); once lost, lost until the keyframe
         target = self._labelled_as_flow(xy[-1], lm1[_GAIT, :2])
         drift = target - xy[-1]  # NaN for points lost by the keyframe
+        slid = np.linalg.norm(drift, axis=1) > self.max_drift_torso_frac * _torso_px(lm1)
+        if slid.any():  # the flow followed something else (the other foot passing): no path known
+            ok[:, slid] = False
+            self.stats.points_slid += int(slid.sum())
         corrected = xy + frac[:, None, None] * np.where(ok[-1][:, None], drift, 0.0)[None]
         n_ok = ok.sum(axis=0)
         for g in np.flatnonzero(~ok[-1]):  # interpolate from the last tracked position on
@@ -183,12 +190,13 @@ class KeyframeEstimator:
 
     def _labelled_as_flow(self, flow_xy: np.ndarray, model_xy: np.ndarray) -> np.ndarray:
         """The model's gait points with each left/right pair in the order that lies closer
-        to where the flow took them (points the flow lost do not vote; a pair with both
-        lost keeps the model's order)."""
+        to where the flow took them. Only a pair the flow still holds both points of can be
+        found swapped: one point alone cannot tell a swap from its flow having slid onto
+        the other foot."""
         pairs = model_xy.reshape(-1, 2, 2)
         flow = flow_xy.reshape(-1, 2, 2)
-        same = np.nansum(np.linalg.norm(flow - pairs, axis=2), axis=1)
-        crossed = np.nansum(np.linalg.norm(flow - pairs[:, ::-1], axis=2), axis=1)
+        same = np.linalg.norm(flow - pairs, axis=2).sum(axis=1)  # NaN where a point is lost
+        crossed = np.linalg.norm(flow - pairs[:, ::-1], axis=2).sum(axis=1)
         swap = crossed < same
         self.stats.label_swaps += int(swap.sum())
         return np.where(swap[:, None, None], pairs[:, ::-1], pairs).reshape(-1, 2)
@@ -214,6 +222,11 @@ class KeyframeEstimator:
         self.stats.tracked += 1
         self.stats.points_lost += int(lost.sum())
         return Estimate(p.index, p.t, lm, tracked=True, interpolated=marks)
+
+
+def _torso_px(lm: np.ndarray) -> float:
+    """Shoulder centre to hip centre, px: the body's scale for tolerances."""
+    return float(np.linalg.norm((lm[11, :2] + lm[12, :2]) / 2 - (lm[23, :2] + lm[24, :2]) / 2))
 
 
 def _mean_shift(moved: np.ndarray) -> np.ndarray:
