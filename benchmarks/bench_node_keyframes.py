@@ -420,9 +420,10 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
                         f"{np.median(lr):.2f}/{np.percentile(lr, 95):.2f}; keyframes {np.median(k):.2f})")
             smooth.append(f"{name} {np.median(sm):.2f}/{np.percentile(sm, 95):.2f}")
         d, k, lr = np.concatenate(pooled), np.concatenate(floor), np.concatenate(repaired)
-        print(f"  interval {n}: tracked frames median {np.median(d):.2f} %, p95 {np.percentile(d, 95):.2f} %; "
-              f"L/R repaired median {np.median(lr):.2f} %, p95 {np.percentile(lr, 95):.2f} %; keyframes "
-              f"(model vs model) median {np.median(k):.2f} %, p95 {np.percentile(k, 95):.2f} %")
+        print(f"  interval {n}, all clips pooled: tracked frames median {np.nanmedian(d):.2f} %, p95 "
+              f"{np.nanpercentile(d, 95):.2f} %; L/R repaired median {np.nanmedian(lr):.2f} %, p95 "
+              f"{np.nanpercentile(lr, 95):.2f} %; keyframes (model vs model) median {np.nanmedian(k):.2f} %, p95 "
+              f"{np.nanpercentile(k, 95):.2f} %")
         print(f"    median/p95 per video: {'; '.join(rows)}")
         print(f"    pose2sim treadmill clips (60 fps), keyframe every {n}: Zeni events within one frame of "
               f"every-frame inference: {'; '.join(treadmill_events)}")

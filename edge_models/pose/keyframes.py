@@ -6,7 +6,10 @@ tracked with :class:`LucasKanadeTracker` on the grayscale body region. Frames ar
 when the *next* keyframe has run, which lets each tracked path be corrected for drift: the
 difference between the flow's position on the new keyframe and the model's is spread
 linearly over the interval (the flow's error grows with the frames tracked). A point the
-flow lost is interpolated from its last tracked position to the next keyframe and marked.
+flow lost is interpolated from its last tracked position to the next keyframe and marked;
+so is a point the next keyframe finds far (``max_drift_torso_frac`` of the torso) from
+where the flow took it — the flow followed something else, a swinging foot passing over
+the standing one, which the forward–backward check cannot see when both move alike.
 The model may name a pair of points the other way round on the next keyframe (a person
 facing the camera: its left and right legs swap from one run to the next); the flow
 knows which point is which, so the drift is taken against the labelling that fits the
