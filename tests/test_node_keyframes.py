@@ -107,36 +107,18 @@ def test_keyframes_every_interval_and_tracked_frames_land_on_the_truth():
             assert np.allclose(e.lm[others, :2], body_at(e.index)[others, :2])
 
 
-def test_the_models_crop_is_told_how_far_the_tracked_hips_moved_and_the_torso_turned():
+def test_the_models_crop_is_told_how_far_the_tracked_hips_and_shoulders_moved():
     """Between keyframes the pipeline's crop must move with the body (PosePipeline.follow),
-    or each keyframe's landmarks come from a stale crop: a body sliding by a known shift
-    has not turned; one turning 1.5 degrees a frame about its hips has."""
+    or each keyframe's landmarks come from a stale crop."""
     frames = moving_frames(9)
     moves = []
-    est = KeyframeEstimator(Oracle(frames), interval=4, follow=lambda hip, turn: moves.append((hip, turn)))
+    est = KeyframeEstimator(Oracle(frames), interval=4, follow=lambda hip, top: moves.append((hip, top)))
     run(est, frames)
     tracked = [k for k in range(1, 9) if k % 4]
     assert len(moves) == len(tracked)
-    for k, (hip, turn) in zip(tracked, moves):
+    for k, (hip, top) in zip(tracked, moves):
         offset = k - 4 * (k // 4)  # frames since the keyframe
-        assert np.abs(hip - offset * VELOCITY_PX).max() < 0.1 and abs(turn) < 1e-3
-
-    import cv2
-    step_deg, tex = 1.5, texture()[100:100 + H, 100:100 + W]
-    hips_px = body_at(0)[[23, 24], :2].mean(axis=0)
-    turns = [cv2.getRotationMatrix2D(tuple(hips_px), -k * step_deg, 1.0) for k in range(5)]  # clockwise on screen
-    turning = [cv2.warpAffine(tex, m, (W, H)) for m in turns]
-
-    def infer(frame):
-        k = next(k for k, f in enumerate(turning) if f is frame)
-        lm = body_at(0)
-        lm[:, :2] = lm[:, :2] @ turns[k][:, :2].T + turns[k][:, 2]
-        return lm
-
-    moves.clear()
-    run(KeyframeEstimator(infer, interval=4, follow=lambda hip, turn: moves.append((hip, turn))), turning)
-    assert np.abs(np.degrees([turn for _, turn in moves]) - [1.5, 3.0, 4.5]).max() < 0.2  # positive: clockwise
-    assert all(np.abs(hip).max() < 0.3 for hip, _ in moves)
+        assert np.abs(hip - offset * VELOCITY_PX).max() < 0.1 and np.abs(top - offset * VELOCITY_PX).max() < 0.1
 
 
 def test_a_point_the_flow_loses_is_interpolated_to_the_next_keyframe_and_marked():
@@ -342,23 +324,6 @@ def test_tracked_gait_points_stay_within_1_5_percent_of_torso_of_inference_on_po
 
 
 
-
-def test_the_pipelines_crop_turns_with_the_torso_between_keyframes(real_assets):
-    """PosePipeline.follow turns the crop by the torso's turn (clockwise positive, as the
-    crop's own rotation), through the crop's smoothing filter: most of the way, never past."""
-    from edge_models.fetch import sample_path
-    from edge_models.pose import PosePipeline
-    from edge_models.video import read_frames
-    frame = read_frames(sample_path("cam01.mp4"), 1)[0]
-    for turn in (0.2, -0.2, 0.0):
-        pipe = PosePipeline()
-        pipe.process(frame)
-        before = pipe.roi
-        for _ in range(3):
-            pipe.follow(np.zeros(2), turn)
-        turned = pipe.roi.rotation_rad - before.rotation_rad
-        assert (0.5 * turn <= turned <= turn) if turn > 0 else (turn <= turned <= 0.5 * turn), (turn, turned)
-        assert abs(pipe.roi.center_x_px - before.center_x_px) < 1e-6 and abs(pipe.roi.center_y_px - before.center_y_px) < 1e-6
 
 def test_tracked_points_stay_on_the_body_when_the_model_swaps_left_and_right_on_a_front_view():
     """pose2sim's cam02 sees the subject from the front; the landmark model names his legs

@@ -27,7 +27,7 @@ import numpy as np
 from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
 
 Infer = Callable[[np.ndarray], "np.ndarray | None"]  # BGR frame -> (33, 4) or nobody
-Follow = Callable[[np.ndarray, float], None]  # hip-centre shift px, torso turn rad since the keyframe
+Follow = Callable[[np.ndarray, np.ndarray], None]  # hip-centre, shoulder-centre shift px since the keyframe
 N_LANDMARKS = 33
 REGION_MARGIN_FRAC = 0.35  # of the body's larger side: the feet swing out of the keyframe's box
 MAX_DRIFT_TORSO_FRAC = 0.3  # flow this far from the next keyframe's point followed something else
@@ -79,8 +79,8 @@ class KeyframeEstimator:
                  region_margin_frac: float = REGION_MARGIN_FRAC, follow: Follow | None = None,
                  unseen: Callable[[], None] | None = None, max_drift_torso_frac: float = MAX_DRIFT_TORSO_FRAC):
         """``follow`` (e.g. ``PosePipeline.follow``) is told on each tracked frame how far the
-        hips moved and the torso turned since the keyframe, so the model's next crop lands
-        where it would have had the model run on every frame; ``unseen`` (``PosePipeline.unseen``)
+        hips and shoulders moved since the keyframe, so the model's next crop lands where
+        it would have had the model run on every frame; ``unseen`` (``PosePipeline.unseen``)
         of each frame skipped while nobody is anchored, so the patient's gate widens per
         frame, not per search."""
         if interval < 1:
@@ -111,8 +111,8 @@ class KeyframeEstimator:
         if not due and 1.0 - ok.mean() <= MAX_LOST_SHARE:
             self._pending.append(_Pending(index, t, xy, ok))
             if self.follow is not None:
-                key_xy = self._key.lm[_GAIT, :2]
-                self.follow(_mean_shift(xy[_HIPS] - key_xy[_HIPS]), _torso_turn_rad(key_xy, xy, ok))
+                moved = xy - self._key.lm[_GAIT, :2]
+                self.follow(_mean_shift(moved[_HIPS]), _mean_shift(moved[_SHOULDERS]))
             return []
         self.stats.early_keyframes += not due
         return self._keyframe(index, t, frame, xy, ok)
@@ -230,19 +230,6 @@ class KeyframeEstimator:
 def _torso_px(lm: np.ndarray) -> float:
     """Shoulder centre to hip centre, px: the body's scale for tolerances."""
     return float(np.linalg.norm((lm[11, :2] + lm[12, :2]) / 2 - (lm[23, :2] + lm[24, :2]) / 2))
-
-
-def _torso_turn_rad(key_xy: np.ndarray, xy: np.ndarray, ok: np.ndarray) -> float:
-    """Angle the hip-centre-to-shoulder-centre line turned since the keyframe (image
-    orientation), from the hips and shoulders the flow still holds; 0 when it holds no
-    hip or no shoulder. Its length is not used: the flow's scale is noisier than the crop's."""
-    hips, shoulders = np.array(_HIPS)[ok[_HIPS]], np.array(_SHOULDERS)[ok[_SHOULDERS]]
-    if not hips.size or not shoulders.size:
-        return 0.0
-    v0 = key_xy[shoulders].mean(axis=0) - key_xy[hips].mean(axis=0)
-    v1 = xy[shoulders].mean(axis=0) - xy[hips].mean(axis=0)
-    turn = np.arctan2(v1[1], v1[0]) - np.arctan2(v0[1], v0[0])
-    return float((turn + np.pi) % (2 * np.pi) - np.pi)
 
 
 def _mean_shift(moved: np.ndarray) -> np.ndarray:
