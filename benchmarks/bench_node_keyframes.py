@@ -57,10 +57,10 @@ def torso_px(lm: np.ndarray) -> float:
     return float(np.linalg.norm((lm[11, :2] + lm[12, :2]) / 2 - (lm[23, :2] + lm[24, :2]) / 2))
 
 
-def estimator(interval: int, threads: int) -> KeyframeEstimator:
+def estimator(interval: int, threads: int) -> tuple[KeyframeEstimator, PosePipeline]:
     """The node's estimator (as rig.node.stages builds it) on a fresh pipeline."""
     pipe = PosePipeline(threads=threads)
-    return KeyframeEstimator(pipe.process, interval, follow=pipe.follow, unseen=pipe.unseen)
+    return KeyframeEstimator(pipe.process, interval, follow=pipe.follow, unseen=pipe.unseen), pipe
 
 
 def run_stream(est: KeyframeEstimator, frames: list, fps: float, start: int = 0) -> list:
@@ -72,12 +72,15 @@ def run_stream(est: KeyframeEstimator, frames: list, fps: float, start: int = 0)
 
 def throughput(videos: dict[str, list], intervals: list[int], block: int = 40) -> dict[int, float]:
     """Frames per second of each interval over all videos, interleaved in blocks."""
-    ests = {n: estimator(n, threads=1) for n in [1, *intervals]}
+    ests, pipes = {}, {}
+    for n in [1, *intervals]:
+        ests[n], pipes[n] = estimator(n, threads=1)
     seconds = dict.fromkeys(ests, 0.0)
     total = 0
     for frames in videos.values():
-        for est in ests.values():
+        for n, est in ests.items():  # a new sequence, as the node starts one (rig.node.stages)
             est.reset()
+            pipes[n].reset()
         for start in range(0, len(frames), block):
             chunk = frames[start:start + block]
             for n, est in ests.items():
@@ -98,7 +101,7 @@ def accuracy(frames: list, interval: int, fps: float) -> tuple[list, list, np.nd
     labels repaired; the same against the lightly smoothed reference (context only)."""
     ref_pipe = PosePipeline(threads=2)
     ref = [ref_pipe.process(f) for f in frames]
-    est = estimator(interval, threads=2)
+    est, _ = estimator(interval, threads=2)
     out = run_stream(est, frames, fps) + est.flush()
 
     def dist(tracked: bool, lr_repaired: bool, against: list) -> np.ndarray:
