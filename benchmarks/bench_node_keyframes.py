@@ -8,10 +8,14 @@
    TFLite thread (a node's core). Goal: ≥ 3× the every-frame rate.
 2. Accuracy against inference on every frame, same footage (pose2sim cam01-04 at 60 fps and
    the Sports2D walker at 30 fps): distance of the gait points on tracked frames, in % of
-   the torso length (median, 95th percentile); goal median ≤ 1.5 %.
+   the torso length (median, 95th percentile); goal median ≤ 1.5 %. With it, as context:
+   the keyframes' own distance (both streams ran the model on that frame, with crops a
+   few px apart), the model's output change when its crop moves 2/4/8 px, and tracked
+   frames against a lightly smoothed reference.
 3. Gait events: Zeni coordinate-method heel strikes and toe-offs of both feet from the
    tracked stream vs from every-frame inference, on the Sports2D walker (the only real
-   walking footage here): share within one frame.
+   walking footage here): share within one frame, raw and after the gait engine's
+   left/right repair, the missed ones named.
 4. Pi-speed rig: public CLI (real Mosquitto, simulated treadmill + bridge + coordinator
    in this process, ``gaitrig node`` as its own process on cam01 at 120 Hz with the
    interpreter slowed to 40 ms per detector and 25 ms per landmark run, one thread):
