@@ -6,7 +6,14 @@ tracked with :class:`LucasKanadeTracker` on the grayscale body region. Frames ar
 when the *next* keyframe has run, which lets each tracked path be corrected for drift: the
 difference between the flow's position on the new keyframe and the model's is spread
 linearly over the interval (the flow's error grows with the frames tracked). A point the
-flow lost is interpolated from its last tracked position to the next keyframe and marked.
+flow lost is interpolated from its last tracked position to the next keyframe and marked;
+so is a point the next keyframe finds far (``max_drift_torso_frac`` of the torso) from
+where the flow took it — the flow followed something else, a swinging foot passing over
+the standing one, which the forward–backward check cannot see when both move alike.
+The model may name a pair of points the other way round on the next keyframe (a person
+facing the camera: its left and right legs swap from one run to the next); the flow
+knows which point is which, so the drift is taken against the labelling that fits the
+flow, and a swap shows on the keyframe itself rather than smeared over the frames before.
 Points the gait engine does not use (face, hands) are interpolated between keyframes.
 ``interval = 1`` is plain inference on every frame, with nothing held back.
 """
@@ -23,6 +30,7 @@ Infer = Callable[[np.ndarray], "np.ndarray | None"]  # BGR frame -> (33, 4) or n
 Follow = Callable[[np.ndarray, np.ndarray], None]  # hip-centre, shoulder-centre shift px since the keyframe
 N_LANDMARKS = 33
 REGION_MARGIN_FRAC = 0.35  # of the body's larger side: the feet swing out of the keyframe's box
+MAX_DRIFT_TORSO_FRAC = 0.3  # flow this far from the next keyframe's point followed something else
 MAX_LOST_SHARE = 0.5  # more gait points lost than this: run the model now, not at the interval
 _GAIT = np.array(GAIT_POINTS)
 _HIPS = [GAIT_POINTS.index(i) for i in (23, 24)]
@@ -54,6 +62,8 @@ class KeyframeStats:
     tracked: int = 0
     points_lost: int = 0  # gait points interpolated on tracked frames
     early_keyframes: int = 0  # keyframes run before the interval because the flow lost points
+    label_swaps: int = 0  # left/right pairs the model named the other way round from the flow
+    points_slid: int = 0  # tracked points the next keyframe put too far away: interpolated instead
 
 
 class KeyframeEstimator:
@@ -67,7 +77,7 @@ class KeyframeEstimator:
 
     def __init__(self, infer: Infer, interval: int = 1, tracker: LucasKanadeTracker | None = None,
                  region_margin_frac: float = REGION_MARGIN_FRAC, follow: Follow | None = None,
-                 unseen: Callable[[], None] | None = None):
+                 unseen: Callable[[], None] | None = None, max_drift_torso_frac: float = MAX_DRIFT_TORSO_FRAC):
         """``follow`` (e.g. ``PosePipeline.follow``) is told on each tracked frame how far the
         hips and shoulders moved since the keyframe, so the model's next crop lands where
         it would have had the model run on every frame; ``unseen`` (``PosePipeline.unseen``)
@@ -78,6 +88,7 @@ class KeyframeEstimator:
         self.infer, self.interval, self.follow, self.unseen = infer, interval, follow, unseen
         self.tracker = tracker or LucasKanadeTracker()
         self.region_margin_frac = region_margin_frac
+        self.max_drift_torso_frac = max_drift_torso_frac
         self.region: Region | None = None  # body region of the last keyframe (None: nobody)
         self.stats = KeyframeStats()
         self._key: Estimate | None = None
@@ -165,15 +176,33 @@ class KeyframeEstimator:
         frac = np.array([(p.index - k0.index) / (key.index - k0.index) for p in steps])
         xy = np.stack([p.xy for p in steps])  # (n, g, 2)
         ok = np.stack([p.ok for p in steps])  # (n, g); once lost, lost until the keyframe
-        drift = lm1[_GAIT, :2] - xy[-1]  # NaN for points lost by the keyframe
+        target = self._labelled_as_flow(xy[-1], lm1[_GAIT, :2])
+        drift = target - xy[-1]  # NaN for points lost by the keyframe
+        slid = np.linalg.norm(drift, axis=1) > self.max_drift_torso_frac * _torso_px(lm1)
+        if slid.any():  # the flow followed something else (the other foot passing): no path known
+            ok[:, slid] = False
+            self.stats.points_slid += int(slid.sum())
         corrected = xy + frac[:, None, None] * np.where(ok[-1][:, None], drift, 0.0)[None]
         n_ok = ok.sum(axis=0)
         for g in np.flatnonzero(~ok[-1]):  # interpolate from the last tracked position on
             m = n_ok[g]
             start_xy, start_f = (xy[m - 1, g], frac[m - 1]) if m else (k0.lm[_GAIT[g], :2], 0.0)
             w = ((frac[m:] - start_f) / (1.0 - start_f))[:, None]
-            corrected[m:, g] = start_xy + w * (lm1[_GAIT[g], :2] - start_xy)
+            corrected[m:, g] = start_xy + w * (target[g] - start_xy)
         return [self._tracked(p, f, corrected[i], ~ok[i], lm1) for i, (p, f) in enumerate(zip(steps[:-1], frac))]
+
+    def _labelled_as_flow(self, flow_xy: np.ndarray, model_xy: np.ndarray) -> np.ndarray:
+        """The model's gait points with each left/right pair in the order that lies closer
+        to where the flow took them. Only a pair the flow still holds both points of can be
+        found swapped: one point alone cannot tell a swap from its flow having slid onto
+        the other foot."""
+        pairs = model_xy.reshape(-1, 2, 2)
+        flow = flow_xy.reshape(-1, 2, 2)
+        same = np.linalg.norm(flow - pairs, axis=2).sum(axis=1)  # NaN where a point is lost
+        crossed = np.linalg.norm(flow - pairs[:, ::-1], axis=2).sum(axis=1)
+        swap = crossed < same
+        self.stats.label_swaps += int(swap.sum())
+        return np.where(swap[:, None, None], pairs[:, ::-1], pairs).reshape(-1, 2)
 
     def _release_held(self) -> list[Estimate]:
         """No next keyframe (the person left): lost points hold their last tracked position."""
@@ -196,6 +225,11 @@ class KeyframeEstimator:
         self.stats.tracked += 1
         self.stats.points_lost += int(lost.sum())
         return Estimate(p.index, p.t, lm, tracked=True, interpolated=marks)
+
+
+def _torso_px(lm: np.ndarray) -> float:
+    """Shoulder centre to hip centre, px: the body's scale for tolerances."""
+    return float(np.linalg.norm((lm[11, :2] + lm[12, :2]) / 2 - (lm[23, :2] + lm[24, :2]) / 2))
 
 
 def _mean_shift(moved: np.ndarray) -> np.ndarray:
