@@ -37,7 +37,7 @@ def test_first_body_is_learned_then_others_are_told_apart_by_place_size_and_colo
     assert sel.check(body(300.0, torso=130.0)) is Verdict.SIZE  # nearer the camera
     assert sel.check(body(300.0, torso=80.0)) is Verdict.PATIENT
     assert sel.check(body(300.0, colour=5)) is Verdict.LOOKS
-    assert sel.stats.rejected == {"moved": 1, "size": 1, "looks": 1}
+    assert sel.stats.rejected == {"moved": 1, "wandered": 0, "size": 1, "looks": 1}
     assert sel.stats.accepted == 12
 
 
@@ -73,6 +73,37 @@ def test_prediction_follows_a_patient_who_moves_steadily():
         assert sel.check(b) is Verdict.PATIENT, i
         sel.update(b)
     assert sel.predicted_hip_px()[0] == pytest.approx(100.0 + 20.0 * 30, abs=2.0)
+
+
+def test_a_patient_walking_in_place_is_not_followed_onto_someone_drifting_away():
+    """A fit sliding onto a passer moves 0.05 torso a frame — well inside the per-frame gate —
+    but a treadmill patient's hip stays near its home: rejected once 0.3 torso from it."""
+    drift = [body(300.0 + 5.0 * i) for i in range(1, 20)]
+    in_place = learned(PatientSelector(walks_in_place=True))
+    verdicts = []
+    for b in drift:
+        verdicts.append(in_place.check(b))
+        if verdicts[-1] is Verdict.PATIENT:
+            in_place.update(b)
+    first = verdicts.index(Verdict.WANDERED)
+    assert 6 <= first <= 10 and verdicts[:first] == [Verdict.PATIENT] * first
+    assert in_place.stats.rejected["wandered"] >= 1
+    overground = learned(PatientSelector(walks_in_place=False))  # e.g. a walker crossing a side view
+    for b in drift:
+        assert overground.check(b) is Verdict.PATIENT
+        overground.update(b)
+
+
+def test_the_leash_widens_while_unseen_and_flow_moves_the_home_between_keyframes():
+    sel = learned(PatientSelector(walks_in_place=True))
+    away = body(300.0 + 0.45 * 100.0)
+    assert sel.check(away) is Verdict.WANDERED  # 0.45 torso from home, within the 0.5 gate
+    sel.miss()  # leash 0.3 + 0.25 torso
+    assert sel.check(away) is Verdict.PATIENT
+    sel = learned(PatientSelector(walks_in_place=True))
+    for _ in range(12):  # skipped frames: optical flow saw the hip 0.4 torso further
+        sel.follow(np.array([40.0, 0.0]))
+    assert sel.check(away) is Verdict.PATIENT
 
 
 def test_appearance_separates_clothes_and_ignores_degenerate_fits():

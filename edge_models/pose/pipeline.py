@@ -88,6 +88,8 @@ class PosePipeline:
         self.min_presence = min_presence
         self.stats = PipelineStats()
         self.selector = selector or PatientSelector()
+        if self.selector.walks_in_place is None:  # a belt drawn: a treadmill patient
+            self.selector.walks_in_place = not self.belt_roi.is_whole_image
         self._roi_filter = OneEuroFilter()
         self._rect: RotatedRect | None = None
         self._last_aux_px: np.ndarray | None = None  # the last model run's, for follow()
