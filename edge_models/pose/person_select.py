@@ -12,6 +12,10 @@ tracking", IEEE TPAMI 25(5)). A body is the patient only if
 
 - its hip centre is where the patient's motion puts it (a patient on a treadmill walks in
   place: their hips stay within a fraction of a torso length of where they were),
+- on a treadmill (``walks_in_place``; the pipeline sets it when a belt ROI is drawn), its
+  hip is within 0.3 torso of the patient's *home*, a slow average of their hip: a fit
+  sliding onto a passer who overlaps the patient moves too slowly for the per-frame gate
+  but steadily away from home (a real treadmill walker strayed at most 0.24 torso from it),
 - its torso length is the patient's (someone nearer the camera looks larger), and
 - its torso and thighs have the patient's colours (learned in the first confident frames).
 
