@@ -148,6 +148,19 @@ def share_painted(landmarks: np.ndarray, covered: np.ndarray) -> float:
     return float(on.sum()) / len(landmarks)
 
 
+GAIT_LANDMARKS = slice(23, 33)  # hips, knees, ankles, heels, toes
+MAX_PAINTED_GAIT_SHARE = 0.2  # ...unless at most this share of these is under the paint
+
+
+def seen_past(landmarks: np.ndarray, covered: np.ndarray) -> bool:
+    """Whether a fit found by painting someone out stands on pixels the camera saw: most of
+    its landmarks, or at least its hips, legs and feet — what gait analysis uses. A passer
+    in front of the patient's chest covers half the landmarks (face, arms) while the legs
+    show; a patient whose legs are behind someone is "not visible"."""
+    return (share_painted(landmarks, covered) <= MAX_PAINTED_SHARE
+            or share_painted(landmarks[GAIT_LANDMARKS], covered) <= MAX_PAINTED_GAIT_SHARE)
+
+
 def hellinger(p: np.ndarray, q: np.ndarray) -> float:
     """sqrt(1 − Bhattacharyya coefficient): 0 same colours, 1 disjoint."""
     return float(np.sqrt(max(0.0, 1.0 - float(np.sqrt(p * q).sum()))))
