@@ -98,7 +98,8 @@ def cut_people(frames: Sequence[np.ndarray], belt: BeltRoi | None = None,
     """The tracked person of each frame, cut out with the landmark model's segmentation
     (run again on the crop the pipeline tracks, i.e. this frame's body); ``whole_only``:
     None where the mask reaches the frame's edge (a body cut by the edge is no sprite)."""
-    # the demo's people walk over the ground, not in place on a belt
+    # pose2sim's subject (no belt given) walks in place on a treadmill; the demo's people,
+    # cut with a region of their frame as the "belt", walk over the ground
     pipe = PosePipeline(threads=2, belt_roi=belt, selector=PatientSelector(walks_in_place=belt is None))
     model = LandmarkModel(pipe.landmark_interpreter)
     seg_index = next(d["index"] for d in pipe.landmark_interpreter.get_output_details()
