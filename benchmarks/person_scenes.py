@@ -34,6 +34,7 @@ import numpy as np
 from edge_models.fetch import sample_path
 from edge_models.pose.geometry import crop_to_image_matrix
 from edge_models.pose.landmarks import INPUT_SIZE_PX, LandmarkModel
+from edge_models.pose.person_select import PatientSelector
 from edge_models.pose.pipeline import PosePipeline
 from edge_models.pose.selection import BeltRoi
 from edge_models.registry import SPORTS2D_WALKER
@@ -97,7 +98,9 @@ def cut_people(frames: Sequence[np.ndarray], belt: BeltRoi | None = None,
     """The tracked person of each frame, cut out with the landmark model's segmentation
     (run again on the crop the pipeline tracks, i.e. this frame's body); ``whole_only``:
     None where the mask reaches the frame's edge (a body cut by the edge is no sprite)."""
-    pipe = PosePipeline(threads=2, belt_roi=belt)
+    # pose2sim's subject (no belt given) walks in place on a treadmill; the demo's people,
+    # cut with a region of their frame as the "belt", walk over the ground
+    pipe = PosePipeline(threads=2, belt_roi=belt, selector=PatientSelector(walks_in_place=belt is None))
     model = LandmarkModel(pipe.landmark_interpreter)
     seg_index = next(d["index"] for d in pipe.landmark_interpreter.get_output_details()
                      if tuple(d["shape"][1:]) == (INPUT_SIZE_PX, INPUT_SIZE_PX, 1))

@@ -12,6 +12,10 @@ tracking", IEEE TPAMI 25(5)). A body is the patient only if
 
 - its hip centre is where the patient's motion puts it (a patient on a treadmill walks in
   place: their hips stay within a fraction of a torso length of where they were),
+- on a treadmill (``walks_in_place``; the pipeline sets it when a belt ROI is drawn), its
+  hip is within 0.3 torso of the patient's *home*, a slow average of their hip: a fit
+  sliding onto a passer who overlaps the patient moves too slowly for the per-frame gate
+  but steadily away from home (a real treadmill walker strayed at most 0.24 torso from it),
 - its torso length is the patient's (someone nearer the camera looks larger), and
 - its torso and thighs have the patient's colours (learned in the first confident frames).
 
@@ -42,6 +46,7 @@ DESCRIPTOR_SIDE_PX = 96  # the torso region is resampled to about this before th
 class Verdict(Enum):
     PATIENT = "patient"
     MOVED = "not where the patient is"
+    WANDERED = "not where a patient walking in place stays"
     SIZE = "not the patient's size"
     LOOKS = "not the patient's colours"
 
@@ -143,6 +148,19 @@ def share_painted(landmarks: np.ndarray, covered: np.ndarray) -> float:
     return float(on.sum()) / len(landmarks)
 
 
+GAIT_LANDMARKS = slice(23, 33)  # hips, knees, ankles, heels, toes
+MAX_PAINTED_GAIT_SHARE = 0.2  # ...unless at most this share of these is under the paint
+
+
+def seen_past(landmarks: np.ndarray, covered: np.ndarray) -> bool:
+    """Whether a fit found by painting someone out stands on pixels the camera saw: most of
+    its landmarks, or at least its hips, legs and feet — what gait analysis uses. A passer
+    in front of the patient's chest covers half the landmarks (face, arms) while the legs
+    show; a patient whose legs are behind someone is "not visible"."""
+    return (share_painted(landmarks, covered) <= MAX_PAINTED_SHARE
+            or share_painted(landmarks[GAIT_LANDMARKS], covered) <= MAX_PAINTED_GAIT_SHARE)
+
+
 def hellinger(p: np.ndarray, q: np.ndarray) -> float:
     """sqrt(1 − Bhattacharyya coefficient): 0 same colours, 1 disjoint."""
     return float(np.sqrt(max(0.0, 1.0 - float(np.sqrt(p * q).sum()))))
@@ -177,6 +195,10 @@ class PatientSelector:
     max_size_ratio: float = 1.25  # torso length within [1/r, r] of the patient's
     max_colour_distance: float = 0.5  # Hellinger distance to the patient's histogram; a partly
     # hidden patient measured 0.25-0.49 on the scenes, the person in front of them 0.5-0.88
+    walks_in_place: bool | None = None  # a treadmill patient (None: the pipeline decides from
+    # its belt ROI); their hip stays near its slowly moving home, a passer's does not
+    home_gain: float = 0.1  # per accepted fit; a patient's hip strayed <= 0.24 torso from it
+    max_wander_torso: float = 0.3  # a fit drifting onto a passer strayed 0.33 within 12 frames
     learn_frames: int = 10
     forget_after: int = 90
     velocity_gain: float = 0.3  # beta of the alpha-beta filter (alpha is 1: the fit is precise)
@@ -188,6 +210,7 @@ class PatientSelector:
 
     def reset(self) -> None:
         self._hip: np.ndarray | None = None
+        self._home: np.ndarray | None = None  # slow average of the hip (walks_in_place)
         self._velocity = np.zeros(2)
         self._torso = 0.0
         self._hist: np.ndarray | None = None
@@ -217,10 +240,19 @@ class PatientSelector:
         one frame's velocity would put it."""
         if self._hip is not None and np.isfinite(hip_shift_px).all():
             self._tracked_shift = np.asarray(hip_shift_px, np.float64).copy()
+            # the home moves per frame, not per fit: with keyframes the patient's hip
+            # would otherwise stray further from it between fits than the leash allows
+            self._home += self.home_gain * (self._hip + self._tracked_shift - self._home)
 
     def gate_px(self) -> float:
         torso = self._torso
         return torso * min(self.max_gate_torso, self.max_jump_torso + self.gate_growth_torso * self._misses)
+
+    def leash_px(self) -> float:
+        """How far from home a walking-in-place patient's hip may be; widens like the gate
+        while the patient is unseen (they may have stepped back on the belt)."""
+        return self._torso * min(self.max_gate_torso,
+                                 self.max_wander_torso + self.gate_growth_torso * self._misses)
 
     def check(self, body: Body) -> Verdict:
         if self._hip is None:
@@ -229,6 +261,9 @@ class PatientSelector:
             return self._reject(Verdict.SIZE)
         if float(np.linalg.norm(body.hip_px - self.predicted_hip_px())) > self.gate_px():
             return self._reject(Verdict.MOVED)
+        if self.walks_in_place and self._home is not None \
+                and float(np.linalg.norm(body.hip_px - self._home)) > self.leash_px():
+            return self._reject(Verdict.WANDERED)
         if self._learned >= self.learn_frames and body.hist is not None and self._hist is not None \
                 and hellinger(body.hist, self._hist) > self.max_colour_distance:
             return self._reject(Verdict.LOOKS)
@@ -243,7 +278,11 @@ class PatientSelector:
         self.stats.accepted += 1
         if self._hip is None:
             self._hip, self._torso = body.hip_px.copy(), body.torso_px
+            self._home = body.hip_px.copy()
         else:
+            # found again after misses (through a leash widened meanwhile): the patient may
+            # have moved on the belt unseen, so home follows the more, the longer they were hidden
+            self._home += min(1.0, self.home_gain * (1 + self._misses)) * (body.hip_px - self._home)
             step = (body.hip_px - self._hip) / (1 + self._misses)
             self._velocity += self.velocity_gain * (step - self._velocity)
             self._hip = body.hip_px.copy()

@@ -34,8 +34,7 @@ from edge_models.pose.detector import MIN_SCORE, PoseDetector
 from edge_models.pose.filters import OneEuroFilter
 from edge_models.pose.geometry import RotatedRect, rect_from_alignment_points
 from edge_models.pose.landmarks import LandmarkModel, LandmarkResult
-from edge_models.pose.person_select import (MAX_PAINTED_SHARE, Body, PatientSelector, Verdict, describe,
-                                            paint_out, share_painted)
+from edge_models.pose.person_select import Body, PatientSelector, Verdict, describe, paint_out, seen_past
 from edge_models.pose.selection import BeltRoi, landmarks_on_belt, patient_candidates
 from edge_models.registry import POSE_DETECTION, POSE_LANDMARK_FULL
 
@@ -88,6 +87,8 @@ class PosePipeline:
         self.min_presence = min_presence
         self.stats = PipelineStats()
         self.selector = selector or PatientSelector()
+        if self.selector.walks_in_place is None:  # a belt drawn: a treadmill patient
+            self.selector.walks_in_place = not self.belt_roi.is_whole_image
         self._roi_filter = OneEuroFilter()
         self._rect: RotatedRect | None = None
         self._last_aux_px: np.ndarray | None = None  # the last model run's, for follow()
@@ -206,7 +207,7 @@ class PosePipeline:
         painted, covered = paint_out(frame_bgr, self._other)
         self.stats.painted_out += 1
         result = self._landmarks.run(painted, self._patient_rect)
-        if share_painted(result.landmarks, covered) > MAX_PAINTED_SHARE:
+        if not seen_past(result.landmarks, covered):
             return None  # mostly behind the other person: a guess
         return result if self._accept(result, painted, covered) else None
 
