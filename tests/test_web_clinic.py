@@ -513,7 +513,8 @@ def test_erase_by_command(rig, tmp_path):
     assert done.returncode == 0 and "Erase Me" not in done.stdout + done.stderr
     assert done.stdout.startswith(f"wrote {tmp_path / 'p.zip'}: patient {p.id}, 1 session, 2 files")
     exported = check_patient_archive(rig, tmp_path / "p.zip", {sid}, tmp_path / "unzipped")
-    assert exported["sessions"][0]["keypoints_error"] == f"session {sid} never started its trigger train: nothing to export"
+    assert exported["sessions"][0]["keypoints_error"] == \
+        f"session {sid} never started its trigger train: nothing to export"
     assert not list(tmp_path.glob("*.partial"))
     assert "--out" in gaitrig("patients", "export", str(p.id), "--database", str(rig.db_path)).stderr
     assert gaitrig("patients", "erase", str(p.id), "--database", str(rig.db_path)).returncode == 1  # no terminal

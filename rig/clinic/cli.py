@@ -165,7 +165,11 @@ def patients_export(args: argparse.Namespace) -> int:
     db = ReadOnlyDatabase(_paths(args)[0])
     records.store.audit("(command line)", "export patient", patient.id)
     if args.json_only:
-        json.dump(patient_export(records, db, patient), sys.stdout, ensure_ascii=False, indent=1)
+        try:
+            document = patient_export(records, db, patient)
+        except DatabaseUnavailable as e:
+            return _fail(str(e))
+        json.dump(document, sys.stdout, ensure_ascii=False, indent=1)
         print()
         return 0
     partial = args.out.with_name(args.out.name + ".partial")  # never a half archive under the name asked for

@@ -80,6 +80,7 @@ def _write_session(zf: zipfile.ZipFile, storage: Storage, session: dict, files: 
     try:
         for view, track in iter_view_tracks(storage, sid):
             name = f"{folder}/keypoints-{view}.jsonl"
+            # zip64 from the start: the size is not known before the file is written
             with zf.open(name, "w", force_zip64=True) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
                 frames[view] = write_view(f, track)
             files.append({"name": name, "content": f"keypoint frames of the {view} view (gaitrig-keypoints/1)",
@@ -87,7 +88,7 @@ def _write_session(zf: zipfile.ZipFile, storage: Storage, session: dict, files: 
     except ExportError as e:
         entry["keypoints_error"] = str(e)
     name = f"{folder}/belt.csv"
-    with zf.open(name, "w", force_zip64=True) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
+    with zf.open(name, "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
         samples = _write_belt(f, storage, sid, row.first_pulse_t)
     files.append({"name": name, "content": "belt samples: " + ", ".join(BELT_COLUMNS)
                   + " (t_s from the first trigger pulse, as the keypoint files' t)", "samples": samples})
@@ -108,4 +109,3 @@ def _write_belt(f: IO[str], storage: Storage, sid: int, first_pulse_t: float | N
                       repr(speed), repr(incline), int(estop)])
         n += 1
     return n
-
