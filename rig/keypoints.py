@@ -77,12 +77,17 @@ def format_frame(index: int, t_s: float, lm: np.ndarray | None) -> str:
 def write_track(path: Path | str, header: KeypointHeader,
                 frames: Iterable[tuple[int, float, np.ndarray | None]]) -> int:
     """Write a header and frames; returns the number of frames written."""
-    n = 0
     with open(path, "w", encoding="utf-8") as f:
-        f.write(header.to_json() + "\n")
-        for index, t_s, lm in frames:
-            f.write(format_frame(index, t_s, lm) + "\n")
-            n += 1
+        return write_frames(f, header, frames)
+
+
+def write_frames(f: IO[str], header: KeypointHeader, frames: Iterable[tuple[int, float, np.ndarray | None]]) -> int:
+    """A keypoint file onto an open text stream (a file, or a member of a patient's archive)."""
+    n = 0
+    f.write(header.to_json() + "\n")
+    for index, t_s, lm in frames:
+        f.write(format_frame(index, t_s, lm) + "\n")
+        n += 1
     return n
 
 

@@ -98,6 +98,20 @@ def test_an_erased_sessions_id_is_never_given_to_a_new_session():
     assert small_session(storage, T0 + 20) == b + 1  # SQLite alone would have given b again
 
 
+def test_the_newest_session_erased_the_list_shows_the_one_before(tmp_path):
+    """Hidden before the LIMIT: with the newest session erased (its rows not yet deleted),
+    the newest session is the one before — the next walk's pick counts from it, so an older
+    unassigned session is not handed the pick."""
+    from rig.web.database import ReadOnlyDatabase
+    storage = Storage(tmp_path / "gaitrig.sqlite")
+    a, b = small_session(storage, T0), small_session(storage, T0 + 10)
+    storage.commit()
+    db = ReadOnlyDatabase(storage.path, hidden=lambda: {b})
+    assert [s.session.id for s in db.sessions(1)] == [a]
+    assert [s.session.id for s in db.sessions_by_id([a, b])] == [a]
+    storage.close()
+
+
 @pytest.mark.parametrize("payload", [b'{"v":1,"t":1700000000,"session_ids":[0]}',
                                      b'{"v":1,"t":1700000000,"session_ids":[4294967296]}',
                                      b'{"v":1,"t":1700000000,"session_ids":["../1"]}',

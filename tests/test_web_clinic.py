@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading  # noqa: F401  (annotations)
 import time
+from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
@@ -362,7 +363,7 @@ def test_the_daemon_log_holds_nothing_of_a_patient(rig, visit, tmp_path):
         _wait_listening(url)
         cookie = login_cookie(url, "carol")
         for path in (f"/patients/{pid}", f"/patients?q={NAME.split()[0]}", f"/sessions/{walked}",
-                     f"/sessions/{walked}/report.pdf", f"/patients/{pid}/export.json", "/nowhere"):
+                     f"/sessions/{walked}/report.pdf", f"/patients/{pid}/export.zip", "/nowhere"):
             assert http(url + path, cookie)[0] in (200, 404), path
         csrf = _csrf(rig, cookie)
         http(url + "/patients", cookie, data={"csrf": csrf, "name": NAME, "clinic_id": "K-1042"})  # a duplicate ID
@@ -390,25 +391,26 @@ def _wait_listening(url: str, timeout_s: float = 30.0) -> None:
 # --- export and erase ----------------------------------------------------------------------------
 def test_export_then_erase_by_the_admins_button(rig, browser, visit, tmp_path):
     pid, walked = visit
+    records = Records(ClinicStore(rig.clinic_path))
+    gone = records.create(PatientFields.parse("Erase Button Test", "", "E-2", ""), "adam")
+    sid = tiny_session(rig)
+    records.assign(sid, gone.id, Condition.parse("shoes", "trainers"), "adam")
     t = Tablet(browser, rig.url).login("adam")
     try:
         t.page.goto(f"{rig.url}/patients/{pid}")
         with t.page.expect_download() as dl:
             t.page.click("#export")
-        dl.value.save_as(tmp_path / "p.json")
-        exported = json.loads((tmp_path / "p.json").read_text())
+        assert dl.value.suggested_filename == f"patient-{pid}.zip"  # no name in the file name
+        dl.value.save_as(tmp_path / "p.zip")
+        exported = check_patient_archive(rig, tmp_path / "p.zip", {rig.normal, walked}, tmp_path / "unzipped")
         assert exported["patient"]["name"] == NAME and exported["patient"]["clinic_id"] == "K-1042"
         by_session = {s["session_id"]: s for s in exported["sessions"]}
-        assert set(by_session) == {rig.normal, walked}
         assert by_session[walked]["label"] == ORTHOTIC and by_session[walked]["report"] == rig.reports[walked]
         assert any(a["action"] == "open patient" for a in exported["audit"])
+        assert any(a["action"] == "export patient" and a["username"] == "adam" for a in exported["audit"])
 
-        # erase another patient (the visit's sessions serve the tests below): no coordinator runs
+        # erase the other patient (the visit's sessions serve the tests below): no coordinator runs
         # here, so their recordings wait for it; no node keeps video of it
-        records = Records(ClinicStore(rig.clinic_path))
-        gone = records.create(PatientFields.parse("Erase Button Test", "", "E-2", ""), "adam")
-        sid = tiny_session(rig)
-        records.assign(sid, gone.id, Condition.parse("shoes", "trainers"), "adam")
         t.page.goto(f"{rig.url}/patients/{gone.id}")
         t.page.fill("#confirm", "wrong")
         with t.page.expect_navigation():
@@ -436,10 +438,68 @@ def test_export_then_erase_by_the_admins_button(rig, browser, visit, tmp_path):
 
 
 def tiny_session(rig) -> int:
-    """A closed session without frames, to erase without touching the module's walks."""
+    """A closed session without frames (two belt samples), to erase without touching the module's walks."""
     sid = rig.storage.open_session("manual", T0 + 86400, 60.0, ["rear"])
+    rig.storage.add_belt_sample(sid, T0 + 86400.5, True, 0.3, 0.0, False)
+    rig.storage.add_belt_sample(sid, T0 + 86401, False, 0.0, 0.0, True)
     rig.storage.close_session(sid, T0 + 86401, False)
+    rig.storage.commit()
     return sid
+
+
+def check_patient_archive(rig, path, sessions: set[int], unzip_dir) -> dict:
+    """The archive holds exactly the files of ``sessions`` (no other patient's, no unassigned
+    one), each listed in patient.json's manifest; every view's keypoint file has the stored
+    frames and re-analyses with `gaitrig analyze` (at the belt speed the coordinator used) to
+    the stored report; belt.csv is the stored samples, digit for digit. Returns patient.json."""
+    import zipfile
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        zf.extractall(unzip_dir)
+    manifest = json.loads((unzip_dir / "patient.json").read_text(encoding="utf-8"))
+    assert {f["name"] for f in manifest["files"]} == names
+    assert {s["session_id"] for s in manifest["sessions"]} == sessions
+    assert {n.split("/")[0] for n in names} == {"patient.json"} | {f"session-{sid}" for sid in sessions}
+    assert any("review video" in n for n in manifest["not_included"])
+    for entry in manifest["sessions"]:
+        sid, folder = entry["session_id"], unzip_dir / f"session-{entry['session_id']}"
+        stored_frames = {n.view: n.frames_received for n in rig.storage.nodes(sid)}
+        assert entry["frames"] == {v: n for v, n in stored_frames.items() if n}, sid
+        files = sorted(str(folder / f"keypoints-{v}.jsonl") for v in entry["frames"])
+        for f in files:
+            assert len(Path(f).read_text().splitlines()) == 1 + entry["frames"][Path(f).stem.split("-")[1]]
+        with open(folder / "belt.csv", newline="") as f:
+            rows = list(csv.reader(f))
+        assert rows[0] == ["t_unix_s", "t_s", "running", "speed_m_s", "incline_pct", "estop"]
+        assert [(float(r[0]), bool(int(r[2])), float(r[3]), float(r[4]), bool(int(r[5]))) for r in rows[1:]] \
+            == list(rig.storage.belt_samples(sid))
+        report = entry["report"]
+        if report is None:
+            assert not (folder / "report.json").exists()
+            continue
+        assert json.loads((folder / "report.json").read_text()) == report
+        again = gaitrig("analyze", *files, "--belt-speed", repr(entry["analysis_belt_speed_m_s"]), "--json")
+        assert again.returncode == 0, again.stderr
+        assert_same_report(json.loads(again.stdout), report)
+    return manifest
+
+
+def assert_same_report(a, b, where: str = "") -> None:
+    """The same report as far as the keypoint files' precision allows (pixels to 0.01 px, t to
+    1 µs): every key, list length, count, string and finding identical, each number within
+    0.05 (measured: at most 0.036°, a rearfoot angle's mean, on these walks)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same_report(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for x, y in zip(a, b):
+            assert_same_report(x, y, where)
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, abs=0.05), where
+    else:
+        assert a == b, where
 
 
 def test_erase_by_command(rig, tmp_path):
@@ -447,8 +507,16 @@ def test_erase_by_command(rig, tmp_path):
     p = records.create(PatientFields.parse("Erase Me", "", "E-1", ""), "test")
     sid = tiny_session(rig)
     records.assign(sid, p.id, Condition.parse("shoes", "Brooks Ghost 15"), "test")
-    out = gaitrig("patients", "export", str(p.id), "--database", str(rig.db_path))
+    out = gaitrig("patients", "export", str(p.id), "--json-only", "--database", str(rig.db_path))
     assert json.loads(out.stdout)["sessions"][0]["label"] == "Brooks Ghost 15"
+    done = gaitrig("patients", "export", str(p.id), "--out", str(tmp_path / "p.zip"), "--database", str(rig.db_path))
+    assert done.returncode == 0 and "Erase Me" not in done.stdout + done.stderr
+    assert done.stdout.startswith(f"wrote {tmp_path / 'p.zip'}: patient {p.id}, 1 session, 2 files")
+    exported = check_patient_archive(rig, tmp_path / "p.zip", {sid}, tmp_path / "unzipped")
+    assert exported["sessions"][0]["keypoints_error"] == \
+        f"session {sid} never started its trigger train: nothing to export"
+    assert not list(tmp_path.glob("*.partial"))
+    assert "--out" in gaitrig("patients", "export", str(p.id), "--database", str(rig.db_path)).stderr
     assert gaitrig("patients", "erase", str(p.id), "--database", str(rig.db_path)).returncode == 1  # no terminal
     done = gaitrig("patients", "erase", str(p.id), "--yes", "--database", str(rig.db_path))
     assert done.returncode == 0 and "Erase Me" not in done.stdout + done.stderr

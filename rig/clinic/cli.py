@@ -44,17 +44,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     for p in us.choices.values():
         _common(p)
 
-    patients = sub.add_parser("patients", help="patients: list, export (JSON), erase",
+    patients = sub.add_parser("patients", help="patients: list, export (ZIP), erase",
                               description="Patients of the tablet pages. Export writes one patient's record, "
-                              "sessions, conditions, reports and audit entries as JSON; erase deletes the patient "
+                              "sessions, conditions, reports, audit entries, keypoint frames and belt profiles "
+                              "as one ZIP archive; erase deletes the patient "
                               "and their sessions: the coordinator's recordings and reports, and the review video "
                               "on every camera node (a node that is off deletes it when it reconnects).")
     ps = patients.add_subparsers(dest="patients_command", metavar="ACTION", required=True)
     pl = ps.add_parser("list", help="patient numbers, names and clinic IDs")
     pl.add_argument("--find", default="", help="only names or clinic IDs containing this")
     pl.set_defaults(func=patients_list)
-    pe = ps.add_parser("export", help="one patient as JSON on stdout")
+    pe = ps.add_parser("export", help="one patient as a ZIP archive (record, reports, keypoints, belt) or JSON",
+                       description="Writes one ZIP archive: patient.json (the record, each session's condition "
+                       "and report, the audit entries and a manifest of the files), and per session "
+                       "session-ID/keypoints-VIEW.jsonl (gaitrig-keypoints/1, for `gaitrig analyze`), "
+                       "session-ID/belt.csv and session-ID/report.json. Review video stays on the camera "
+                       "nodes and is not in it. --json-only prints patient.json's part without the recordings.")
     pe.add_argument("id", type=int)
+    out = pe.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", type=Path, metavar="FILE.zip", help="write the archive here")
+    out.add_argument("--json-only", action="store_true",
+                     help="print the record, sessions, reports and audit entries as JSON on stdout")
     pe.set_defaults(func=patients_export)
     px = ps.add_parser("erase", help="erase one patient with their sessions' recordings and video")
     px.add_argument("id", type=int)
@@ -147,15 +157,35 @@ def patients_list(args: argparse.Namespace) -> int:
 
 
 def patients_export(args: argparse.Namespace) -> int:
-    from rig.web.database import ReadOnlyDatabase
-    from rig.web.patient_export import patient_export
+    from rig.web.database import DatabaseUnavailable, ReadOnlyDatabase
+    from rig.web.patient_export import patient_export, write_patient_archive
     records, patient = _patient(args)
     if patient is None:
         return _fail(f"there is no patient {args.id}")
+    db = ReadOnlyDatabase(_paths(args)[0])
     records.store.audit("(command line)", "export patient", patient.id)
-    json.dump(patient_export(records, ReadOnlyDatabase(_paths(args)[0]), patient), sys.stdout,
-              ensure_ascii=False, indent=1)
-    print()
+    if args.json_only:
+        try:
+            document = patient_export(records, db, patient)
+        except DatabaseUnavailable as e:
+            return _fail(str(e))
+        json.dump(document, sys.stdout, ensure_ascii=False, indent=1)
+        print()
+        return 0
+    partial = args.out.with_name(args.out.name + ".partial")  # never a half archive under the name asked for
+    try:
+        with open(partial, "wb") as f:
+            manifest = write_patient_archive(f, records, db, patient)
+        partial.replace(args.out)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        return _fail(f"--out {args.out}: {e.strerror}")
+    except DatabaseUnavailable as e:
+        partial.unlink(missing_ok=True)
+        return _fail(str(e))
+    sessions = manifest["sessions"]
+    print(f"wrote {args.out}: patient {patient.id}, {len(sessions)} session{'s' * (len(sessions) != 1)}, "
+          f"{len(manifest['files'])} files; review video is not included (it stays on the camera nodes)")
     return 0
 
 

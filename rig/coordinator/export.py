@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Iterable
+from typing import IO, Iterable, Iterator
 
 import numpy as np
 
 from rig.bus.payloads import KeypointFrame, PayloadError, decode_keypoints
 from rig.coordinator.storage import Storage
-from rig.keypoints import N_LANDMARKS, KeypointHeader, KeypointTrack, write_track
+from rig.keypoints import N_LANDMARKS, KeypointHeader, KeypointTrack, write_frames
 
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,17 @@ def _readable(payloads: Iterable[bytes], session_id: int, view: str) -> list[Key
 
 def session_tracks(storage: Storage, session_id: int) -> dict[str, KeypointTrack]:
     """Every view that sent frames, as a track; frames in trigger-index order."""
+    return dict(iter_view_tracks(storage, session_id))
+
+
+def iter_view_tracks(storage: Storage, session_id: int) -> Iterator[tuple[str, KeypointTrack]]:
+    """(view, track) of each view that sent frames, one view in memory at a time (a patient's
+    archive holds many long sessions)."""
     row = storage.session(session_id)
     if row is None:
         raise ExportError(f"no session {session_id} in the database")
     if row.first_pulse_t is None:
         raise ExportError(f"session {session_id} never started its trigger train: nothing to export")
-    tracks = {}
     for node in storage.nodes(session_id):
         frames = _readable(storage.frames(session_id, node.view), session_id, node.view)
         if not frames:
@@ -56,18 +61,27 @@ def session_tracks(storage: Storage, session_id: int) -> dict[str, KeypointTrack
                                 facing=info["facing"], extra={"session_id": session_id,
                                                               "simulated": info["simulated"]})
         nobody = np.full((N_LANDMARKS, 4), np.nan)
-        tracks[node.view] = KeypointTrack(
+        yield node.view, KeypointTrack(
             header, np.array([f.index for f in frames], dtype=np.int64),
             np.array([f.t - row.first_pulse_t for f in frames]),
             np.stack([nobody if f.lm is None else f.lm for f in frames]))
-    return tracks
+
+
+def keypoint_file_name(session_id: int, view: str) -> str:
+    return f"session{session_id}-{view}.jsonl"
+
+
+def write_view(f: IO[str], track: KeypointTrack) -> int:
+    """One view's gaitrig-keypoints/1 file onto an open text stream; returns its frame count."""
+    return write_frames(f, track.header, zip(track.index, track.t_s, track.lm))
 
 
 def export_session(storage: Storage, session_id: int, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
-    for view, track in session_tracks(storage, session_id).items():
-        path = out_dir / f"session{session_id}-{view}.jsonl"
-        write_track(path, track.header, zip(track.index, track.t_s, track.lm))
+    for view, track in iter_view_tracks(storage, session_id):
+        path = out_dir / keypoint_file_name(session_id, view)
+        with open(path, "w", encoding="utf-8") as f:
+            write_view(f, track)
         written[view] = path
     return written

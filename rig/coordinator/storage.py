@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 FrameStatus = Literal["stored", "duplicate", "conflict"]
@@ -150,6 +151,22 @@ class Storage:
         migrate(self.conn)
         self.pending: Counter[tuple[int, str]] = Counter()  # frames in the open transaction
         self.conn.execute("BEGIN")
+
+    @classmethod
+    def read_only(cls, path: Path) -> Storage:
+        """The same queries for a reader beside the running coordinator (the tablet's patient
+        export): the file opened read-only, no migration, no write transaction held open."""
+        self = cls.__new__(cls)
+        self.path, self.pending = Path(path), Counter()
+        self.conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True,
+                                    isolation_level=None, check_same_thread=False, timeout=5.0)
+        self.conn.execute("PRAGMA query_only = ON")
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != len(MIGRATIONS):
+            self.conn.close()
+            raise sqlite3.DatabaseError(f"{path}: schema version {version}, this gaitrig reads {len(MIGRATIONS)} "
+                                        "(start the coordinator once to migrate it)")
+        return self
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -317,6 +334,14 @@ class Storage:
                         estop: bool) -> None:
         self.conn.execute("INSERT INTO belt_samples VALUES (?, ?, ?, ?, ?, ?)",
                           (sid, t, int(running), speed_m_s, incline_pct, int(estop)))
+
+    def belt_samples(self, sid: int) -> Iterator[tuple[float, bool, float, float, bool]]:
+        """Every stored belt sample of a session in time order: (t, running, speed_m_s,
+        incline_pct, estop)."""
+        for t, running, speed, incline, estop in self.conn.execute(
+                "SELECT t, running, speed_m_s, incline_pct, estop FROM belt_samples WHERE session_id = ? "
+                "ORDER BY t, rowid", (sid,)):
+            yield t, bool(running), speed, incline, bool(estop)
 
     def belt_profile(self, sid: int) -> list[tuple[float, float]]:
         return list(self.conn.execute(

@@ -116,10 +116,12 @@ class ReadOnlyDatabase:
                " WHERE json_extract(f.value, '$.level') = 'present'), "
                "(SELECT count(*) FROM json_each(r.report, '$.findings') f "
                " WHERE json_extract(f.value, '$.level') = 'possible') "
-               f"FROM sessions s LEFT JOIN session_reports r ON r.session_id = s.id WHERE {where}")
-        hidden = self.hidden()
+               "FROM sessions s LEFT JOIN session_reports r ON r.session_id = s.id "
+               f"WHERE s.id NOT IN (SELECT value FROM json_each(?)) AND {where}")
+        # hidden before LIMIT: the newest session, erased, must not make sessions(1) empty
+        hidden = json.dumps(sorted(self.hidden()))
         with closing(self._connect()) as conn:
-            rows = [r for r in conn.execute(sql, args).fetchall() if r[0] not in hidden]
+            rows = conn.execute(sql, (hidden, *args)).fetchall()
             frames = _frames_by_session(conn, [r[0] for r in rows])
         return [SessionListing(_session_row(r[:10]), bool(r[10]), r[11], r[12], r[13] or 0, r[14] or 0,
                                frames.get(r[0], {})) for r in rows]

@@ -1,5 +1,5 @@
 """Patients: find or create one, their page (visits, sessions and conditions, comparison of
-their sessions, the condition of the next walk), export as JSON, erase with their sessions'
+their sessions, the condition of the next walk), export as a ZIP archive, erase with their sessions'
 recordings and video (admins, :mod:`.patient_erasure`).
 
 Nothing of a patient goes to the process log: names travel only in pages, and what was
@@ -7,10 +7,11 @@ opened by whom goes to the clinic file's audit log.
 """
 from __future__ import annotations
 
-import json
+import tempfile
+from typing import IO, Iterator
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from rig.clinic.model import CONDITION_KINDS, ClinicError, Condition, PatientFields, Permission, group_visits
@@ -19,7 +20,7 @@ from rig.config import WebSettings
 from .auth import guarded
 from .context import Web, path_int, username
 from .patient_erasure import erase_patient
-from .patient_export import patient_export
+from .patient_export import write_patient_archive
 
 
 def routes(web: Web, settings: WebSettings) -> list[Route]:
@@ -63,10 +64,19 @@ def routes(web: Web, settings: WebSettings) -> list[Route]:
     def export(request: Request) -> Response:
         patient = web.patient_or_404(path_int(request, "patient_id"))
         records.store.audit(username(request), "export patient", patient.id)
-        body = json.dumps(patient_export(records, web.db, patient), ensure_ascii=False, indent=1)
-        return Response(body, media_type="application/json", headers={
-            "Content-Disposition": f'attachment; filename="patient-{patient.id}.json"',
-            "Cache-Control": "no-store"})
+        # built on disk beside the clinic file (where the rig keeps its data, not a RAM /tmp);
+        # an unnamed file, gone when closed, also when the download is cut off
+        archive = tempfile.TemporaryFile(dir=records.store.path.parent)
+        try:
+            write_patient_archive(archive, records, web.db, patient)
+            size = archive.tell()
+            archive.seek(0)
+        except BaseException:
+            archive.close()
+            raise
+        return StreamingResponse(_chunks(archive), media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="patient-{patient.id}.zip"',
+            "Content-Length": str(size), "Cache-Control": "no-store"})
 
     def erase(request: Request) -> Response:
         patient = web.patient_or_404(path_int(request, "patient_id"))
@@ -83,6 +93,13 @@ def routes(web: Web, settings: WebSettings) -> list[Route]:
         Route("/patients", guarded(clinical, create), methods=["POST"]),
         Route("/patients/{patient_id}", guarded(clinical, patient_page)),
         Route("/patients/{patient_id}/next-walk", guarded(clinical, next_walk), methods=["POST"]),
-        Route("/patients/{patient_id}/export.json", guarded(clinical, export)),
+        Route("/patients/{patient_id}/export.zip", guarded(clinical, export)),
         Route("/patients/{patient_id}/erase", guarded(Permission.ACCOUNTS, erase), methods=["POST"]),
     ]
+
+
+def _chunks(f: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
+    """The file in 1 MiB pieces, closed at the end."""
+    with f:
+        while chunk := f.read(size):
+            yield chunk
