@@ -4,6 +4,7 @@ through the stand-in with picamera2's API, and the event list the player jumps t
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -101,6 +102,26 @@ def test_recorder_prunes_on_disk_at_a_sessions_start_but_never_the_one_recording
         import os
         os.utime(f, (old, old))
     assert rec.prune(recording=3) == [2]
+
+
+def test_a_session_erased_while_the_store_is_listed_is_not_stored_and_nothing_crashes(tmp_path, monkeypatch):
+    """The node erases a session (its patient was erased) while the recorder prunes: the
+    folder goes between the listing and its stat. It was a crash of the node's start."""
+    store = ClipStore(tmp_path, "rear")
+    for sid in (1, 2):
+        w = store.writer(meta(sid))
+        w.add(0, b"x" * 100)
+        w.close()
+    real_is_dir, gone = Path.is_dir, store.session_folder(1)
+
+    def is_dir_then_erased(path: Path) -> bool:
+        answer = real_is_dir(path)
+        if path == gone and answer:
+            shutil.rmtree(gone)  # the erasure lands right after the check
+        return answer
+
+    monkeypatch.setattr(Path, "is_dir", is_dir_then_erased)
+    assert [c.session_id for c in store.stored()] == [2]
 
 
 # --- the recorder ---------------------------------------------------------------------------------

@@ -138,9 +138,12 @@ class ClipStore:
             m = FOLDER.match(d.name)
             if not m or not d.is_dir():
                 continue
-            files = [f.stat() for f in d.iterdir() if f.is_file()]
-            out.append(StoredClip(int(m.group(1)), sum(s.st_size for s in files),
-                                  max((s.st_mtime for s in files), default=d.stat().st_mtime)))
+            try:
+                files = [f.stat() for f in d.iterdir() if f.is_file()]
+                newest = max((s.st_mtime for s in files), default=d.stat().st_mtime)
+            except FileNotFoundError:  # erased (or pruned) while we looked: it is not stored
+                continue
+            out.append(StoredClip(int(m.group(1)), sum(s.st_size for s in files), newest))
         return sorted(out, key=lambda c: c.session_id, reverse=True)
 
     def delete(self, session_id: int) -> bool:
