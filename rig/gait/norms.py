@@ -31,6 +31,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 G_M_S2 = 9.81
 DEFAULT_LEG_LENGTH_M = 0.90  # no leg length is recorded yet: an adult of about 1.70 m
@@ -44,6 +45,7 @@ GROUP_RANGES: dict[str, tuple[float, float]] = {
     "VerySlow": (0.0, 0.227), "Slow": (0.227, 0.363), "Free": (0.363, 0.500),
     "Fast": (0.500, 0.636), "VeryFast": (0.636, math.inf),
 }
+T = TypeVar("T")
 _HALF_WIDTH = 0.068  # half a bounded group's width, used to centre the open-ended groups
 GROUP_CENTRES: dict[str, float] = {
     "VerySlow": 0.227 - _HALF_WIDTH, "Slow": (0.227 + 0.363) / 2, "Free": (0.363 + 0.500) / 2,
@@ -128,25 +130,29 @@ def parse_schwartz(doc: object) -> SchwartzData:
 def load_schwartz(path: Path | None = None) -> SchwartzData:
     """Read and validate the file (default: the set-up cache, hash-checked); NormsUnavailable
     with UNAVAILABLE if it is missing or corrupt. Parsed once per file version."""
-    from edge_models.fetch import AssetError, norms_path
     from edge_models.registry import SCHWARTZ2008
+    return parsed_norms_file(SCHWARTZ2008, path, lambda text: parse_schwartz(json.loads(text)),
+                             NormsUnavailable(UNAVAILABLE))
+
+
+def parsed_norms_file(asset, path: Path | None, parse: Callable[[str], T], unavailable: Exception) -> T:
+    """A normative file (default: ``asset`` in the set-up cache, hash-checked) parsed once per
+    file version; ``unavailable`` is raised when it is missing or unreadable (a bad encoding or
+    JSON is a ValueError too), the parser's own errors pass through."""
+    from edge_models.fetch import AssetError, norms_path
     try:
-        path = Path(path) if path is not None else norms_path(SCHWARTZ2008)
+        path = Path(path) if path is not None else norms_path(asset)
         st = path.stat()
-    except (AssetError, OSError):
-        raise NormsUnavailable(UNAVAILABLE) from None
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _parsed:
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
-            raise NormsUnavailable(UNAVAILABLE) from None
-        _parsed.clear()
-        _parsed[key] = parse_schwartz(doc)
-    return _parsed[key]
+        version = (st.st_size, st.st_mtime_ns)
+        cached = _parsed.get(str(path))
+        if cached is None or cached[0] != version:
+            _parsed[str(path)] = (version, parse(path.read_text(encoding="utf-8")))
+    except (AssetError, OSError, ValueError):
+        raise unavailable from None
+    return _parsed[str(path)][1]
 
 
-_parsed: dict[tuple[str, int, int], SchwartzData] = {}
+_parsed: dict[str, tuple[tuple[int, int], object]] = {}  # path -> (size, mtime), parsed
 
 
 def bands_or_reason(belt_speed_m_s: object, path: Path | None = None) -> NormBands | str:

@@ -130,21 +130,9 @@ def parse_stp_normals(text: str) -> tuple[StpRow, ...]:
 
 def load_stp_normals(path: Path | None = None) -> tuple[StpRow, ...]:
     """Read the cached, hash-checked table (or ``path``); StpNormsUnavailable when missing or bad."""
-    from edge_models.fetch import AssetError, norms_path
     from edge_models.registry import STP_NORMALS
-    try:
-        path = Path(path) if path is not None else norms_path(STP_NORMALS)
-        key = (str(path), path.stat().st_mtime_ns)
-        if key not in _parsed:
-            text = path.read_text(encoding="utf-8")
-            _parsed.clear()
-            _parsed[key] = parse_stp_normals(text)
-    except (AssetError, OSError, UnicodeDecodeError):
-        raise StpNormsUnavailable(UNAVAILABLE) from None
-    return _parsed[key]
-
-
-_parsed: dict[tuple[str, int], tuple[StpRow, ...]] = {}
+    from rig.gait.norms import parsed_norms_file
+    return parsed_norms_file(STP_NORMALS, path, parse_stp_normals, StpNormsUnavailable(UNAVAILABLE))
 
 
 def age_years(birth_date: str | None, at_t: float | None) -> int | None:
