@@ -202,10 +202,11 @@ class BeltVelocityEvents:
         # target noise (measured where the heel rides the belt)
         sigma = _stance_noise(self._velocity(t, heel_fwd, dt, self.smooth_s * scale, self.polyorder)[0] / belt_px_s)
         window_s = self.smooth_s * scale * float(np.clip((sigma / self.target_noise) ** (2 / 3), 1.0, 2.0))
-        u_heel, u_toe = ((*self._velocity(t, x, dt, window_s, self.polyorder),
-                          self._velocity(t, x, dt, 1.5 * window_s, 2)[0])
-                         for x in (heel_fwd, toe_fwd))
-        u_heel, u_toe = ((f / belt_px_s, c / belt_px_s, r) for f, r, c in (u_heel, u_toe))
+        def in_belt_speeds(x):  # (fine velocity, coarse velocity, fine noise ratio)
+            fine, ratio = self._velocity(t, x, dt, window_s, self.polyorder)
+            return fine / belt_px_s, self._velocity(t, x, dt, 1.5 * window_s, 2)[0] / belt_px_s, ratio
+
+        u_heel, u_toe = in_belt_speeds(heel_fwd), in_belt_speeds(toe_fwd)
         lo, hi = (scale * x for x in self.ic_search_s)
         heel_ic = self._crossings(t, u_heel, -self.ic_fraction, -1, ic_candidates_s, lo, hi, dt, scale)
         toe_ic = self._crossings(t, u_toe, -self.ic_fraction, -1, ic_candidates_s, lo, hi, dt, scale)
