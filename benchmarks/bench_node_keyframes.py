@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge_models.fetch import sample_path  # noqa: E402
 from edge_models.pose import PosePipeline  # noqa: E402
 from edge_models.pose.keyframes import KeyframeEstimator  # noqa: E402
+from edge_models.pose.person_select import torso_length_px  # noqa: E402
 from edge_models.pose.tracking import GAIT_POINTS  # noqa: E402
 from edge_models.registry import SAMPLES, SPORTS2D_WALKER  # noqa: E402
 from edge_models.video import read_frames  # noqa: E402
@@ -58,10 +59,6 @@ WALK_EVENTS = (20, 60)  # frames of the segment where she is fully in view
 WALKER_NEAR_SIDE = "left"  # her left leg faces the camera (visibility 0.98 vs 0.84, smaller z)
 PI5_MS = (40.0, 25.0)
 _G = np.array(GAIT_POINTS)
-
-
-def torso_px(lm: np.ndarray) -> float:
-    return float(np.linalg.norm((lm[11, :2] + lm[12, :2]) / 2 - (lm[23, :2] + lm[24, :2]) / 2))
 
 
 def estimator(interval: int, threads: int) -> tuple[KeyframeEstimator, PosePipeline]:
@@ -177,7 +174,7 @@ def frame_dist_pct(lm: np.ndarray, ref: np.ndarray, lr_repaired: bool) -> np.nda
         swapped = lm[_G, :2].reshape(-1, 2, 2)[:, ::-1].reshape(-1, 2)  # GAIT_POINTS are (left, right) pairs
         d_swap = np.linalg.norm(swapped - ref[_G, :2], axis=1)
         d = d_swap if np.median(d_swap) < np.median(d) else d
-    return 100 * d / torso_px(ref)
+    return 100 * d / torso_length_px(ref)
 
 
 def reference_jitter_pct(ref: list) -> np.ndarray:
@@ -210,7 +207,7 @@ def side_view_forward_sign(lms: list, min_foot_torso: float = 0.25) -> float | N
     view); None when the feet are foreshortened (a front or back view: no x-based events)."""
     lm = np.stack([x for x in lms if x is not None])
     foot = np.concatenate([lm[:, 31, 0] - lm[:, 29, 0], lm[:, 32, 0] - lm[:, 30, 0]])
-    torso = float(np.median([torso_px(x) for x in lm]))
+    torso = float(np.median([torso_length_px(x) for x in lm]))
     along = float(np.median(foot))
     return None if abs(along) < min_foot_torso * torso else float(np.sign(along))
 

@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from edge_models.pose.person_select import torso_length_px
 from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
 
 Infer = Callable[[np.ndarray], "np.ndarray | None"]  # BGR frame -> (33, 4) or nobody
@@ -178,7 +179,7 @@ class KeyframeEstimator:
         ok = np.stack([p.ok for p in steps])  # (n, g); once lost, lost until the keyframe
         target = self._labelled_as_flow(xy[-1], lm1[_GAIT, :2])
         drift = target - xy[-1]  # NaN for points lost by the keyframe
-        slid = np.linalg.norm(drift, axis=1) > self.max_drift_torso_frac * _torso_px(lm1)
+        slid = np.linalg.norm(drift, axis=1) > self.max_drift_torso_frac * torso_length_px(lm1)
         if slid.any():  # the flow followed something else (the other foot passing): no path known
             ok[:, slid] = False
             self.stats.points_slid += int(slid.sum())
@@ -225,11 +226,6 @@ class KeyframeEstimator:
         self.stats.tracked += 1
         self.stats.points_lost += int(lost.sum())
         return Estimate(p.index, p.t, lm, tracked=True, interpolated=marks)
-
-
-def _torso_px(lm: np.ndarray) -> float:
-    """Shoulder centre to hip centre, px: the body's scale for tolerances."""
-    return float(np.linalg.norm((lm[11, :2] + lm[12, :2]) / 2 - (lm[23, :2] + lm[24, :2]) / 2))
 
 
 def _mean_shift(moved: np.ndarray) -> np.ndarray:
