@@ -306,6 +306,16 @@ def step_check(trial: RealTrial, fps: float = 100.0, noise_px: float = 1.5, seed
 _DAVIS_THETA, _DAVIS_BETA, _MARKER_RADIUS_MM = 0.5, 0.314, 7.0
 
 
+def _davis_offset_mm(leg_mm: float, half_asis_mm: float,
+                     marker_radius_mm: float = _MARKER_RADIUS_MM) -> tuple[float, float, float]:
+    """The hip centre from mid-ASIS in the pelvis frame (X forward, Y toward the side, Z up), mm."""
+    c = 0.115 * leg_mm - 15.3
+    trochanter = 0.1288 * leg_mm - 48.56 + marker_radius_mm
+    return (c * np.cos(_DAVIS_THETA) * np.sin(_DAVIS_BETA) - trochanter * np.cos(_DAVIS_BETA),
+            half_asis_mm - c * np.sin(_DAVIS_THETA),
+            -c * np.cos(_DAVIS_THETA) * np.cos(_DAVIS_BETA) - trochanter * np.sin(_DAVIS_BETA))
+
+
 def davis_hips(trial: RealTrial, world_m: np.ndarray, pelvic_depth_m: float) -> np.ndarray | None:
     """The stroke file's hip points ((ASIS + PSIS) / 2 per side) replaced by Davis hip
     joint centres, for a sensitivity check only (docs/3d.md): the pelvis is rebuilt from
@@ -329,11 +339,7 @@ def davis_hips(trial: RealTrial, world_m: np.ndarray, pelvic_depth_m: float) -> 
     lm = LANDMARKS["left"]
     leg_mm = 1000 * float(np.median(np.linalg.norm(world_m[:, lm["hip"]] - world_m[:, lm["knee"]], axis=1)
                                     + np.linalg.norm(world_m[:, lm["knee"]] - world_m[:, lm["ankle"]], axis=1)))
-    c = 0.115 * leg_mm - 15.3
-    xdis = 0.1288 * leg_mm - 48.56 + _MARKER_RADIUS_MM
-    xd = c * np.cos(_DAVIS_THETA) * np.sin(_DAVIS_BETA) - xdis * np.cos(_DAVIS_BETA)
-    zd = -c * np.cos(_DAVIS_THETA) * np.cos(_DAVIS_BETA) - xdis * np.sin(_DAVIS_BETA)
-    yd = 500 * float(np.median(np.linalg.norm(hl - hr, axis=1))) - c * np.sin(_DAVIS_THETA)
+    xd, yd, zd = _davis_offset_mm(leg_mm, 500 * float(np.median(np.linalg.norm(hl - hr, axis=1))))
     origin = 0.5 * (hl + hr) + 0.5 * pelvic_depth_m * x
     out = world_m.copy()
     for side, sign in (("left", 1.0), ("right", -1.0)):
@@ -428,10 +434,6 @@ def davis_hip_centres(asis_l: np.ndarray, asis_r: np.ndarray, psis_l: np.ndarray
     half_asis = 0.5 * float(np.median(np.linalg.norm(asis_l - asis_r, axis=1)))
     out = {}
     for side, sign in (("left", 1.0), ("right", -1.0)):
-        c = 0.115 * leg_mm[side] - 15.3
-        trochanter = 0.1288 * leg_mm[side] - 48.56 + marker_radius_mm
-        xd = c * np.cos(_DAVIS_THETA) * np.sin(_DAVIS_BETA) - trochanter * np.cos(_DAVIS_BETA)
-        yd = half_asis - c * np.sin(_DAVIS_THETA)
-        zd = -c * np.cos(_DAVIS_THETA) * np.cos(_DAVIS_BETA) - trochanter * np.sin(_DAVIS_BETA)
+        xd, yd, zd = _davis_offset_mm(leg_mm[side], half_asis, marker_radius_mm)
         out[side] = origin + xd * x + sign * yd * y + zd * z
     return out
