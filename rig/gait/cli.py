@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from rig.keypoints import KeypointFileError
+from rig.malloc import keep_freed_blocks_for_reuse
 
 from .compare import compare_reports
 from .inputs import read_checked, validate_report
@@ -45,6 +46,7 @@ def load_tracks(paths: list[str]) -> dict:
 def run_analyze(args) -> int:
     if len(args.files) > 4:
         return _fail("at most four keypoint files (left, right, rear, front)")
+    keep_freed_blocks_for_reuse()  # parsing builds and drops large arrays (rig/malloc.py)
     try:
         tracks = load_tracks(args.files)
         cameras = None

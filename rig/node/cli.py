@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import logging
 import sys
@@ -129,23 +128,8 @@ class _NoCamera:
     width = height = 0
 
 
-def return_freed_frames_to_the_os() -> None:
-    """Frames are megabytes each; glibc's malloc serves blocks that size from mmap until the
-    first one is freed, then raises its threshold and keeps freed frames in the heap, where
-    the node's memory only grows. A fixed threshold keeps every frame an mmap, returned on
-    free; two arenas stop each thread (capture, inference, MQTT...) from growing its own."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return
-    libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
-    libc.mallopt(M_ARENA_MAX, 2)
-
-
-M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's malloc.h
-
-
 def run(args) -> int:
+    from rig.malloc import return_freed_frames_to_the_os
     from rig.node.daemon import NodeDaemon
     return_freed_frames_to_the_os()
     config = load_role_config(NodeConfig, args, {
