@@ -358,6 +358,7 @@ class Coordinator:
             else:
                 log.info("session %d closed: %s frames", sid, summary.frames)
             self.bus.send(topics.SESSION_SUMMARY, summary)
+            self.diag.report_now()
         finally:
             self.session_id = None
             self._publish_state("idle", reason=self.machine.stop_reason)

@@ -351,3 +351,4 @@ class NodeDaemon:
             captured=t.indexer.captured, missed_triggers=missed, dropped=t.dropped,
             backlog_at_train_end=t.backlog_at_end, tracked=t.tracked, spooled=t.spooled,
             simulated=self.simulated))
+        self.diag.report_now()

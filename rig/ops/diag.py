@@ -154,6 +154,7 @@ class DiagAgent:
         self._daemon_stop: threading.Event | None = None
         self._embedded = True
         self._closing = threading.Event()
+        self._report_now = threading.Event()  # a session ended: the figures a technician looks at changed
         self._inbox: queue.Queue = queue.Queue(INBOX_MAX)
         self._threads: list[threading.Thread] = []
         self._hook_failed: set[str] = set()
@@ -214,14 +215,22 @@ class DiagAgent:
         self.bus.send(topics.DIAG_EVENT, DiagEvent(daemon=self.name, t=time.time(), kind=kind, level=level,
                                                    active=active, detail=detail), daemon=self.name)
 
+    def report_now(self) -> None:
+        """Publish health at the next tick rather than at the period's end: the daemon's
+        figures just took their final value for a session (``gaitrig diag status`` right
+        after a walk shows the walk, not a report from its middle)."""
+        self._report_now.set()
+
     def _health_loop(self) -> None:
         last = 0.0
         while not self._closing.is_set():
+            due = self._report_now.is_set()
+            self._report_now.clear()
             report = self.health()
             edges = self.tracker.update(report.problems)
             for kind, active, detail in edges:
                 self.event(kind, detail, active, None if active else "info")
-            if edges or time.monotonic() - last >= self.period_s:
+            if edges or due or time.monotonic() - last >= self.period_s:
                 self.bus.publish(topics.DIAG_HEALTH.path(self.rig_id, daemon=self.name), report,
                                  qos=topics.DIAG_HEALTH.qos, retain=True)
                 last = time.monotonic()
