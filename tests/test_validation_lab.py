@@ -88,8 +88,9 @@ def test_plate_events_are_judged_for_crossover(trials):
 
 
 def test_3d_angles_match_plug_in_gait_on_its_own_joint_centres(results):
+    for name in LAB_TRIAL_NAMES:  # the lab's joint centres triangulated within 3 mm median (goal 10)
+        assert max(results[name].joint_error_mm.values()) < 3.0, name
     r = results["pig_treadmill"]
-    assert max(r.joint_error_mm.values()) < 3.0
     for side in ("left", "right"):
         for k in ("hip_flexion_deg", "knee_flexion_deg", "ankle_dorsiflexion_deg"):
             assert r.lab_rmse_deg[f"{side} {k}"] <= 3.0, (side, k)
@@ -212,3 +213,25 @@ def test_rearfoot_relative_to_standing_cannot_be_checked_on_this_pair(trials):
         assert 7.0 < c.rmse_deg[side] < 9.0
         assert c.excursion_markers_deg[side] < c.excursion_ofm_deg[side] - 5.0
     assert abs(c.standing_ofm_deg["right"] + 12.31) < 0.01 and abs(c.standing_markers_deg["right"] + 8.17) < 0.05
+
+
+def test_ofm_trials_hip_centres_were_made_with_a_100_mm_leg_length():
+    """The OFM file's Plug-in Gait hip centres are Davis's regression for a 100 mm leg (its
+    subject parameters say 100 mm; the skeleton's thigh + shank are 450 + 439 mm): within
+    1 mm of the file's, 32 mm from the ASIS markers, where an 890 mm leg puts them 137 mm
+    away. A lab reference built on that is not a reference for the hip's position."""
+    from edge_models.fetch import validation_path
+    from rig.threed.validation import davis_hip_centres
+    from rig.validation.c3d_trials import _point, _read
+    assets_or_skip(LAB_FILES[1:])
+    path = validation_path(LAB_FILES[1])
+    c, p, labels, _ = _read(path)
+    pt = {n: _point(c, labels, n, path) for n in ("LASI", "RASI", "LPSI", "RPSI", "LHJC", "RHJC")}
+    assert float(p["PROCESSING"]["LLegLength"]["value"][0]) == float(p["PROCESSING"]["RLegLength"]["value"][0]) == 100.0
+    radius = float(p["PROCESSING"]["MarkerDiameter"]["value"][0]) / 2
+    for leg, near in ((100.0, True), (890.0, False)):
+        hjc = davis_hip_centres(pt["LASI"], pt["RASI"], pt["LPSI"], pt["RPSI"], {"left": leg, "right": leg}, radius)
+        for side in ("left", "right"):
+            err = float(np.median(np.linalg.norm(hjc[side] - pt[side[0].upper() + "HJC"], axis=1)))
+            assert (err < 1.0) if near else (err > 100.0), (leg, side, err)
+    assert abs(float(np.median(np.linalg.norm(pt["LHJC"] - pt["LASI"], axis=1))) - 31.9) < 0.5
