@@ -246,7 +246,8 @@ def load_c3d_trial(name: str, directory: Path | None = None) -> RealTrial:
     marker_for["shoulder"] = spec.shoulders
     return RealTrial(
         name=name, description=spec.description, source=spec.source,
-        setting="standing" if spec.standing else "treadmill" if treadmill else "overground (moved into the treadmill frame)",
+        setting=("standing" if spec.standing else "treadmill" if treadmill
+                 else "overground (moved into the treadmill frame)"),
         native_fps=rate, t_s=t, markers=markers, belt_speed_m_s=belt, reference=ref, marker_for=marker_for,
         lab=LabOutput(spec.model, angles, frames))
 
