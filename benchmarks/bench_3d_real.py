@@ -11,10 +11,10 @@ import argparse
 
 import numpy as np
 
-from rig.threed.validation import (LAB_MODELS, davis_sensitivity, evaluate, hindfoot_check, step_check,
-                                   walker_rearfoot)
-from rig.validation import load_trials
-from rig.validation.c3d_trials import load_lab_trials
+from rig.threed.validation import (LAB_MODELS, davis_sensitivity, evaluate, hindfoot_check,
+                                   standing_rearfoot_check, step_check, walker_rearfoot)
+from rig.validation import load_trial, load_trials
+from rig.validation.c3d_trials import STANDING_TRIAL_NAMES, load_lab_trials
 
 
 def main() -> None:
@@ -78,6 +78,15 @@ def lab_trials(noise: float, seed: int) -> None:
         for k, v in r.lab_rmse_deg.items():
             print(f"    {k:28s} {v:5.2f} ({r.lab_rmse_markers_deg[k]:5.2f}) [{r.lab_bias_deg[k]:+5.1f}]"
                   f"  {'within 3' if v <= 3.0 else 'NOT within 3'}")
+        for side, k in r.knee_crosstalk.items():
+            print(f"    knee cross-talk, {side}: Plug-in Gait's ab/adduction {k.raw_adduction_deg[0]:+.1f}..."
+                  f"{k.raw_adduction_deg[1]:+.1f} deg, r(flexion, ab/ad) {k.raw_corr:+.3f}"
+                  f"{'; report rule: ' + k.raw_implausible if k.raw_implausible else ''}. Flexion axis turned "
+                  f"{k.axis_deg:+.1f} deg about the femur (Baudet: uncorrelated; Baker, least ab/ad: "
+                  f"{k.axis_least_adduction_deg:+.1f}): ab/ad {k.corrected_adduction_deg[0]:+.1f}..."
+                  f"{k.corrected_adduction_deg[1]:+.1f}; our knee flexion RMSE raw {k.raw_rmse_deg:.2f} -> "
+                  f"corrected {k.corrected_rmse_deg:.2f} (Baker {k.corrected_least_adduction_rmse_deg:.2f}; markers "
+                  f"{k.markers_corrected_rmse_deg:.2f}), mean ours - corrected {k.corrected_bias_deg:+.2f}")
         if r.eversion_stance_error_deg:
             e = np.array(r.eversion_stance_error_deg)
             print(f"    rearfoot eversion vs the markers' own, per-stride stance mean: max {e.max():.2f}, "
@@ -89,6 +98,12 @@ def lab_trials(noise: float, seed: int) -> None:
             print(f"    rearfoot eversion vs OFM hindfoot-tibia eversion, heel-down frames {f(h.n_frames)}: "
                   f"RMSE {f(h.rmse_deg)} (markers {f(h.markers_rmse_deg)}), mean ours-OFM {f(h.bias_deg)}, "
                   f"SD {f(h.sd_deg)}, r {f(h.corr)}; triangulated vs markers {f(h.triangulation_rmse_deg)}")
+            c = standing_rearfoot_check(t, load_trial(STANDING_TRIAL_NAMES[0]), noise, seed)
+            print(f"    relative to standing ({STANDING_TRIAL_NAMES[0]}): standing ours {f(c.standing_ours_deg)} "
+                  f"(markers {f(c.standing_markers_deg)}), OFM {f(c.standing_ofm_deg)}; RMSE {f(c.rmse_deg)}, "
+                  f"mean ours-OFM {f(c.bias_deg)}; excursion over heel-down frames ours {f(c.excursion_ours_deg)} "
+                  f"(markers {f(c.excursion_markers_deg)}), OFM {f(c.excursion_ofm_deg)}; heel marker moved "
+                  f"{f(c.heel_marker_shift_mm)} mm between the trials")
 
 
 if __name__ == "__main__":

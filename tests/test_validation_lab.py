@@ -10,10 +10,11 @@ import pytest
 from conftest import assets_or_skip
 
 from rig.validation import load_trial, world_landmarks
-from rig.validation.c3d_trials import LAB_TRIAL_NAMES
+from rig.validation.c3d_trials import LAB_TRIAL_NAMES, STANDING_TRIAL_NAMES
 from rig.validation.trials import EVENT_TRIAL_NAMES, TRIAL_NAMES, plate_events
 
 LAB_FILES = ["gaitalytics_treadmill_events.c3d", "openofm_dynamic_processed.c3d"]
+STATIC_FILE = "openofm_static_processed.c3d"
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +88,9 @@ def test_plate_events_are_judged_for_crossover(trials):
 
 
 def test_3d_angles_match_plug_in_gait_on_its_own_joint_centres(results):
+    for name in LAB_TRIAL_NAMES:  # the lab's joint centres triangulated within 3 mm median (goal 10)
+        assert max(results[name].joint_error_mm.values()) < 3.0, name
     r = results["pig_treadmill"]
-    assert max(r.joint_error_mm.values()) < 3.0
     for side in ("left", "right"):
         for k in ("hip_flexion_deg", "knee_flexion_deg", "ankle_dorsiflexion_deg"):
             assert r.lab_rmse_deg[f"{side} {k}"] <= 3.0, (side, k)
@@ -108,6 +110,43 @@ def test_knee_difference_is_the_flexion_axis_not_the_points(trials, results):
         three = float(np.mean(three_point_angles(w, side)["knee_flexion_deg"] - pig))
         assert abs(results[name].lab_bias_deg[f"{side} knee_flexion_deg"] - three) < 0.6, (name, side)
         assert three > 1.5
+
+
+def test_plug_in_gait_knee_is_rebuilt_from_its_own_axes(trials):
+    """The file's femur and tibia axes (Nexus bones) through Grood-Suntay with Plug-in
+    Gait's signs give the file's own KneeAngles X and Y: the correction below changes
+    only the axis."""
+    from rig.threed.validation import pig_knee_angles
+    for t in trials.values():
+        for side in ("left", "right"):
+            flex, add = pig_knee_angles(t.lab.frames[(side, "femur")], t.lab.frames[(side, "tibia")], side)
+            assert np.abs(flex - t.lab.angles_deg[(side, "knee_flexion_deg")]).max() < 0.01, (t.name, side)
+            assert np.abs(add - t.lab.angles_deg[(side, "knee_adduction_deg")]).max() < 0.01, (t.name, side)
+
+
+def test_cross_talk_corrected_plug_in_gait_knee_agrees_with_ours(results):
+    """Plug-in Gait's knee shows cross-talk's hallmark on every side (flexion and
+    ab/adduction correlated |r| > 0.9, ab/adduction swinging 15-37°; the OFM trial's right
+    knee reaches -39°, which the report's own human-range rule would withhold). Its flexion
+    axis turned about the femur's long axis until the two are uncorrelated (Baudet et al.
+    2014; the angle found on the lab's angles alone, never on ours) leaves 8-10° of
+    ab/adduction, and our knee flexion then agrees within 1° on all four knees (raw: up to
+    4.7°); Baker's least-adduction axis lies within 6° of it and agrees as well."""
+    expected_axis = {("pig_treadmill", "left"): -14.1, ("pig_treadmill", "right"): 30.3,
+                     ("ofm_overground", "left"): -29.1, ("ofm_overground", "right"): 40.3}
+    for (name, side), axis in expected_axis.items():
+        k = results[name].knee_crosstalk[side]
+        assert abs(k.axis_deg - axis) < 0.5, (name, side, k.axis_deg)
+        assert abs(k.axis_least_adduction_deg - k.axis_deg) < 6.0
+        assert abs(k.raw_corr) > 0.9 and abs(k.corrected_corr) < 0.01
+        assert 15.0 < k.raw_adduction_deg[1] - k.raw_adduction_deg[0] < 37.0
+        assert k.corrected_adduction_deg[1] - k.corrected_adduction_deg[0] < 10.5
+        assert -6.5 < k.corrected_adduction_deg[0] and k.corrected_adduction_deg[1] < 9.0
+        assert k.corrected_rmse_deg < 1.0 and k.corrected_least_adduction_rmse_deg < 1.0, (name, side)
+        assert k.markers_corrected_rmse_deg < 0.8
+        assert (k.raw_implausible is not None) == ((name, side) == ("ofm_overground", "right"))
+    assert results["ofm_overground"].knee_crosstalk["right"].raw_rmse_deg > 4.5  # the raw gap is real
+    assert "-39..-2°" in results["ofm_overground"].knee_crosstalk["right"].raw_implausible
 
 
 def test_ofm_trial_carries_the_hindfoot_angle(trials):
@@ -148,3 +187,51 @@ def test_davis_hip_centres_reproduce_plug_in_gait_from_the_pelvis_markers(trials
     # a 10 % longer leg moves the centre by centimetres: the parameter matters
     far = davis_hip_centres(pt["LASI"], pt["RASI"], pt["LPSI"], pt["RPSI"], {s: 1.1 * v for s, v in leg.items()})
     assert np.median(np.linalg.norm(far["left"] - pt["LFEP"], axis=1)) > 8.0
+
+
+def test_standing_trial_is_the_ofm_subject_standing_still():
+    assets_or_skip([STATIC_FILE])
+    t = load_trial(STANDING_TRIAL_NAMES[0])
+    assert t.setting == "standing" and t.reference is None and t.belt_speed_m_s == 0.0 and len(t.t_s) == 912
+    for side in ("left", "right"):  # still: the heel moves by less than a millimetre
+        assert np.ptp(t.markers[(side, "heel")], axis=0).max() < 0.004
+        assert abs(float(np.mean(t.lab.angles_deg[(side, "hindfoot_tibia_frontal_deg")]))
+                   - {"left": 0.84, "right": 12.31}[side]) < 0.01
+
+
+def test_rearfoot_relative_to_standing_cannot_be_checked_on_this_pair(trials):
+    """Relative to each one's standing value ours and OFM's still differ by 7-9° RMSE:
+    the static trial's heel marker sits 26-28 mm from where it sits in the walk (in the
+    calcaneus markers' frame), so our standing heel point is another point; the standing
+    value itself is triangulated within 1° of the markers'."""
+    from rig.threed.validation import standing_rearfoot_check
+    assets_or_skip([STATIC_FILE])
+    c = standing_rearfoot_check(trials["ofm_overground"], load_trial("ofm_static"), 1.5, 0)
+    for side in ("left", "right"):
+        assert 25.0 < c.heel_marker_shift_mm[side] < 29.0
+        assert abs(c.standing_ours_deg[side] - c.standing_markers_deg[side]) < 1.0
+        assert 7.0 < c.rmse_deg[side] < 9.0
+        assert c.excursion_markers_deg[side] < c.excursion_ofm_deg[side] - 5.0
+    assert abs(c.standing_ofm_deg["right"] + 12.31) < 0.01 and abs(c.standing_markers_deg["right"] + 8.17) < 0.05
+
+
+def test_ofm_trials_hip_centres_were_made_with_a_100_mm_leg_length():
+    """The OFM file's Plug-in Gait hip centres are Davis's regression for a 100 mm leg (its
+    subject parameters say 100 mm; the skeleton's thigh + shank are 450 + 439 mm): within
+    1 mm of the file's, 32 mm from the ASIS markers, where an 890 mm leg puts them 137 mm
+    away. A lab reference built on that is not a reference for the hip's position."""
+    from edge_models.fetch import validation_path
+    from rig.threed.validation import davis_hip_centres
+    from rig.validation.c3d_trials import _point, _read
+    assets_or_skip(LAB_FILES[1:])
+    path = validation_path(LAB_FILES[1])
+    c, p, labels, _ = _read(path)
+    pt = {n: _point(c, labels, n, path) for n in ("LASI", "RASI", "LPSI", "RPSI", "LHJC", "RHJC")}
+    assert float(p["PROCESSING"]["LLegLength"]["value"][0]) == float(p["PROCESSING"]["RLegLength"]["value"][0]) == 100.0
+    radius = float(p["PROCESSING"]["MarkerDiameter"]["value"][0]) / 2
+    for leg, near in ((100.0, True), (890.0, False)):
+        hjc = davis_hip_centres(pt["LASI"], pt["RASI"], pt["LPSI"], pt["RPSI"], {"left": leg, "right": leg}, radius)
+        for side in ("left", "right"):
+            err = float(np.median(np.linalg.norm(hjc[side] - pt[side[0].upper() + "HJC"], axis=1)))
+            assert (err < 1.0) if near else (err > 100.0), (leg, side, err)
+    assert abs(float(np.median(np.linalg.norm(pt["LHJC"] - pt["LASI"], axis=1))) - 31.9) < 0.5

@@ -37,7 +37,7 @@ from rig.sim._camera import default_cameras, visibility
 from rig.validation import RealTrial, world_landmarks
 
 from .camera import CameraModel
-from .kinematics import LANDMARKS, joint_angles, rearfoot_eversion
+from .kinematics import LANDMARKS, jcs_angles, joint_angles, rearfoot_eversion
 from .smoothing import SavitzkyGolaySmoother
 from .triangulate import Triangulator
 
@@ -146,11 +146,23 @@ class TrialResult:
     file_angle_rmse_deg: dict[str, float] = field(default_factory=dict)  # gaitkit 3-point on our points vs the file
     rearfoot_excluded: str | None = None  # why the markers cannot define the rearfoot
     eversion_stance_error_deg: list[float] = field(default_factory=list)  # per stride, 10-45 % window mean
+    knee_crosstalk: dict[str, "KneeCrosstalk"] = field(default_factory=dict)  # per side, where the lab keeps its axes
 
 
 def _rmse(a: np.ndarray, b: np.ndarray) -> float:
     ok = np.isfinite(a) & np.isfinite(b)
     return float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2)))
+
+
+def _triangulated(trial: RealTrial, noise_px: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(markers' landmarks, triangulated and filtered) of a trial at its native rate, the
+    rig's cameras with ``noise_px`` landmark noise."""
+    cams = rig_cameras()
+    world = world_landmarks(trial, trial.t_s)
+    est = SavitzkyGolaySmoother().smooth(
+        Triangulator(cams).triangulate(observe(world, cams, noise_px, np.random.default_rng(seed))).points_m,
+        trial.native_fps)
+    return world, est
 
 
 def evaluate(trial: RealTrial, noise_px: float = 1.5, seed: int = 0,
@@ -180,6 +192,10 @@ def evaluate(trial: RealTrial, noise_px: float = 1.5, seed: int = 0,
             res.lab_rmse_deg[key] = _rmse(a_est[k], lab[(side, k)])
             res.lab_bias_deg[key] = float(np.nanmean(a_est[k] - lab[(side, k)]))
             res.lab_rmse_markers_deg[key] = _rmse(a_true[k], lab[(side, k)])
+        if trial.lab is not None and (side, "femur") in trial.lab.frames:
+            res.knee_crosstalk[side] = knee_crosstalk(trial.lab.frames[(side, "femur")],
+                                                      trial.lab.frames[(side, "tibia")], side,
+                                                      a_est["knee_flexion_deg"], a_true["knee_flexion_deg"])
         if frames is not None:
             for k, v in three_point_angles(est, side).items():
                 ref = np.array([f[f"{side}_{_FILE_ANGLE[k]}"] for f in frames], float)
@@ -394,11 +410,7 @@ def hindfoot_check(trial: RealTrial, noise_px: float = 1.5, seed: int = 0) -> Hi
     from rig.validation.trials import foot_ground_speed
     if trial.lab is None or ("left", "hindfoot_tibia_frontal_deg") not in trial.lab.angles_deg:
         return None
-    cams = rig_cameras()
-    world = world_landmarks(trial, trial.t_s)
-    est = SavitzkyGolaySmoother().smooth(
-        Triangulator(cams).triangulate(observe(world, cams, noise_px, np.random.default_rng(seed))).points_m,
-        trial.native_fps)
+    world, est = _triangulated(trial, noise_px, seed)
     t = trial.t_s
     out = HindfootCheck({}, {}, {}, {}, {}, {}, {})
     for side in ("left", "right"):
@@ -436,4 +448,166 @@ def davis_hip_centres(asis_l: np.ndarray, asis_r: np.ndarray, psis_l: np.ndarray
     for side, sign in (("left", 1.0), ("right", -1.0)):
         xd, yd, zd = _davis_offset_mm(leg_mm[side], half_asis, marker_radius_mm)
         out[side] = origin + xd * x + sign * yd * y + zd * z
+    return out
+
+
+# ----------------------------------------------------------------- knee axis cross-talk
+def pig_knee_angles(femur: np.ndarray, tibia: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Plug-in Gait's knee flexion and adduction (deg, as Nexus writes ``KneeAngles`` X and
+    Y) from its femur and tibia axes: the Grood–Suntay angles of :func:`jcs_angles` with
+    Plug-in Gait's signs (flexion +; adduction = the floating-axis tilt, mirrored on the
+    right). Reproduces the file's angles to 0.01° (tested), so a change of axis below is
+    the only change."""
+    flex, tilt, _ = jcs_angles(femur, tibia)
+    return -flex, (1.0 if side == "left" else -1.0) * tilt
+
+
+def about_long_axis(frames: np.ndarray, angle_rad: float) -> np.ndarray:
+    """Segment axes (n, 3, 3; rows X, Y, Z) turned about their own Z by ``angle_rad``: the
+    flexion axis (Y) moved as a misplaced knee marker or thigh wand moves it."""
+    x, y, z = frames[:, 0], frames[:, 1], frames[:, 2]
+    c, s = np.cos(angle_rad), np.sin(angle_rad)
+    return np.stack([c * x + s * y, -s * x + c * y, z], axis=1)
+
+
+CROSSTALK_SEARCH_DEG = 60.0  # the flexion-axis error searched, each way about the femur's long axis
+
+
+def crosstalk_axis_rad(femur: np.ndarray, tibia: np.ndarray, side: str,
+                       criterion: str = "uncorrelated") -> float:
+    """The rotation of the femur's flexion axis about its long axis that removes the knee's
+    cross-talk, judged on the lab's own angles only (never against ours):
+
+    * ``"uncorrelated"`` — flexion and ab/adduction uncorrelated over the trial, the
+      criterion of Baudet et al. 2014 (PLoS ONE 9:e102098; cross-talk's hallmark is their
+      correlation), applied as a rotation of the axis as in Jensen et al. 2016 (J Biomech
+      49:1698);
+    * ``"least_adduction"`` — the least mean square ab/adduction, Baker et al. 1999
+      (Hum Mov Sci 18:655).
+
+    A 1° grid over ±:data:`CROSSTALK_SEARCH_DEG` then a bounded refinement (the
+    correlation crosses zero once in that span on the trials here)."""
+    from scipy.optimize import minimize_scalar
+
+    def cost(a: float) -> float:
+        flex, add = pig_knee_angles(about_long_axis(femur, a), tibia, side)
+        return float(np.corrcoef(flex, add)[0, 1] ** 2) if criterion == "uncorrelated" else float(np.mean(add ** 2))
+    if criterion not in ("uncorrelated", "least_adduction"):
+        raise ValueError(f"unknown cross-talk criterion {criterion!r}")
+    grid = np.radians(np.arange(-CROSSTALK_SEARCH_DEG, CROSSTALK_SEARCH_DEG + 0.5, 1.0))
+    best = grid[int(np.argmin([cost(a) for a in grid]))]
+    step = np.radians(1.0)
+    return float(minimize_scalar(cost, bounds=(best - step, best + step), method="bounded").x)
+
+
+def implausible_knee_frontal(adduction_deg: np.ndarray) -> str | None:
+    """The report's own rule for a frontal knee angle a human joint cannot make
+    (``HUMAN_RANGE_DEG["knee_fppa_2d_deg"]``, rig.gait.report), applied to a lab's knee
+    ab/adduction: None when inside, else why it would be withheld."""
+    from rig.gait.report import HUMAN_RANGE_DEG
+    lo, hi = HUMAN_RANGE_DEG["knee_fppa_2d_deg"]
+    a = adduction_deg[np.isfinite(adduction_deg)]
+    if a.min() < lo or a.max() > hi:
+        return f"reaches {a.min():.0f}..{a.max():.0f}°, outside what a human knee does ({lo:g}..{hi:g}°)"
+    return None
+
+
+@dataclass
+class KneeCrosstalk:
+    """One side's Plug-in Gait knee before and after the cross-talk correction, and ours
+    against both (raw RMSE, nothing fitted to ours)."""
+
+    axis_deg: float  # flexion-axis rotation about the femur's long axis (Baudet's criterion)
+    axis_least_adduction_deg: float  # the same by Baker's criterion
+    raw_adduction_deg: tuple[float, float]  # min, max of the file's knee ab/adduction
+    raw_corr: float  # correlation of the file's knee flexion and ab/adduction
+    raw_implausible: str | None  # the report's human-range rule on the file's ab/adduction
+    corrected_adduction_deg: tuple[float, float]
+    corrected_corr: float
+    raw_rmse_deg: float  # our (triangulated) knee flexion vs the file's
+    corrected_rmse_deg: float  # vs the corrected flexion (Baudet's axis)
+    corrected_least_adduction_rmse_deg: float  # vs the flexion on Baker's axis
+    markers_corrected_rmse_deg: float  # the markers' own knee flexion vs the corrected
+    corrected_bias_deg: float  # mean ours - corrected
+
+
+def knee_crosstalk(femur: np.ndarray, tibia: np.ndarray, side: str, ours_deg: np.ndarray,
+                   markers_deg: np.ndarray) -> KneeCrosstalk:
+    """Plug-in Gait's knee from its own femur and tibia axes, its flexion axis turned about
+    the femur's long axis until flexion and ab/adduction are uncorrelated (docs/3d.md,
+    "knee cross-talk"), against our knee flexion (``ours_deg``) and the markers' own."""
+    flex0, add0 = pig_knee_angles(femur, tibia, side)
+    a = crosstalk_axis_rad(femur, tibia, side)
+    a_baker = crosstalk_axis_rad(femur, tibia, side, "least_adduction")
+    flex1, add1 = pig_knee_angles(about_long_axis(femur, a), tibia, side)
+    flex_b, _ = pig_knee_angles(about_long_axis(femur, a_baker), tibia, side)
+    return KneeCrosstalk(
+        float(np.degrees(a)), float(np.degrees(a_baker)), (float(add0.min()), float(add0.max())),
+        float(np.corrcoef(flex0, add0)[0, 1]), implausible_knee_frontal(add0),
+        (float(add1.min()), float(add1.max())), float(np.corrcoef(flex1, add1)[0, 1]),
+        _rmse(ours_deg, flex0), _rmse(ours_deg, flex1), _rmse(ours_deg, flex_b), _rmse(markers_deg, flex1),
+        float(np.nanmean(ours_deg - flex1)))
+
+
+# ------------------------------------------------------------ rearfoot relative to standing
+@dataclass
+class StandingRearfootCheck:
+    """Rearfoot eversion read relative to the same subject's standing value (the clinic's
+    neutral), ours against the Oxford Foot Model's, per side (deg, eversion +)."""
+
+    standing_ours_deg: dict[str, float]  # triangulated static trial, median
+    standing_markers_deg: dict[str, float]  # the same definition on the static trial's points
+    standing_ofm_deg: dict[str, float]  # OFM hindfoot-tibia eversion, static trial mean
+    rmse_deg: dict[str, float]  # (ours - ours standing) vs (OFM - OFM standing), heel-down frames
+    bias_deg: dict[str, float]  # mean of that difference
+    excursion_ours_deg: dict[str, float]  # range over the heel-down frames
+    excursion_ofm_deg: dict[str, float]
+    excursion_markers_deg: dict[str, float]  # our definition on the walk's points (no camera noise)
+    heel_marker_shift_mm: dict[str, float]  # the heel marker between the trials, in the calcaneus markers' frame
+
+
+def heel_marker_shift_mm(static: RealTrial, dynamic: RealTrial) -> dict[str, float]:
+    """How far the heel marker (HEE) sits from where it sat in the other trial, in the frame
+    of three calcaneus markers that are on the bone in both (STL, LCA, CPG; medians), mm
+    per side: a standing reference is only a reference if the points are the same."""
+    from edge_models.fetch import validation_path
+    from rig.validation.c3d_trials import _SPECS, _point, _read
+
+    def local(name: str, side: str) -> np.ndarray:
+        path = validation_path(_SPECS[name].file)
+        c, _, labels, _ = _read(path)
+        p = {m: _point(c, labels, side[0].upper() + m, path) for m in ("STL", "LCA", "CPG", "HEE")}
+        x = p["LCA"] - p["STL"]
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        z = np.cross(x, p["CPG"] - p["STL"])
+        z /= np.linalg.norm(z, axis=1, keepdims=True)
+        v = p["HEE"] - p["STL"]
+        return np.median(np.stack([np.sum(v * x, 1), np.sum(v * np.cross(z, x), 1), np.sum(v * z, 1)], 1), 0)
+    return {s: float(np.linalg.norm(local(static.name, s) - local(dynamic.name, s))) for s in ("left", "right")}
+
+
+def standing_rearfoot_check(dynamic: RealTrial, static: RealTrial, noise_px: float = 1.5,
+                            seed: int = 0) -> StandingRearfootCheck:
+    """Both rearfoot angles relative to their own standing value: ours from the static
+    trial's points seen by the same cameras, triangulated (median over the trial); the
+    lab's from its static trial's OFM angles (mean). Compared over the walk's heel-down
+    frames (:func:`hindfoot_check`'s), with the excursion (range) over those frames."""
+    from rig.validation.trials import foot_ground_speed
+    world_static, est_static = _triangulated(static, noise_px, seed)
+    world, est = _triangulated(dynamic, noise_px, seed)
+    t = dynamic.t_s
+    out = StandingRearfootCheck({}, {}, {}, {}, {}, {}, {}, {}, heel_marker_shift_mm(static, dynamic))
+    for side in ("left", "right"):
+        out.standing_ours_deg[side] = float(np.nanmedian(rearfoot_eversion(est_static, side)))
+        out.standing_markers_deg[side] = float(np.nanmedian(rearfoot_eversion(world_static, side)))
+        out.standing_ofm_deg[side] = -float(np.mean(static.lab.angles_deg[(side, "hindfoot_tibia_frontal_deg")]))
+        heel = dynamic.markers[(side, "heel")] + np.column_stack([dynamic.belt_speed_m_s * t, 0 * t, 0 * t])
+        stance = foot_ground_speed(t, heel, heel) < STANCE_SPEED_M_S
+        ours = rearfoot_eversion(est, side)[stance] - out.standing_ours_deg[side]
+        ofm = -dynamic.lab.angles_deg[(side, "hindfoot_tibia_frontal_deg")][stance] - out.standing_ofm_deg[side]
+        out.rmse_deg[side] = _rmse(ours, ofm)
+        out.bias_deg[side] = float(np.mean(ours - ofm))
+        out.excursion_ours_deg[side] = float(np.ptp(ours))
+        out.excursion_ofm_deg[side] = float(np.ptp(ofm))
+        out.excursion_markers_deg[side] = float(np.ptp(rearfoot_eversion(world, side)[stance]))
     return out

@@ -18,6 +18,9 @@ angles were computed from and the comparison is like for like:
   Vicon implementation of the Oxford Foot Model (with Plug-in Gait) on a 2 s overground
   walk at 100 Hz, no plates. Hip = ``LHJC``, knee = ``LFEO``, ankle = ``LTIO``; the lab
   rearfoot angle is OFM's hindfoot relative to the tibia (``LHFTBA``).
+- ``ofm_static``: the same package's ``static_processed.c3d``: that subject standing still
+  (9 s), the OFM's static trial, processed by the same Vicon pipeline: the standing
+  reference for the rearfoot (docs/3d.md). Not a walk: no events, no speed.
 
 ezc3d (a dev dependency, as gaitkit's) reads the files; nothing here runs on the rig.
 """
@@ -34,10 +37,12 @@ from .trials import (PLATE_THRESHOLD_N, SIDES, DroppedEvent, LabOutput, RealTria
                      foot_ground_speed, judge_event, plate_events)
 
 LAB_TRIAL_NAMES = ("pig_treadmill", "ofm_overground")
+STANDING_TRIAL_NAMES = ("ofm_static",)  # lab-model trials of a subject standing still
 _SIDE = {"left": "L", "right": "R"}
 # Plug-in Gait angle outputs (component X = sagittal) and what we call them
 _PIG_ANGLES = {"hip_flexion_deg": "HipAngles", "knee_flexion_deg": "KneeAngles",
                "ankle_dorsiflexion_deg": "AnkleAngles", "pelvis_tilt_deg": "PelvisAngles"}
+_BONES = {"femur": "FE", "tibia": "TI"}  # Plug-in Gait's segment axes, written by Nexus as bones
 _SHOULDER_HALF_WIDTH_M = 0.18
 _SHOULDER_ABOVE_HIPS_M = 0.50  # a trial without trunk markers: nominal shoulders (events do not use them)
 
@@ -51,6 +56,7 @@ class _Spec:
     shoulders: str  # how the shoulder stand-ins are made
     model: str
     extra_angles: dict[str, tuple[str, int]]  # our name -> (C3D label without side, component)
+    standing: bool = False  # a static trial: forward is where the feet point
 
 
 _SPECS = {
@@ -69,6 +75,14 @@ _SPECS = {
         "nominal: 0.5 m above the hip centres, ± 0.18 m (the file has no trunk markers)",
         "Vicon Oxford Foot Model + Plug-in Gait (joint centres from the file)",
         {"hindfoot_tibia_frontal_deg": ("HFTBA", 1)}),
+    "ofm_static": _Spec(
+        "openofm_static_processed.c3d",
+        "The OFM trial's subject standing still (the model's static trial)",
+        "openofm 1.1.3 (MIT in PKG-INFO, GPL-3.0 LICENSE file), Data_Validate/Default/static_processed.c3d",
+        {"hip": "HJC", "knee": "FEO", "ankle": "TIO", "heel": "HEE", "toe": "TOE"},
+        "nominal: 0.5 m above the hip centres, ± 0.18 m (the file has no trunk markers)",
+        "Vicon Oxford Foot Model + Plug-in Gait (joint centres from the file)",
+        {"hindfoot_tibia_frontal_deg": ("HFTBA", 1)}, standing=True),
 }
 
 
@@ -98,14 +112,28 @@ def _point(c, labels: list[str], name: str, path: Path) -> np.ndarray:
     return x
 
 
-def _frame(raw: dict[tuple[str, str], np.ndarray], t_s: np.ndarray) -> tuple[np.ndarray, float]:
+def _bone(c, labels: list[str], prefix: str, path: Path) -> np.ndarray:
+    """A Nexus "bone" (origin O and points A, L, P along its anterior, left and proximal
+    axes) as (n, 3, 3) unit rows X, Y, Z in the lab's axes."""
+    o = _point(c, labels, prefix + "O", path)
+    axes = [_point(c, labels, prefix + k, path) - o for k in "ALP"]
+    return np.stack([a / np.linalg.norm(a, axis=1, keepdims=True) for a in axes], axis=1)
+
+
+def _frame(raw: dict[tuple[str, str], np.ndarray], t_s: np.ndarray,
+           standing: bool = False) -> tuple[np.ndarray, float]:
     """(rotation rows [forward, left, up], forward speed over the ground m/s). Up is the
     lab's +z (Nexus); forward is the heels' main horizontal direction of travel, signed by
-    heel→toe; a trial whose left points lie on the walker's right is refused."""
-    heels = np.concatenate([raw[(s, "heel")][:, :2] - raw[(s, "heel")][:, :2].mean(0) for s in SIDES]
-                           + [raw[(s, "hip")][:, :2] - raw[(s, "hip")][:, :2].mean(0) for s in SIDES])
-    _, _, vt = np.linalg.svd(heels, full_matrices=False)
-    fwd = np.r_[vt[0], 0.0]
+    heel→toe (``standing``: the feet's mean heel→toe direction, speed 0); a trial whose left
+    points lie on the walker's right is refused."""
+    if standing:
+        d = sum(np.mean(raw[(s, "toe")] - raw[(s, "heel")], axis=0) for s in SIDES)
+        fwd = np.r_[d[:2] / np.linalg.norm(d[:2]), 0.0]
+    else:
+        heels = np.concatenate([raw[(s, "heel")][:, :2] - raw[(s, "heel")][:, :2].mean(0) for s in SIDES]
+                               + [raw[(s, "hip")][:, :2] - raw[(s, "hip")][:, :2].mean(0) for s in SIDES])
+        _, _, vt = np.linalg.svd(heels, full_matrices=False)
+        fwd = np.r_[vt[0], 0.0]
     if np.mean([(raw[(s, "toe")] - raw[(s, "heel")]) @ fwd for s in SIDES]) < 0:
         fwd = -fwd
     up = np.array([0.0, 0.0, 1.0])
@@ -113,7 +141,7 @@ def _frame(raw: dict[tuple[str, str], np.ndarray], t_s: np.ndarray) -> tuple[np.
     if np.mean((raw[("left", "hip")] - raw[("right", "hip")]) @ left) <= 0:
         raise ValueError("left/right points are mirrored against the walking direction")
     hips = 0.5 * (raw[("left", "hip")] + raw[("right", "hip")])
-    speed = float(np.polyfit(t_s, hips @ fwd, 1)[0])
+    speed = 0.0 if standing else float(np.polyfit(t_s, hips @ fwd, 1)[0])
     return np.stack([fwd, left, up]), speed
 
 
@@ -182,16 +210,17 @@ def _belt_speed(markers: dict[tuple[str, str], np.ndarray], t_s: np.ndarray) -> 
 
 
 def load_c3d_trial(name: str, directory: Path | None = None) -> RealTrial:
-    """One lab-model trial by name (:data:`LAB_TRIAL_NAMES`) from the cache."""
+    """One lab-model trial by name (:data:`LAB_TRIAL_NAMES`, :data:`STANDING_TRIAL_NAMES`)
+    from the cache."""
     if name not in _SPECS:
-        raise KeyError(f"unknown lab trial {name!r}; known: {', '.join(LAB_TRIAL_NAMES)}")
+        raise KeyError(f"unknown lab trial {name!r}; known: {', '.join(LAB_TRIAL_NAMES + STANDING_TRIAL_NAMES)}")
     spec = _SPECS[name]
     path = validation_path(spec.file, directory)
     c, p, labels, rate = _read(path)
     raw = {(s, m): _point(c, labels, _SIDE[s] + lab, path) / 1000.0 for s in SIDES for m, lab in spec.points.items()}
     n = len(next(iter(raw.values())))
     t = np.arange(n) / rate
-    rot, speed = _frame(raw, t)
+    rot, speed = _frame(raw, t, spec.standing)
     for s, sh in _shoulders(spec, c, labels, path, raw, rot).items():
         raw[(s, "shoulder")] = sh
     treadmill = abs(speed) < 0.2
@@ -204,7 +233,11 @@ def load_c3d_trial(name: str, directory: Path | None = None) -> RealTrial:
             angles[(side, ours)] = _point(c, labels, _SIDE[side] + lab, path)[:, 0]
         for ours, (lab, comp) in spec.extra_angles.items():
             angles[(side, ours)] = _point(c, labels, _SIDE[side] + lab, path)[:, comp]
-    if treadmill:
+        angles[(side, "knee_adduction_deg")] = _point(c, labels, _SIDE[side] + "KneeAngles", path)[:, 1]
+    frames = {(s, seg): _bone(c, labels, _SIDE[s] + bone, path) for s in SIDES for seg, bone in _BONES.items()}
+    if spec.standing:
+        ref, belt = None, 0.0
+    elif treadmill:
         belt = _belt_speed(markers, t)
         ref = _plate_reference(c, p, markers, {s: raw[(s, "heel")] for s in SIDES}, t, belt, path)
     else:
@@ -213,9 +246,10 @@ def load_c3d_trial(name: str, directory: Path | None = None) -> RealTrial:
     marker_for["shoulder"] = spec.shoulders
     return RealTrial(
         name=name, description=spec.description, source=spec.source,
-        setting="treadmill" if treadmill else "overground (moved into the treadmill frame)",
+        setting=("standing" if spec.standing else "treadmill" if treadmill
+                 else "overground (moved into the treadmill frame)"),
         native_fps=rate, t_s=t, markers=markers, belt_speed_m_s=belt, reference=ref, marker_for=marker_for,
-        lab=LabOutput(spec.model, angles))
+        lab=LabOutput(spec.model, angles, frames))
 
 
 def load_lab_trials(directory: Path | None = None) -> list[RealTrial]:

@@ -67,10 +67,13 @@ class Reference:
 @dataclass(frozen=True)
 class LabOutput:
     """The lab model's angles (deg, as the file has them) per (side, name), sampled at the
-    trial's frames, and which model made them (rig.validation.c3d_trials)."""
+    trial's frames, and which model made them (rig.validation.c3d_trials); ``frames`` the
+    model's own segment axes per (side, segment) where the file keeps them ((n, 3, 3),
+    rows X anterior, Y, Z proximal, in the lab's axes): what its angles were computed from."""
 
     model: str
     angles_deg: dict[tuple[str, str], np.ndarray]
+    frames: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -274,10 +277,10 @@ def _centre(markers: dict[tuple[str, str], np.ndarray]) -> None:
 
 def load_trial(name: str, directory: Path | None = None) -> RealTrial:
     """One trial by name (``treadmill``, ``healthy``, ``parkinson``, ``stroke``, or a lab-model
-    trial of :data:`rig.validation.c3d_trials.LAB_TRIAL_NAMES`) from the cache (``gaitrig
+    trial of :data:`rig.validation.c3d_trials.LAB_TRIAL_NAMES` or ``STANDING_TRIAL_NAMES``) from the cache (``gaitrig
     models fetch`` puts it there); ModelMissingError if it is not cached."""
-    from .c3d_trials import LAB_TRIAL_NAMES, load_c3d_trial
-    if name in LAB_TRIAL_NAMES:
+    from .c3d_trials import LAB_TRIAL_NAMES, STANDING_TRIAL_NAMES, load_c3d_trial
+    if name in LAB_TRIAL_NAMES + STANDING_TRIAL_NAMES:
         return load_c3d_trial(name, directory)
     if name == "treadmill":
         return _load_treadmill(validation_path(_TREADMILL_FILE, directory))
