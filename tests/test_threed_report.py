@@ -200,3 +200,26 @@ def test_coordinator_reports_in_3d_when_the_rig_is_calibrated(broker, cams, tmp_
     shown = "3D" if calibration == "calibrated" else "2D"
     assert f'id="findings-source" data-source="{shown}">{shown}</span>' in page
     assert report_view(report).findings_source_text in page
+
+
+def test_a_3d_angle_no_human_joint_makes_is_withheld_not_reported(cams):
+    """The left heel landmark 12 cm out to the side in every view (consistently, so the
+    triangulation keeps it): a rearfoot angle past what a human rearfoot does (-30..30 deg)
+    is a measurement problem. The 3D curve and per-stride value are withheld with the
+    reason, listed under quality.implausible_angles, no finding is drawn from them; the
+    right side stays."""
+    w = SimulatedWalker(WalkerParams(noise_px=1.5), fps=60)
+    tracks = {v: w.track(v, 20.0) for v in ("left", "right", "rear", "front")}
+    world = w.world(tracks["left"].index).copy()
+    world[:, 29, 1] += 0.12  # landmark 29: left heel; +y: the walker's left
+    for v, tr in tracks.items():
+        tr.lm[:, 29, :2] = cams[v].project(world)[:, 29]
+    d = analyze_tracks(tracks, 1.2, cams).to_dict()
+    k3 = d["kinematics"]["3d"]
+    assert "kinematics.3d.rearfoot_eversion_3d_deg.left" in d["quality"]["implausible_angles"]
+    assert "kinematics.3d.rearfoot_eversion_deg.left" in d["quality"]["implausible_angles"]
+    assert "outside what a human joint does" in d["unavailable"]["kinematics.3d.rearfoot_eversion_3d_deg.left"]
+    assert k3["summary"]["rearfoot_eversion_3d_deg"]["left"]["mean"] is None
+    assert k3["curves"]["rearfoot_eversion_deg"]["left"]["mean"] is None
+    assert abs(k3["summary"]["rearfoot_eversion_3d_deg"]["right"]["mean"]) < 10
+    assert not [f for f in d["findings"] if f["code"] == "excessive_rearfoot_eversion" and f.get("side") == "left"]

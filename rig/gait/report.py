@@ -208,6 +208,9 @@ def analyze_tracks(tracks: dict[str, KeypointTrack], belt_speed_m_s: float, came
     si_ci = st.symmetry_index_ci95_pct_ if walking else {}
     k3d = _kinematics_3d(tracks, side_views, cameras, seg.strides_, hs_t, fps, belt_speed_m_s,
                          unavailable) if walking else None
+    if k3d is not None:
+        implausible += _withhold_implausible(k3d.curves_, k3d.summary_, unavailable, HUMAN_RANGE_3D_DEG,
+                                             "kinematics.3d")
     findings_source = "3d" if k3d is not None else "2d"  # frontal findings from 3D when calibrated
     fnd = ClinicalFindings().compute(si, si_ci, (k3d.summary_ if k3d is not None else frontal_summary) if walking
                                      else (static_for_findings if static else {}),
@@ -312,19 +315,30 @@ HUMAN_RANGE_DEG = {
     "ankle_dorsiflexion_2d_deg": (-70.0, 50.0), "rearfoot_eversion_2d_deg": (-30.0, 30.0),
     "knee_fppa_2d_deg": (-35.0, 35.0), "pelvic_obliquity_2d_deg": (-20.0, 20.0), "pelvic_drop_2d_deg": (-20.0, 20.0),
 }
+# the same for the calibrated rig's 3D angles (curves and per-stride summaries)
+HUMAN_RANGE_3D_DEG = {
+    "hip_flexion_deg": (-45.0, 130.0), "hip_adduction_deg": (-50.0, 50.0), "knee_flexion_deg": (-20.0, 150.0),
+    "knee_valgus_deg": (-35.0, 35.0), "ankle_dorsiflexion_deg": (-70.0, 50.0),
+    "ankle_internal_rotation_deg": (-60.0, 60.0), "rearfoot_eversion_deg": (-30.0, 30.0),
+    "foot_progression_deg": (-45.0, 60.0), "pelvic_obliquity_deg": (-20.0, 20.0),
+    "rearfoot_eversion_3d_deg": (-30.0, 30.0), "knee_valgus_3d_deg": (-35.0, 35.0),
+    "foot_progression_3d_deg": (-45.0, 60.0), "pelvic_drop_3d_deg": (-20.0, 20.0),
+    "pelvic_obliquity_3d_deg": (-20.0, 20.0),
+}
 
 
-def _withhold_implausible(curves: dict, frontal_summary: dict, unavailable: dict) -> list[str]:
-    """Null every angle (curve or summary) outside :data:`HUMAN_RANGE_DEG`, say why under
-    ``unavailable`` and return what was withheld (for ``quality.implausible_angles``)."""
+def _withhold_implausible(curves: dict, frontal_summary: dict, unavailable: dict,
+                          ranges: dict = HUMAN_RANGE_DEG, prefix: str = "kinematics") -> list[str]:
+    """Null every angle (curve or summary) outside ``ranges``, say why under ``unavailable``
+    and return what was withheld (for ``quality.implausible_angles``)."""
     out = []
 
     def check(name, side, values):
-        lo, hi = HUMAN_RANGE_DEG[name]
+        lo, hi = ranges[name]
         v = np.asarray([x for x in np.ravel(values) if x is not None], float)
         v = v[np.isfinite(v)]
         if len(v) and (v.min() < lo or v.max() > hi):
-            key = f"kinematics.{name}" + (f".{side}" if side else "")
+            key = f"{prefix}.{name}" + (f".{side}" if side else "")
             unavailable[key] = (f"{name}{' ' + side if side else ''} reaches {v.min():.0f}..{v.max():.0f}°, outside what a "
                                 f"human joint does ({lo:g}..{hi:g}°): a measurement problem, not reported")
             out.append(key)
@@ -333,11 +347,13 @@ def _withhold_implausible(curves: dict, frontal_summary: dict, unavailable: dict
 
     for name, per_side in curves.items():
         for side, c in per_side.items():
-            if c.get("mean") is not None and name in HUMAN_RANGE_DEG and check(name, side, c["mean"]):
+            if c.get("mean") is not None and name in ranges and check(name, side, c["mean"]):
                 per_side[side] = {**c, "mean": None, "sd": None}
     for name, per_side in frontal_summary.items():
         items = per_side.items() if "mean" not in per_side else [(None, per_side)]
         for side, summ in items:
+            if name not in ranges:
+                continue
             m = summ.get("mean")
             if m is not None and np.isfinite(m) and check(name, side, [m]):
                 summ.update(mean=math.nan, ci=[math.nan, math.nan])
