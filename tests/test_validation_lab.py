@@ -174,10 +174,10 @@ def test_davis_hip_centres_reproduce_plug_in_gait_from_the_pelvis_markers(trials
     the Davis regression gives the file's own Plug-in Gait hip centres within 2 mm."""
     from edge_models.fetch import validation_path
     from rig.threed.validation import davis_hip_centres
-    from rig.validation.c3d_trials import _point, _read
+    from rig.validation.c3d_trials import marker_points, read_c3d
     path = validation_path("gaitalytics_treadmill_events.c3d")
-    c, p, labels, _ = _read(path)
-    pt = {n: _point(c, labels, n, path) for n in ("LASI", "RASI", "LPSI", "RPSI", "LFEP", "RFEP")}
+    c, p, labels, _ = read_c3d(path)
+    pt = {n: marker_points(c, labels, n, path) for n in ("LASI", "RASI", "LPSI", "RPSI", "LFEP", "RFEP")}
     leg = {"left": float(p["PROCESSING"]["LLegLength"]["value"][0]),
            "right": float(p["PROCESSING"]["RLegLength"]["value"][0])}
     hjc = davis_hip_centres(pt["LASI"], pt["RASI"], pt["LPSI"], pt["RPSI"], leg)
@@ -222,11 +222,11 @@ def test_ofm_trials_hip_centres_were_made_with_a_100_mm_leg_length():
     away. A lab reference built on that is not a reference for the hip's position."""
     from edge_models.fetch import validation_path
     from rig.threed.validation import davis_hip_centres
-    from rig.validation.c3d_trials import _point, _read
+    from rig.validation.c3d_trials import marker_points, read_c3d
     assets_or_skip(LAB_FILES[1:])
     path = validation_path(LAB_FILES[1])
-    c, p, labels, _ = _read(path)
-    pt = {n: _point(c, labels, n, path) for n in ("LASI", "RASI", "LPSI", "RPSI", "LHJC", "RHJC")}
+    c, p, labels, _ = read_c3d(path)
+    pt = {n: marker_points(c, labels, n, path) for n in ("LASI", "RASI", "LPSI", "RPSI", "LHJC", "RHJC")}
     assert float(p["PROCESSING"]["LLegLength"]["value"][0]) == float(p["PROCESSING"]["RLegLength"]["value"][0]) == 100.0
     radius = float(p["PROCESSING"]["MarkerDiameter"]["value"][0]) / 2
     for leg, near in ((100.0, True), (890.0, False)):

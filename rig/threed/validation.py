@@ -571,12 +571,12 @@ def heel_marker_shift_mm(static: RealTrial, dynamic: RealTrial) -> dict[str, flo
     of three calcaneus markers that are on the bone in both (STL, LCA, CPG; medians), mm
     per side: a standing reference is only a reference if the points are the same."""
     from edge_models.fetch import validation_path
-    from rig.validation.c3d_trials import _SPECS, _point, _read
+    from rig.validation.c3d_trials import _SPECS, marker_points, read_c3d
 
     def local(name: str, side: str) -> np.ndarray:
         path = validation_path(_SPECS[name].file)
-        c, _, labels, _ = _read(path)
-        p = {m: _point(c, labels, side[0].upper() + m, path) for m in ("STL", "LCA", "CPG", "HEE")}
+        c, _, labels, _ = read_c3d(path)
+        p = {m: marker_points(c, labels, side[0].upper() + m, path) for m in ("STL", "LCA", "CPG", "HEE")}
         x = p["LCA"] - p["STL"]
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         z = np.cross(x, p["CPG"] - p["STL"])

@@ -86,7 +86,8 @@ _SPECS = {
 }
 
 
-def _read(path: Path):
+def read_c3d(path: Path):
+    """(ezc3d object, parameters, point labels, point rate Hz) of a C3D file in mm."""
     import ezc3d  # dev dependency (gaitkit needs it too)
 
     c = ezc3d.c3d(str(path))
@@ -98,7 +99,8 @@ def _read(path: Path):
     return c, p, labels, rate
 
 
-def _point(c, labels: list[str], name: str, path: Path) -> np.ndarray:
+def marker_points(c, labels: list[str], name: str, path: Path) -> np.ndarray:
+    """(n, 3) mm of the named point, gaps (0 or NaN in the file) bridged linearly."""
     if name not in labels:
         raise ValueError(f"{path.name} has no point {name!r}")
     x = np.array(c["data"]["points"][:3, labels.index(name), :].T, float)
@@ -115,8 +117,8 @@ def _point(c, labels: list[str], name: str, path: Path) -> np.ndarray:
 def _bone(c, labels: list[str], prefix: str, path: Path) -> np.ndarray:
     """A Nexus "bone" (origin O and points A, L, P along its anterior, left and proximal
     axes) as (n, 3, 3) unit rows X, Y, Z in the lab's axes."""
-    o = _point(c, labels, prefix + "O", path)
-    axes = [_point(c, labels, prefix + k, path) - o for k in "ALP"]
+    o = marker_points(c, labels, prefix + "O", path)
+    axes = [marker_points(c, labels, prefix + k, path) - o for k in "ALP"]
     return np.stack([a / np.linalg.norm(a, axis=1, keepdims=True) for a in axes], axis=1)
 
 
@@ -149,7 +151,7 @@ def _shoulders(spec: _Spec, c, labels, path, raw, rot) -> dict[str, np.ndarray]:
     hl, hr = raw[("left", "hip")], raw[("right", "hip")]
     y = (hl - hr) / np.linalg.norm(hl - hr, axis=1, keepdims=True)
     if "C7" in labels and "JN" in labels:
-        neck = 0.5 * (_point(c, labels, "C7", path) + _point(c, labels, "JN", path)) / 1000.0
+        neck = 0.5 * (marker_points(c, labels, "C7", path) + marker_points(c, labels, "JN", path)) / 1000.0
     else:
         neck = 0.5 * (hl + hr) + _SHOULDER_ABOVE_HIPS_M * rot[2]
     return {"left": neck + _SHOULDER_HALF_WIDTH_M * y, "right": neck - _SHOULDER_HALF_WIDTH_M * y}
@@ -216,8 +218,8 @@ def load_c3d_trial(name: str, directory: Path | None = None) -> RealTrial:
         raise KeyError(f"unknown lab trial {name!r}; known: {', '.join(LAB_TRIAL_NAMES + STANDING_TRIAL_NAMES)}")
     spec = _SPECS[name]
     path = validation_path(spec.file, directory)
-    c, p, labels, rate = _read(path)
-    raw = {(s, m): _point(c, labels, _SIDE[s] + lab, path) / 1000.0 for s in SIDES for m, lab in spec.points.items()}
+    c, p, labels, rate = read_c3d(path)
+    raw = {(s, m): marker_points(c, labels, _SIDE[s] + lab, path) / 1000.0 for s in SIDES for m, lab in spec.points.items()}
     n = len(next(iter(raw.values())))
     t = np.arange(n) / rate
     rot, speed = _frame(raw, t, spec.standing)
@@ -230,10 +232,10 @@ def load_c3d_trial(name: str, directory: Path | None = None) -> RealTrial:
     angles = {}
     for side in SIDES:
         for ours, lab in _PIG_ANGLES.items():
-            angles[(side, ours)] = _point(c, labels, _SIDE[side] + lab, path)[:, 0]
+            angles[(side, ours)] = marker_points(c, labels, _SIDE[side] + lab, path)[:, 0]
         for ours, (lab, comp) in spec.extra_angles.items():
-            angles[(side, ours)] = _point(c, labels, _SIDE[side] + lab, path)[:, comp]
-        angles[(side, "knee_adduction_deg")] = _point(c, labels, _SIDE[side] + "KneeAngles", path)[:, 1]
+            angles[(side, ours)] = marker_points(c, labels, _SIDE[side] + lab, path)[:, comp]
+        angles[(side, "knee_adduction_deg")] = marker_points(c, labels, _SIDE[side] + "KneeAngles", path)[:, 1]
     frames = {(s, seg): _bone(c, labels, _SIDE[s] + bone, path) for s in SIDES for seg, bone in _BONES.items()}
     if spec.standing:
         ref, belt = None, 0.0
