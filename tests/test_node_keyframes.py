@@ -216,6 +216,43 @@ def test_interval_one_is_inference_on_every_frame_with_nothing_held():
     assert oracle.runs == [0, 1, 2, 3, 4] and est.flush() == []
 
 
+class CountingTracker(LucasKanadeTracker):
+    def __init__(self):
+        super().__init__()
+        self.anchors = self.steps = 0
+
+    def anchor(self, gray, xy_px):
+        self.anchors += 1
+        super().anchor(gray, xy_px)
+
+    def step(self, gray):
+        self.steps += 1
+        return super().step(gray)
+
+
+def test_interval_one_pays_for_no_flow_and_a_switch_to_keyframes_tracks_from_the_last_inferred_frame():
+    """An every-frame node must not make grayscale images and flow it throws away; when its
+    pace drops to keyframes mid-walk, the flow starts from the last frame the model ran on."""
+    frames = moving_frames(10)
+    oracle = Oracle(frames)
+    tracker = CountingTracker()
+    est = KeyframeEstimator(oracle, interval=1, tracker=tracker)
+    out = []
+    for k, f in enumerate(frames):
+        if k == 4:
+            est.interval = 3  # the node's pacer chose keyframes (rig.node.stages)
+        out += est.push(k, k / 120, f)
+    out += est.flush()
+    assert est.region is not None  # kept for the crop spool at any interval
+    assert oracle.runs == [0, 1, 2, 3, 6, 9]
+    assert tracker.anchors == 3 and tracker.steps == 6  # anchored on 3 (lazily), 6, 9; frames 4-9 stepped
+    assert [e.index for e in out] == list(range(10))
+    gait = list(GAIT_POINTS)
+    for e in out:
+        assert e.tracked == (e.index in (4, 5, 7, 8))
+        assert np.abs(e.lm[gait, :2] - body_at(e.index)[gait, :2]).max() < 0.2, e.index
+
+
 # -- the binary keypoint frame ------------------------------------------------------------------
 def test_tracked_flag_and_interpolated_points_round_trip_and_old_frames_still_decode():
     lm = body_at(0)
