@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from edge_models.pose.person_select import torso_length_px
-from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region, scratch_for
+from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
 
 Infer = Callable[[np.ndarray], "np.ndarray | None"]  # BGR frame -> (33, 4) or nobody
 Follow = Callable[[np.ndarray, np.ndarray], None]  # hip-centre, shoulder-centre shift px since the keyframe
@@ -97,7 +97,6 @@ class KeyframeEstimator:
         self._since_attempt: int | None = None  # frames since the last search; None: search now
         self._last: tuple[int, float, np.ndarray] | None = None
         self._flow_anchored = False  # the tracker starts from the last keyframe
-        self._scratch: np.ndarray | None = None  # full-resolution grayscale crop, reused (Region.gray)
 
     @property
     def held(self) -> int:
@@ -112,7 +111,7 @@ class KeyframeEstimator:
             return self._keyframe(index, t, frame, None, None)
         if not self._flow_anchored:  # the last keyframe ran at interval 1: anchor the flow on it now
             self._anchor_flow(previous[2])
-        xy, ok = self.tracker.step(self._gray(frame))
+        xy, ok = self.tracker.step(self.region.gray(frame))
         xy = self.region.to_image(xy)
         due = len(self._pending) + 1 >= self.interval
         if not due and 1.0 - ok.mean() <= MAX_LOST_SHARE:
@@ -181,12 +180,8 @@ class KeyframeEstimator:
 
     def _anchor_flow(self, frame: np.ndarray) -> None:
         """The tracker on the keyframe's image (``frame``), from the keyframe's gait points."""
-        self.tracker.anchor(self._gray(frame), self.region.to_work(self._key.lm[_GAIT, :2]))
+        self.tracker.anchor(self.region.gray(frame), self.region.to_work(self._key.lm[_GAIT, :2]))
         self._flow_anchored = True
-
-    def _gray(self, frame: np.ndarray) -> np.ndarray:
-        self._scratch = scratch_for(frame, self._scratch)
-        return self.region.gray(frame, self._scratch)
 
     def _release_corrected(self, key: Estimate, at_key: _Pending) -> list[Estimate]:
         """The held frames, flow drift spread over the interval, lost points interpolated."""

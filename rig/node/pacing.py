@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region, scratch_for
+from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
 
 Mode = Literal["every_frame", "keyframes", "behind"]
 DEFAULT_MARGIN = 0.75  # share of the trigger period the estimator may use
@@ -123,11 +123,10 @@ def time_tracking(width: int, height: int, runs: int = 5, seed: int = 0) -> floa
     xy = np.stack([np.full_like(ys, width / 2), ys], axis=1)
     region = Region.around(xy, 0.35, width, height)
     tracker = LucasKanadeTracker()
-    scratch = scratch_for(frames[0], None)  # as the estimator reuses it (KeyframeEstimator)
-    tracker.anchor(region.gray(frames[0], scratch), region.to_work(xy))
+    tracker.anchor(region.gray(frames[0]), region.to_work(xy))
     times = []
     for frame in frames[1:]:
         t0 = time.perf_counter()
-        tracker.step(region.gray(frame, scratch))
+        tracker.step(region.gray(frame))
         times.append((time.perf_counter() - t0) * 1000)
     return float(np.median(times))
