@@ -462,6 +462,9 @@ def walker_events(frames: list, n: int) -> None:
     own left/right repair (rig.gait's LabelSwapRepair, as the report runs it); the
     reference's events that the tracked stream misses are named with their frames."""
     ref, ours, _, _, _, _ = accuracy(frames, n, 30.0)
+    hs = np.sort(np.concatenate([v for k, v in zeni_events(ref, 30.0).items() if k.endswith("_hs")]))
+    print(f"    Sports2D walker: the reference's steps (heel strike to the other foot's) in frames: "
+          f"{np.round(np.diff(hs), 1).tolist()}")
     for how, fix in (("raw", lambda lms: lms), (f"after LabelSwapRepair('{WALKER_NEAR_SIDE}')", repaired)):
         er, eo = zeni_events(fix(ref), 30.0), zeni_events(fix(ours), 30.0)
         hit, total = events_agree(er, eo)
@@ -481,13 +484,20 @@ def repaired(lms: list) -> list:
 
 def missed_events(ref: dict, ours: dict, window: tuple[float, float] = WALK_EVENTS) -> list[str]:
     """The reference's events in ``window`` with no tracked-stream event within one frame,
-    as "L_hs@52.0 (nearest 47.9)"."""
+    as "L_hs@52.0 (nearest 47.9)"; a missed heel strike also says how long after the other
+    foot's last heel strike the reference put it (a step far shorter than the clip's others
+    is the reference's own glitch, not a step)."""
     out = []
     for key, frames in ref.items():
         for f in frames[(frames >= window[0]) & (frames < window[1])]:
             near = ours[key][np.argmin(np.abs(ours[key] - f))] if len(ours[key]) else None
             if near is None or abs(near - f) > 1.0 + 1e-9:
-                out.append(f"{key}@{f:.1f} (nearest {'none' if near is None else f'{near:.1f}'})")
+                step = ""
+                if key.endswith("_hs"):
+                    other = ("R" if key[0] == "L" else "L") + "_hs"
+                    before = ref[other][ref[other] < f]
+                    step = f", ref step {f - before.max():.1f} frames after {other}@{before.max():.1f}" if len(before) else ""
+                out.append(f"{key}@{f:.1f} (nearest {'none' if near is None else f'{near:.1f}'}{step})")
     return out
 
 
