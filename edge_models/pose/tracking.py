@@ -25,11 +25,11 @@ WORK_SIDE_PX = 400  # flow runs on the body region shrunk to this: cheaper, and 
 @dataclass(frozen=True)
 class Region:
     """An axis-aligned pixel box of the image (the body plus a margin) and the factor by
-    which flow's image is shrunk: a 1500-px-tall body is tracked on a 375-px image, where
+    which flow's image is shrunk: a 1920-px-tall region is tracked on a 320-px image, where
     the motion blur of a swinging foot is a few pixels and the pyramid is cheap. The
     factor is 1 or even, so the colour crop can be halved first on OpenCV's fast path
-    (area averaging by exactly 2), before the grayscale conversion: converting the
-    full-resolution crop was two thirds of the flow's time."""
+    (area averaging by exactly 2) and only a quarter of its pixels converted to grayscale:
+    the grayscale region was two thirds of the flow's time, and costs a third less so."""
 
     x0: int
     y0: int
@@ -62,7 +62,8 @@ class Region:
 
     def gray(self, frame: np.ndarray) -> np.ndarray:
         """This region of a BGR (or already grayscale) frame: grayscale, at the work scale,
-        area-averaged (decimating instead aliases cloth texture)."""
+        each work pixel the mean of the image pixels it covers (as binning would; sampling
+        every n-th pixel would alias fine texture)."""
         crop = frame[self.y0:self.y1, self.x0:self.x1]
         w, h = (self.x1 - self.x0) // self.factor, (self.y1 - self.y0) // self.factor
         if crop.ndim == 3 and self.factor > 1:
