@@ -68,9 +68,24 @@ def test_flow_follows_a_known_shift_and_loses_a_point_on_a_flat_patch():
 def test_region_maps_work_pixels_back_to_image_pixels():
     xy = np.array([[100.0, 200.0], [500.0, 1700.0]])
     r = Region.around(xy, 0.35, 1080, 1920)
-    assert r.factor == 5 and (r.x1 - r.x0) % 5 == 0 and (r.y1 - r.y0) % 5 == 0
+    assert r.factor == 6 and (r.x1 - r.x0) % 6 == 0 and (r.y1 - r.y0) % 6 == 0  # 1920 px: 320 work px
     assert np.allclose(r.to_image(r.to_work(xy)), xy)
-    assert r.gray(np.zeros((1920, 1080, 3), np.uint8)).shape == ((r.y1 - r.y0) // 5, (r.x1 - r.x0) // 5)
+    assert r.gray(np.zeros((1920, 1080, 3), np.uint8)).shape == ((r.y1 - r.y0) // 6, (r.x1 - r.x0) // 6)
+    small = Region.around(np.array([[100.0, 100.0], [300.0, 300.0]]), 0.0, 1080, 1920)
+    assert small.factor == 1  # already under the work side: tracked at full resolution
+
+
+def test_region_gray_is_the_area_average_of_the_grayscale_crop():
+    """The colour crop is halved before the grayscale conversion (the cheap order); the
+    result must still be each work pixel's mean, not a sample (aliasing)."""
+    import cv2
+    frame = texture()[:400, :300]
+    r = Region.around(np.array([[20.0, 20.0], [280.0, 380.0]]), 0.0, 300, 400, work_side_px=100)
+    assert r.factor == 4
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[r.y0:r.y1, r.x0:r.x1].astype(float)
+    h, w = gray.shape[0] // 4, gray.shape[1] // 4
+    mean = gray.reshape(h, 4, w, 4).mean(axis=(1, 3))
+    assert np.abs(r.gray(frame).astype(float) - mean).max() <= 1.0
 
 
 class Oracle:
@@ -214,6 +229,43 @@ def test_interval_one_is_inference_on_every_frame_with_nothing_held():
     for k, f in enumerate(frames):
         assert [e.index for e in est.push(k, 0.0, f)] == [k]
     assert oracle.runs == [0, 1, 2, 3, 4] and est.flush() == []
+
+
+class CountingTracker(LucasKanadeTracker):
+    def __init__(self):
+        super().__init__()
+        self.anchors = self.steps = 0
+
+    def anchor(self, gray, xy_px):
+        self.anchors += 1
+        super().anchor(gray, xy_px)
+
+    def step(self, gray):
+        self.steps += 1
+        return super().step(gray)
+
+
+def test_interval_one_pays_for_no_flow_and_a_switch_to_keyframes_tracks_from_the_last_inferred_frame():
+    """An every-frame node must not make grayscale images and flow it throws away; when its
+    pace drops to keyframes mid-walk, the flow starts from the last frame the model ran on."""
+    frames = moving_frames(10)
+    oracle = Oracle(frames)
+    tracker = CountingTracker()
+    est = KeyframeEstimator(oracle, interval=1, tracker=tracker)
+    out = []
+    for k, f in enumerate(frames):
+        if k == 4:
+            est.interval = 3  # the node's pacer chose keyframes (rig.node.stages)
+        out += est.push(k, k / 120, f)
+    out += est.flush()
+    assert est.region is not None  # kept for the crop spool at any interval
+    assert oracle.runs == [0, 1, 2, 3, 6, 9]
+    assert tracker.anchors == 3 and tracker.steps == 6  # anchored on 3 (lazily), 6, 9; frames 4-9 stepped
+    assert [e.index for e in out] == list(range(10))
+    gait = list(GAIT_POINTS)
+    for e in out:
+        assert e.tracked == (e.index in (4, 5, 7, 8))
+        assert np.abs(e.lm[gait, :2] - body_at(e.index)[gait, :2]).max() < 0.2, e.index
 
 
 # -- the binary keypoint frame ------------------------------------------------------------------

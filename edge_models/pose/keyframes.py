@@ -15,7 +15,7 @@ facing the camera: its left and right legs swap from one run to the next); the f
 knows which point is which, so the drift is taken against the labelling that fits the
 flow, and a swap shows on the keyframe itself rather than smeared over the frames before.
 Points the gait engine does not use (face, hands) are interpolated between keyframes.
-``interval = 1`` is plain inference on every frame, with nothing held back.
+``interval = 1`` is plain inference on every frame, with nothing held back and no flow.
 """
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ class KeyframeEstimator:
         self._pending: list[_Pending] = []
         self._since_attempt: int | None = None  # frames since the last search; None: search now
         self._last: tuple[int, float, np.ndarray] | None = None
+        self._flow_anchored = False  # the tracker starts from the last keyframe
 
     @property
     def held(self) -> int:
@@ -103,9 +104,13 @@ class KeyframeEstimator:
         return len(self._pending)
 
     def push(self, index: int, t: float, frame: np.ndarray) -> list[Estimate]:
-        self._last = (index, t, frame)
+        previous, self._last = self._last, (index, t, frame)
         if self._key is None:
             return [self._search(index, t, frame)]
+        if self.interval == 1 and not self._pending:  # every frame: the model alone, no flow to pay for
+            return self._keyframe(index, t, frame, None, None)
+        if not self._flow_anchored:  # the last keyframe ran at interval 1: anchor the flow on it now
+            self._anchor_flow(previous[2])
         xy, ok = self.tracker.step(self.region.gray(frame))
         xy = self.region.to_image(xy)
         due = len(self._pending) + 1 >= self.interval
@@ -148,8 +153,9 @@ class KeyframeEstimator:
             self._anchor(est, frame)
         return est
 
-    def _keyframe(self, index: int, t: float, frame: np.ndarray, xy: np.ndarray,
-                  ok: np.ndarray) -> list[Estimate]:
+    def _keyframe(self, index: int, t: float, frame: np.ndarray, xy: np.ndarray | None,
+                  ok: np.ndarray | None) -> list[Estimate]:
+        """``xy``/``ok``: the flow's gait points on this frame (None: no frames held)."""
         lm = self.infer(frame)
         key = Estimate(index, t, lm)
         if lm is None:
@@ -161,12 +167,21 @@ class KeyframeEstimator:
         return out + [key]
 
     def _anchor(self, key: Estimate, frame: np.ndarray) -> None:
+        """Start from this keyframe. The region is always kept (the crop spool writes it);
+        the flow's grayscale image only when frames will be tracked from here — at
+        interval 1 it would be thrown away, a sixth of an every-frame node's time."""
         h, w = frame.shape[:2]
         self.stats.inferred += 1
         self._key, self._pending = key, []
-        gait_xy = key.lm[_GAIT, :2]
-        self.region = Region.around(gait_xy, self.region_margin_frac, w, h)
-        self.tracker.anchor(self.region.gray(frame), self.region.to_work(gait_xy))
+        self.region = Region.around(key.lm[_GAIT, :2], self.region_margin_frac, w, h)
+        self._flow_anchored = False
+        if self.interval > 1:
+            self._anchor_flow(frame)
+
+    def _anchor_flow(self, frame: np.ndarray) -> None:
+        """The tracker on the keyframe's image (``frame``), from the keyframe's gait points."""
+        self.tracker.anchor(self.region.gray(frame), self.region.to_work(self._key.lm[_GAIT, :2]))
+        self._flow_anchored = True
 
     def _release_corrected(self, key: Estimate, at_key: _Pending) -> list[Estimate]:
         """The held frames, flow drift spread over the interval, lost points interpolated."""
