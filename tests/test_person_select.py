@@ -226,3 +226,57 @@ def test_a_fit_past_someone_counts_if_most_landmarks_or_the_legs_were_seen():
     assert not seen_past(lm, covered)
     lm[:23, :2] = (50, 75)  # the upper body seen instead: 4 of 33 painted
     assert seen_past(lm, covered)
+
+
+def test_only_painted_landmarks_on_the_other_persons_body_count_as_hidden():
+    """The paint is drawn generously round the other's skeleton; a patient's landmark under
+    the grey but beside the other's body (as the model segmented it) was seen by the camera."""
+    covered = np.zeros((100, 100), bool)
+    covered[:, :50] = True
+    lm = np.zeros((33, 4))
+    lm[:, :2] = (75, 50)
+    lm[:11, :2] = (25, 50)  # 11 under the paint, and 3 of the 10 gait points:
+    lm[23:26, :2] = (25, 50)  # skeleton paint alone calls the patient hidden
+    behind = np.zeros(33, bool)
+    behind[:4] = True  # but only these lie on the other's body
+    behind[30] = True  # on their body but not painted: not counted
+    assert share_painted(lm, covered, behind) == pytest.approx(4 / 33)
+    assert not seen_past(lm, covered) and seen_past(lm, covered, behind)
+    behind[23:26] = True  # the painted leg points on the other's body too: the legs are hidden
+    behind[4:11] = True  # and so is the upper body
+    assert not seen_past(lm, covered, behind)
+
+
+def test_silhouette_says_which_image_points_lie_on_the_segmented_body():
+    from edge_models.pose.geometry import RotatedRect, crop_to_image_matrix
+    from edge_models.pose.landmarks import INPUT_SIZE_PX, Silhouette
+    logits = np.full((INPUT_SIZE_PX, INPUT_SIZE_PX), -5.0, np.float32)
+    logits[:, : INPUT_SIZE_PX // 2] = 5.0  # the crop's left half is the body
+    # a 512-px crop centred on (1000, 600), upright: crop px = (image px - (744, 344)) / 2
+    sil = Silhouette(logits, crop_to_image_matrix(RotatedRect(1000.0, 600.0, 512.0, 0.0), INPUT_SIZE_PX))
+    pts = np.array([[800.0, 600.0], [990.0, 400.0], [1010.0, 600.0], [700.0, 600.0], [np.nan, 600.0]])
+    assert sil.covers(pts).tolist() == [True, True, False, False, False]  # off the crop, NaN: no
+
+
+@pytest.fixture(scope="module")
+def cam01_frame():
+    from conftest import assets_or_skip
+
+    from edge_models.fetch import sample_path
+    from edge_models.registry import MODELS, SAMPLES
+    from edge_models.video import read_frames
+    assets_or_skip(MODELS + SAMPLES)
+    return read_frames(sample_path("cam01.mp4"), limit=1)[0]
+
+
+def test_silhouette_of_a_real_fit_covers_its_own_body_not_the_background(cam01_frame):
+    from edge_models.pose import PosePipeline
+    from edge_models.pose.landmarks import LandmarkModel
+    pipe = PosePipeline(threads=2)
+    lm = pipe.process(cam01_frame)
+    model = LandmarkModel(pipe.landmark_interpreter)
+    model.run(cam01_frame, pipe.roi)
+    sil = model.silhouette()
+    torso = lm[[11, 12, 23, 24], :2].mean(axis=0)
+    beside = torso + (lm[:, 0].max() - lm[:, 0].min() + 50.0, 0.0)  # a body's width to the side
+    assert sil.covers(np.stack([torso, beside])).tolist() == [True, False]
