@@ -275,13 +275,18 @@ def score(frames: Sequence[SceneFrame], outputs: Sequence[np.ndarray | None]) ->
 
 
 def run_scene(scenario: str, cam: str, process: Callable[[np.ndarray], "np.ndarray | None"],
-              preview: Path | None = None, every: int = 10) -> Score:
+              preview: Path | None = None, every: int = 10,
+              on_miss: Callable[[int, SceneFrame, "np.ndarray | None"], None] | None = None) -> Score:
     """Feed one scene to ``process`` (a pipeline's, fresh for the clip) and score it;
-    ``preview``: also write a contact sheet there, truth box green, the answer's red."""
+    ``preview``: also write a contact sheet there, truth box green, the answer's red;
+    ``on_miss(k, frame, landmarks)``: called right after each frame that does not follow
+    the patient (e.g. to print why, from the pipeline's counters)."""
     truths, outputs, tiles = [], [], []
     for k, frame in enumerate(scene(scenario, cam)):
         lm = process(frame.image)
         outputs.append(lm)
+        if on_miss is not None and not score([frame], [lm]).followed:
+            on_miss(k, frame, lm)
         if preview is not None and k % every == 0:
             tiles.append(_tile(frame, lm))
         truths.append(SceneFrame(np.empty((0, 0, 3), np.uint8), frame.patient_box, frame.patient_visible,
