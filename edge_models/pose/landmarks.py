@@ -68,25 +68,6 @@ def refine_with_heatmap(xy_norm: np.ndarray, heatmap: np.ndarray,
     return out
 
 
-@dataclass(frozen=True)
-class Silhouette:
-    """A fitted body's segmentation on its crop (logits, 256x256) and the crop's map to the
-    image; sampled at points only, so telling which of another fit's landmarks lie on this
-    body costs microseconds, not a full-frame warp."""
-
-    logits: np.ndarray  # (INPUT_SIZE_PX, INPUT_SIZE_PX) float32
-    to_image: np.ndarray  # (2, 3) crop px -> image px
-
-    def covers(self, points_px: np.ndarray) -> np.ndarray:
-        """(n,) bool: which image points lie on the body (probability > 0.5; off the crop: no)."""
-        crop = apply_affine(cv2.invertAffineTransform(self.to_image), np.asarray(points_px, np.float64)[:, :2])
-        ij = np.floor(crop).astype(np.int64)
-        inside = (ij >= 0).all(axis=1) & (ij < INPUT_SIZE_PX).all(axis=1) & np.isfinite(crop).all(axis=1)
-        out = np.zeros(len(ij), bool)
-        out[inside] = self.logits[ij[inside, 1], ij[inside, 0]] > 0.0
-        return out
-
-
 class LandmarkModel:
     """pose_landmark_full.tflite on a rotated crop of a BGR frame."""
 
@@ -97,17 +78,7 @@ class LandmarkModel:
         self._landmarks_index = outputs[(NUM_MODEL_POINTS * 5,)]
         self._flag_index = outputs[(1,)]
         self._heatmap_index = outputs[(64, 64, NUM_MODEL_POINTS)]
-        self._segmentation_index = outputs[(INPUT_SIZE_PX, INPUT_SIZE_PX, 1)]
-        self._to_image: np.ndarray | None = None  # the last run's crop -> image map
         self._crop_u8 = np.empty((INPUT_SIZE_PX, INPUT_SIZE_PX, 3), np.uint8)
-
-    def silhouette(self) -> "Silhouette":
-        """The body the last run fitted, as the model segmented it (its pixels in view);
-        call before the next run, which overwrites the output."""
-        if self._to_image is None:
-            raise RuntimeError("silhouette() before any run")
-        logits = self._interpreter.get_tensor(self._segmentation_index)[0, :, :, 0].copy()
-        return Silhouette(logits, self._to_image.copy())
 
     def _write_input(self, frame_bgr: np.ndarray, to_image: np.ndarray) -> None:
         """Warp the crop (bilinear, edge pixels replicated like MediaPipe's default border)
@@ -121,7 +92,7 @@ class LandmarkModel:
         del view  # the interpreter refuses to run while numpy views of its buffers exist
 
     def run(self, frame_bgr: np.ndarray, rect: RotatedRect) -> LandmarkResult:
-        to_image = self._to_image = crop_to_image_matrix(rect, INPUT_SIZE_PX)
+        to_image = crop_to_image_matrix(rect, INPUT_SIZE_PX)
         self._write_input(frame_bgr, to_image)
         self._interpreter.invoke()
         get = self._interpreter.get_tensor

@@ -137,21 +137,14 @@ def paint_out(frame_bgr: np.ndarray, landmarks: np.ndarray, width_torso: float =
 MAX_PAINTED_SHARE = 0.25  # a fit with more of its landmarks under the paint is a guess
 
 
-def share_painted(landmarks: np.ndarray, covered: np.ndarray, behind: np.ndarray | None = None) -> float:
+def share_painted(landmarks: np.ndarray, covered: np.ndarray) -> float:
     """Share of the landmarks that lie on painted-out pixels (outside the frame: not painted).
     A fit found by looking past someone is kept only if most of it is on pixels the camera
-    really saw: a patient half behind another person is "not visible", not reconstructed.
-    ``behind`` (per landmark, bool): the landmark lies on the other person's body as the
-    landmark model segmented it; then only those painted landmarks count — the paint is
-    drawn generously round the other's skeleton, and a patient's arm beside the other
-    person's (grey, but seen by the camera) is not hidden by them."""
+    really saw: a patient half behind another person is "not visible", not reconstructed."""
     h, w = covered.shape
     xy = np.round(landmarks[:, :2]).astype(np.int64)
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-    on = np.zeros(len(landmarks), bool)
-    on[inside] = covered[xy[inside, 1], xy[inside, 0]]
-    if behind is not None:
-        on &= behind
+    on = covered[xy[inside, 1], xy[inside, 0]]
     return float(on.sum()) / len(landmarks)
 
 
@@ -159,15 +152,13 @@ GAIT_LANDMARKS = slice(23, 33)  # hips, knees, ankles, heels, toes
 MAX_PAINTED_GAIT_SHARE = 0.2  # ...unless at most this share of these is under the paint
 
 
-def seen_past(landmarks: np.ndarray, covered: np.ndarray, behind: np.ndarray | None = None) -> bool:
+def seen_past(landmarks: np.ndarray, covered: np.ndarray) -> bool:
     """Whether a fit found by painting someone out stands on pixels the camera saw: most of
     its landmarks, or at least its hips, legs and feet — what gait analysis uses. A passer
     in front of the patient's chest covers half the landmarks (face, arms) while the legs
-    show; a patient whose legs are behind someone is "not visible". ``behind``: see
-    :func:`share_painted`."""
-    gait_behind = None if behind is None else behind[GAIT_LANDMARKS]
-    return (share_painted(landmarks, covered, behind) <= MAX_PAINTED_SHARE
-            or share_painted(landmarks[GAIT_LANDMARKS], covered, gait_behind) <= MAX_PAINTED_GAIT_SHARE)
+    show; a patient whose legs are behind someone is "not visible"."""
+    return (share_painted(landmarks, covered) <= MAX_PAINTED_SHARE
+            or share_painted(landmarks[GAIT_LANDMARKS], covered) <= MAX_PAINTED_GAIT_SHARE)
 
 
 def hellinger(p: np.ndarray, q: np.ndarray) -> float:

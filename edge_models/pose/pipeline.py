@@ -33,7 +33,7 @@ from edge_models.interpreter import InterpreterConfig, TimedInterpreter, make_in
 from edge_models.pose.detector import MIN_SCORE, PoseDetector
 from edge_models.pose.filters import OneEuroFilter
 from edge_models.pose.geometry import RotatedRect, rect_from_alignment_points
-from edge_models.pose.landmarks import LandmarkModel, LandmarkResult, Silhouette
+from edge_models.pose.landmarks import LandmarkModel, LandmarkResult
 from edge_models.pose.person_select import Body, PatientSelector, Verdict, describe, paint_out, seen_past
 from edge_models.pose.selection import BeltRoi, landmarks_on_belt, patient_candidates
 from edge_models.registry import POSE_DETECTION, POSE_LANDMARK_FULL
@@ -95,7 +95,6 @@ class PosePipeline:
         self._body: Body | None = None  # the accepted fit's description, for the selector
         self._patient_rect: RotatedRect | None = None  # crop of the last frame the patient was found
         self._other: np.ndarray | None = None  # landmarks of this frame's fit rejected as someone else
-        self._other_silhouette: Silhouette | None = None  # ...and its body as the model segmented it
 
     @property
     def tracking(self) -> bool:
@@ -184,7 +183,6 @@ class PosePipeline:
         if self.selector.check(body) is not Verdict.PATIENT:
             self.stats.rejected_not_patient += 1
             self._other = result.landmarks
-            self._other_silhouette = self._landmarks.silhouette()
             return False
         self._body = body
         return True
@@ -209,8 +207,7 @@ class PosePipeline:
         painted, covered = paint_out(frame_bgr, self._other)
         self.stats.painted_out += 1
         result = self._landmarks.run(painted, self._patient_rect)
-        behind = self._other_silhouette.covers(result.landmarks) if self._other_silhouette else None
-        if not seen_past(result.landmarks, covered, behind):
+        if not seen_past(result.landmarks, covered):
             return None  # mostly behind the other person: a guess
         return result if self._accept(result, painted, covered) else None
 
