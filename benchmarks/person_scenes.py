@@ -296,6 +296,21 @@ def run_scene(scenario: str, cam: str, process: Callable[[np.ndarray], "np.ndarr
     return score(truths, outputs)
 
 
+def run_scene_keyframes(scenario: str, cam: str, pipe: PosePipeline, interval: int) -> Score:
+    """The scene through the node's keyframe estimator (as rig.node.stages builds it: the
+    model every ``interval`` frames, optical flow between, ``follow``/``unseen`` told);
+    every published frame is scored, tracked ones included."""
+    from edge_models.pose.keyframes import KeyframeEstimator
+    est = KeyframeEstimator(pipe.process, interval, follow=pipe.follow, unseen=pipe.unseen)
+    truths, estimates = [], []
+    for k, frame in enumerate(scene(scenario, cam)):
+        estimates += est.push(k, k / 60.0, frame.image)
+        truths.append(SceneFrame(np.empty((0, 0, 3), np.uint8), frame.patient_box, frame.patient_visible,
+                                 frame.other_box))
+    estimates = sorted(estimates + est.flush(), key=lambda e: e.index)
+    return score(truths, [e.lm for e in estimates])
+
+
 def _tile(f: SceneFrame, lm: np.ndarray | None) -> np.ndarray:
     img = f.image.copy()
     for box, colour in ((f.patient_box, (0, 255, 0)), (None if lm is None else landmark_box(lm), (0, 0, 255))):
