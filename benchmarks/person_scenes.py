@@ -275,13 +275,18 @@ def score(frames: Sequence[SceneFrame], outputs: Sequence[np.ndarray | None]) ->
 
 
 def run_scene(scenario: str, cam: str, process: Callable[[np.ndarray], "np.ndarray | None"],
-              preview: Path | None = None, every: int = 10) -> Score:
+              preview: Path | None = None, every: int = 10,
+              on_miss: Callable[[int, SceneFrame, "np.ndarray | None"], None] | None = None) -> Score:
     """Feed one scene to ``process`` (a pipeline's, fresh for the clip) and score it;
-    ``preview``: also write a contact sheet there, truth box green, the answer's red."""
+    ``preview``: also write a contact sheet there, truth box green, the answer's red;
+    ``on_miss(k, frame, landmarks)``: called right after each frame that does not follow
+    the patient (e.g. to print why, from the pipeline's counters)."""
     truths, outputs, tiles = [], [], []
     for k, frame in enumerate(scene(scenario, cam)):
         lm = process(frame.image)
         outputs.append(lm)
+        if on_miss is not None and not score([frame], [lm]).followed:
+            on_miss(k, frame, lm)
         if preview is not None and k % every == 0:
             tiles.append(_tile(frame, lm))
         truths.append(SceneFrame(np.empty((0, 0, 3), np.uint8), frame.patient_box, frame.patient_visible,
@@ -289,6 +294,21 @@ def run_scene(scenario: str, cam: str, process: Callable[[np.ndarray], "np.ndarr
     if preview is not None:
         cv2.imwrite(str(preview), np.concatenate(tiles, axis=1))
     return score(truths, outputs)
+
+
+def run_scene_keyframes(scenario: str, cam: str, pipe: PosePipeline, interval: int) -> Score:
+    """The scene through the node's keyframe estimator (as rig.node.stages builds it: the
+    model every ``interval`` frames, optical flow between, ``follow``/``unseen`` told);
+    every published frame is scored, tracked ones included."""
+    from edge_models.pose.keyframes import KeyframeEstimator
+    est = KeyframeEstimator(pipe.process, interval, follow=pipe.follow, unseen=pipe.unseen)
+    truths, estimates = [], []
+    for k, frame in enumerate(scene(scenario, cam)):
+        estimates += est.push(k, k / 60.0, frame.image)
+        truths.append(SceneFrame(np.empty((0, 0, 3), np.uint8), frame.patient_box, frame.patient_visible,
+                                 frame.other_box))
+    estimates = sorted(estimates + est.flush(), key=lambda e: e.index)
+    return score(truths, [e.lm for e in estimates])
 
 
 def _tile(f: SceneFrame, lm: np.ndarray | None) -> np.ndarray:
