@@ -2,9 +2,9 @@
 grayscale JPEG crops of the body region, finished after the belt stops.
 
 A full Global Shutter frame is 4.75 MB in memory; its body region in grayscale as a JPEG is
-some 30-80 kB, so a disk bound of a few GB holds minutes of frames a slow node could not
-finish live. The two tiers form one queue in trigger order: once a frame went to disk, the
-following ones go there too until the disk tier is empty again. Past the disk bound frames
+some 30-100 kB, so a disk bound of a few GB holds minutes of frames a slow node could not
+finish live. Live frames go to memory whenever it has room; a stretch that found it full
+waits on disk and is finished later, as its own segment (see :class:`Backlog`). Past the disk bound frames
 are refused: the caller counts and announces them. The node keeps a second such queue for
 frames exposed before their train is known (a 120 Hz camera whose session reports come a
 second late would otherwise hold 120 full frames in RAM).
@@ -97,30 +97,54 @@ class CropSpool:
 
 
 class Backlog:
-    """One FIFO over memory (up to ``memory_max_bytes``) and a :class:`CropSpool`.
+    """Frames waiting for the estimator: memory (up to ``memory_max_bytes``), then a :class:`CropSpool`.
 
     ``put`` says where the frame went: "memory", "disk", or "refused" (past both bounds).
+
+    ``fifo`` True (the node's queue of frames exposed before their train is known): one
+    queue in arrival order; once a frame went to disk the following ones go there too
+    until the disk tier is empty, and ``drop_oldest`` forgets memory first.
+
+    ``fifo`` False (the train's frames): the live frames keep going to memory whenever it has
+    room. A frame that finds memory full starts a *spill*: it and the frames after it go to
+    disk until the estimator has emptied memory (it caught up), so a spooled stretch is one
+    run of consecutive trigger indices, not frames scattered between live ones. ``get`` gives
+    memory first; the disk tier only when memory is empty and either ``drain_disk`` is set
+    (the daemon: no train is running, the belt stopped) or the disk tier holds more than half
+    its bound (a long walk the node cannot keep up with still finishes its oldest crops).
+    Frames therefore come out of trigger order; the consumer sees a gap in the indices and
+    must not track across it (rig.node.daemon restarts the keyframe stage there).
     """
 
-    def __init__(self, memory_max_bytes: float, spool: CropSpool | None):
-        self.memory_max_bytes, self.spool = memory_max_bytes, spool
+    def __init__(self, memory_max_bytes: float, spool: CropSpool | None, fifo: bool = False):
+        self.memory_max_bytes, self.spool, self.fifo = memory_max_bytes, spool, fifo
         self.memory_bytes = 0
+        self.drain_disk = True  # the daemon clears it while a train runs
+        self._spilling = False
         self._memory: deque[tuple[int, int, CapturedFrame]] = deque()
         self._cond = threading.Condition()
 
     def __len__(self) -> int:
-        return len(self._memory) + (self.spool.count if self.spool else 0)
+        return len(self._memory) + self.disk_count
+
+    @property
+    def disk_count(self) -> int:
+        return self.spool.count if self.spool else 0
 
     def put(self, session_id: int, index: int, frame: CapturedFrame, region: Region | None = None) -> str:
         size = frame_bytes(frame)
         with self._cond:
-            on_disk = self.spool is not None and self.spool.count > 0
-            if not on_disk and self.memory_bytes + size <= self.memory_max_bytes:
+            if not self._memory:
+                self._spilling = False  # the estimator caught up: live frames wait in memory again
+            behind = self.disk_count > 0 if self.fifo else self._spilling
+            to_memory = not behind and self.memory_bytes + size <= self.memory_max_bytes
+            if to_memory:
                 self._memory.append((session_id, index, frame))
                 self.memory_bytes += size
                 where = "memory"
             elif self.spool is not None and frame.image is not None \
                     and self.spool.put(session_id, index, frame, region):
+                self._spilling = True
                 where = "disk"
             else:
                 return "refused"
@@ -128,7 +152,8 @@ class Backlog:
         return where
 
     def drop_oldest(self) -> bool:
-        """Forget the oldest frame (memory first: it precedes the disk tier); False when empty."""
+        """Forget the oldest frame of a ``fifo`` queue (memory first: it precedes the disk
+        tier); False when empty."""
         with self._cond:
             if self._memory:
                 self.memory_bytes -= frame_bytes(self._memory.popleft()[2])
@@ -136,14 +161,20 @@ class Backlog:
             return self.spool is not None and self.spool.drop_oldest()
 
     def get(self, timeout_s: float) -> tuple[int, int, CapturedFrame] | None:
+        """The next frame to estimate, or None after ``timeout_s`` with nothing ready."""
         with self._cond:
-            if not len(self):
+            if not self._memory and not self._disk_ready():
                 self._cond.wait(timeout_s)
-            if self._memory:
+            if self._memory:  # (in a fifo queue memory holds the older frames too)
                 item = self._memory.popleft()
                 self.memory_bytes -= frame_bytes(item[2])
                 return item
-            return self.spool.get() if self.spool is not None else None
+            return self.spool.get() if self._disk_ready() else None
+
+    def _disk_ready(self) -> bool:
+        if not self.disk_count:
+            return False
+        return self.fifo or self.drain_disk or self.spool.bytes > self.spool.max_bytes / 2
 
 
 def frame_bytes(frame: CapturedFrame) -> int:

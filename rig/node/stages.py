@@ -25,12 +25,14 @@ class FrameStage(Protocol):
 
     def push(self, index: int, frame: CapturedFrame) -> list[Estimate]: ...
     def flush(self) -> list[Estimate]: ...
+    def restart(self) -> list[Estimate]: ...
     def set_rate(self, rate_hz: float) -> None: ...
     def figures(self) -> dict: ...
 
 
 class ImmediateStage:
     region = None
+    overhead_ms = 0.0  # nothing to pace
 
     def __init__(self, estimate: Callable[[CapturedFrame], "np.ndarray | None"]):
         self.estimate = estimate
@@ -39,6 +41,9 @@ class ImmediateStage:
         return [Estimate(index, frame.t, self.estimate(frame))]
 
     def flush(self) -> list[Estimate]:
+        return []
+
+    def restart(self) -> list[Estimate]:
         return []
 
     def set_rate(self, rate_hz: float) -> None:
@@ -56,6 +61,7 @@ class KeyframeStage:
         self.estimator = KeyframeEstimator(pipeline.process, pacer.pace.interval, follow=pipeline.follow,
                                            unseen=pipeline.unseen)
         self._frames = 0
+        self.overhead_ms = 0.0  # the node's measured per-frame work outside this stage (pacing.OverheadMeter)
 
     @property
     def region(self) -> Region | None:
@@ -64,8 +70,8 @@ class KeyframeStage:
     def push(self, index: int, frame: CapturedFrame) -> list[Estimate]:
         self._frames += 1
         if self._frames % OBSERVE_EVERY == 0 and (pace := self.pacer.observe(
-                self.pipeline.landmark_interpreter.ewma_ms)) is not None:
-            self._apply(pace, "the CPU's speed changed")
+                self.pipeline.landmark_interpreter.ewma_ms, self.overhead_ms)) is not None:
+            self._apply(pace, f"the CPU's speed or the node's overhead ({self.overhead_ms:.1f} ms a frame) changed")
         return self.estimator.push(index, frame.t, frame.image)
 
     def flush(self) -> list[Estimate]:
@@ -73,6 +79,13 @@ class KeyframeStage:
         out = self.estimator.reset()
         self.pipeline.reset()
         return out
+
+    def restart(self) -> list[Estimate]:
+        """A gap in the frames (a stretch waiting on disk, a missed trigger): release the held
+        frames, the last one a keyframe, and anchor afresh on the next frame — flow never
+        bridges the gap. The pose pipeline keeps its crop: a stale one fails its checks
+        and the detector runs."""
+        return self.estimator.reset()
 
     def set_rate(self, rate_hz: float) -> None:
         if rate_hz != self.pacer.pace.rate_hz:
