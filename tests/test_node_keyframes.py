@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -264,24 +265,70 @@ def frame_at(k: int) -> CapturedFrame:
     return CapturedFrame(float(k), img)
 
 
-def test_backlog_spills_to_disk_keeps_trigger_order_and_refuses_past_the_disk_bound(tmp_path):
+def test_after_a_spill_live_frames_go_to_memory_again_and_the_spooled_stretch_waits_as_one_segment(tmp_path):
+    """Memory for two frames. Frames 2-4 find it full and wait on disk (a spill lasts until the
+    estimator has emptied memory, so the stretch is consecutive); frame 5 finds memory empty
+    and goes there, not behind the disk tier. While the train runs the stretch waits (memory
+    is live); once the belt stops it comes out, in order, as its own run of indices."""
     region = Region(50, 100, 250, 300)
     one = frame_at(0).image.nbytes
     backlog = Backlog(2 * one, CropSpool(tmp_path / "crops", max_bytes=10**6))
-    where = [backlog.put(1, k, frame_at(k), region) for k in range(5)]
-    assert where == ["memory", "memory", "disk", "disk", "disk"]
+    backlog.drain_disk = False  # a train runs
+    where = [backlog.put(1, k, frame_at(k), region) for k in range(4)]
+    assert where == ["memory", "memory", "disk", "disk"]
     assert backlog.get(0.0)[1] == 0
-    assert backlog.put(1, 5, frame_at(5), region) == "disk"  # disk not empty: stay in order
-    got = [backlog.get(0.0) for _ in range(5)]
-    assert [g[1] for g in got] == [1, 2, 3, 4, 5] and backlog.get(0.0) is None and len(backlog) == 0
-    crop = got[1][2].image  # frame 2, from disk: the body region in gray, black elsewhere
+    assert backlog.put(1, 4, frame_at(4), region) == "disk"  # memory not emptied yet: the spill goes on
+    assert backlog.get(0.0)[1] == 1
+    assert backlog.put(1, 5, frame_at(5), region) == "memory"  # caught up: live again
+    assert backlog.put(1, 6, frame_at(6), region) == "memory"
+    assert [backlog.get(0.0)[1] for _ in range(2)] == [5, 6]
+    assert backlog.get(0.0) is None and len(backlog) == backlog.disk_count == 3  # waits for the belt to stop
+    backlog.drain_disk = True
+    got = [backlog.get(0.0) for _ in range(3)]
+    assert [g[1] for g in got] == [2, 3, 4] and backlog.get(0.0) is None and len(backlog) == 0
+    crop = got[0][2].image  # frame 2, from disk: the body region in gray, black elsewhere
     want = frame_at(2).image[100:300, 50:250, 0].astype(int)
     assert np.abs(crop[100:300, 50:250, 0].astype(int) - want).mean() < 3
-    assert crop[0, 0].tolist() == [0, 0, 0] and got[1][2].t == 2.0
+    assert crop[0, 0].tolist() == [0, 0, 0] and got[0][2].t == 2.0
     assert not list((tmp_path / "crops").iterdir())  # finished crops are deleted
 
     tiny = Backlog(0, CropSpool(tmp_path / "small", max_bytes=1))
     assert tiny.put(1, 0, frame_at(0), region) == "refused"
+
+
+def test_frames_briefly_behind_wait_in_memory_as_gray_crops_in_trigger_order_before_the_disk(tmp_path):
+    """Memory for one whole frame and two crops: frame 0 waits whole, 1-2 as gray crops, 3 on
+    disk; frames come back in trigger order, a crop at full size, black outside the body."""
+    region = Region(50, 100, 250, 300)
+    one = frame_at(0).image.nbytes
+    backlog = Backlog(one, CropSpool(tmp_path / "crops", max_bytes=10**6), crops_max_bytes=2 * 200 * 200 - 1)
+    backlog.drain_disk = False
+    assert [backlog.put(1, k, frame_at(k), region) for k in range(4)] == ["memory", "crop", "crop", "disk"]
+    assert (backlog.memory_bytes, backlog.crop_bytes) == (one, 2 * 200 * 200)
+    got = [backlog.get(0.0) for _ in range(3)]
+    assert [g[1] for g in got] == [0, 1, 2] and backlog.get(0.0) is None
+    assert (backlog.memory_bytes, backlog.crop_bytes) == (0, 0)
+    assert got[0][2].image[0, 0, 0] == 0 and np.array_equal(got[0][2].image, frame_at(0).image)  # whole, in colour
+    crop = got[1][2].image
+    want = cv2.cvtColor(frame_at(1).image[100:300, 50:250], cv2.COLOR_BGR2GRAY)
+    assert crop.shape == (400, 300, 3) and np.array_equal(crop[100:300, 50:250, 1], want)
+    assert not crop[:100].any() and not crop[:, :50].any() and got[1][2].t == 1.0
+    assert backlog.put(1, 4, frame_at(4), region) == "memory"  # caught up: whole frames again
+
+
+def test_a_disk_tier_past_half_its_bound_is_finished_while_the_train_runs(tmp_path):
+    """A walk the node cannot keep up with for minutes: the oldest spooled frames come out
+    whenever memory is empty, before the disk bound refuses frames."""
+    region = Region(50, 100, 250, 300)
+    crop_bytes = CropSpool(tmp_path / "probe", 10**6)
+    assert crop_bytes.put(1, 0, frame_at(0), region)
+    backlog = Backlog(0, CropSpool(tmp_path / "crops", max_bytes=int(crop_bytes.bytes * 4.5)))
+    backlog.drain_disk = False
+    assert [backlog.put(1, k, frame_at(k), region) for k in range(2)] == ["disk", "disk"]
+    assert backlog.get(0.0) is None  # under half the bound: it waits for the belt to stop
+    assert backlog.put(1, 2, frame_at(2), region) == "disk"
+    assert backlog.get(0.0)[1] == 0  # past half: the oldest comes out
+    assert backlog.get(0.0) is None and backlog.disk_count == 2  # under half again
 
 
 def test_a_byte_bound_keeps_floor_b_over_s_frames_in_memory_the_rest_on_disk_and_drops_oldest_first(tmp_path):

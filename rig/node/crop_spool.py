@@ -3,7 +3,8 @@ grayscale JPEG crops of the body region, finished after the belt stops.
 
 A full Global Shutter frame is 4.75 MB in memory; its body region in grayscale as a JPEG is
 some 30-100 kB, so a disk bound of a few GB holds minutes of frames a slow node could not
-finish live. Live frames go to memory whenever it has room; a stretch that found it full
+finish live. Before the disk, frames briefly behind wait in memory as uncompressed gray
+crops. Live frames go to memory whenever it has room; a stretch that found it full
 waits on disk and is finished later, as its own segment (see :class:`Backlog`). Past the disk bound frames
 are refused: the caller counts and announces them. The node keeps a second such queue for
 frames exposed before their train is known (a 120 Hz camera whose session reports come a
@@ -28,6 +29,32 @@ from edge_models.pose.tracking import Region
 from rig.node.camera import CapturedFrame
 
 JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class BodyCrop:
+    """A frame's body region in grayscale, where it lies in the frame, and the frame's times."""
+    gray: np.ndarray
+    x0: int
+    y0: int
+    width: int  # of the whole frame
+    height: int
+    t: float
+    mono: float | None
+
+    @classmethod
+    def of(cls, frame: CapturedFrame, region: Region | None) -> "BodyCrop":
+        h, w = frame.image.shape[:2]
+        x0, y0, x1, y1 = (region.x0, region.y0, region.x1, region.y1) if region else (0, 0, w, h)
+        gray = cv2.cvtColor(frame.image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+        return cls(gray, x0, y0, w, h, frame.t, frame.mono)
+
+    def frame(self) -> CapturedFrame:
+        """The frame at full size, black outside the crop: positions stay in camera pixels."""
+        canvas = np.zeros((self.height, self.width, 3), np.uint8)
+        ch, cw = self.gray.shape
+        canvas[self.y0:self.y0 + ch, self.x0:self.x0 + cw] = self.gray[:, :, None]
+        return CapturedFrame(self.t, canvas, mono=self.mono)
 
 
 @dataclass(frozen=True)
@@ -61,16 +88,15 @@ class CropSpool:
 
     def put(self, session_id: int, index: int, frame: CapturedFrame, region: Region | None) -> bool:
         """Write the frame's body region; False when that would pass the bound."""
-        h, w = frame.image.shape[:2]
-        x0, y0, x1, y1 = (region.x0, region.y0, region.x1, region.y1) if region else (0, 0, w, h)
-        gray = cv2.cvtColor(frame.image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
-        ok, data = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        crop = BodyCrop.of(frame, region)
+        ok, data = cv2.imencode(".jpg", crop.gray, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok or self.bytes + data.nbytes > self.max_bytes:
             return False
         path = self.directory / f"{self._seq:010d}.jpg"
         self._seq += 1
         path.write_bytes(data.tobytes())
-        self._entries.append(_Entry(session_id, index, frame.t, frame.mono, path, data.nbytes, x0, y0, w, h))
+        self._entries.append(_Entry(session_id, index, frame.t, frame.mono, path, data.nbytes, crop.x0, crop.y0,
+                                    crop.width, crop.height))
         self.bytes += data.nbytes
         return True
 
@@ -81,10 +107,7 @@ class CropSpool:
         e = self._entries[0]
         gray = cv2.imdecode(np.fromfile(e.path, np.uint8), cv2.IMREAD_GRAYSCALE)
         self.drop_oldest()
-        canvas = np.zeros((e.height, e.width, 3), np.uint8)
-        ch, cw = gray.shape
-        canvas[e.y0:e.y0 + ch, e.x0:e.x0 + cw] = gray[:, :, None]
-        return e.session_id, e.index, CapturedFrame(e.t, canvas, mono=e.mono)
+        return e.session_id, e.index, BodyCrop(gray, e.x0, e.y0, e.width, e.height, e.t, e.mono).frame()
 
     def drop_oldest(self) -> bool:
         """Forget the oldest frame unread; False when empty."""
@@ -97,31 +120,41 @@ class CropSpool:
 
 
 class Backlog:
-    """Frames waiting for the estimator: memory (up to ``memory_max_bytes``), then a :class:`CropSpool`.
+    """Frames waiting for the estimator: in memory as they are (up to ``memory_max_bytes``),
+    then in memory as gray body crops (up to ``crops_max_bytes``; a fifth of a frame's bytes),
+    then on disk (a :class:`CropSpool`).
 
-    ``put`` says where the frame went: "memory", "disk", or "refused" (past both bounds).
+    ``put`` says where the frame went: "memory", "crop" (memory, as a crop), "disk", or
+    "refused" (past every bound).
 
-    ``fifo`` True (the node's queue of frames exposed before their train is known): one
-    queue in arrival order; once a frame went to disk the following ones go there too
-    until the disk tier is empty, and ``drop_oldest`` forgets memory first.
+    Memory is one queue in trigger order, whatever form a frame waits in, so a node briefly
+    behind (a detector run, a keyframe) catches up without a gap in its frames: a crop costs
+    a gray conversion to keep and a canvas to give back, no JPEG, no disk.
 
-    ``fifo`` False (the train's frames): the live frames keep going to memory whenever it has
-    room. A frame that finds memory full starts a *spill*: it and the frames after it go to
-    disk until the estimator has emptied memory (it caught up), so a spooled stretch is one
-    run of consecutive trigger indices, not frames scattered between live ones. ``get`` gives
-    memory first; the disk tier only when memory is empty and either ``drain_disk`` is set
-    (the daemon: no train is running, the belt stopped) or the disk tier holds more than half
-    its bound (a long walk the node cannot keep up with still finishes its oldest crops).
-    Frames therefore come out of trigger order; the consumer sees a gap in the indices and
-    must not track across it (rig.node.daemon restarts the keyframe stage there).
+    ``fifo`` True (the node's queue of frames exposed before their train is known): once a
+    frame went to disk the following ones go there too until the disk tier is empty, and
+    ``drop_oldest`` forgets memory first.
+
+    ``fifo`` False (the train's frames): a frame that finds memory full starts a *spill*: it
+    and the frames after it go to disk until the estimator has emptied memory (it caught
+    up), so a spooled stretch is one run of consecutive trigger indices; then live frames
+    wait in memory again. ``get`` gives memory first; the disk tier only when memory is empty
+    and either ``drain_disk`` is set (the daemon: no train is running, the belt stopped) or
+    the disk tier holds more than half its bound (a long walk the node cannot keep up with
+    still finishes its oldest crops). Frames therefore come out of trigger order; the
+    consumer sees a gap in the indices and must not track across it (rig.node.daemon
+    restarts the keyframe stage there).
     """
 
-    def __init__(self, memory_max_bytes: float, spool: CropSpool | None, fifo: bool = False):
-        self.memory_max_bytes, self.spool, self.fifo = memory_max_bytes, spool, fifo
-        self.memory_bytes = 0
+    def __init__(self, memory_max_bytes: float, spool: CropSpool | None, fifo: bool = False,
+                 crops_max_bytes: float = 0.0):
+        self.memory_max_bytes, self.crops_max_bytes, self.spool, self.fifo = \
+            memory_max_bytes, crops_max_bytes, spool, fifo
+        self.memory_bytes = 0  # frames kept whole
+        self.crop_bytes = 0  # frames kept as crops
         self.drain_disk = True  # the daemon clears it while a train runs
         self._spilling = False
-        self._memory: deque[tuple[int, int, CapturedFrame]] = deque()
+        self._memory: deque[tuple[int, int, CapturedFrame | BodyCrop]] = deque()
         self._cond = threading.Condition()
 
     def __len__(self) -> int:
@@ -137,11 +170,15 @@ class Backlog:
             if not self._memory:
                 self._spilling = False  # the estimator caught up: live frames wait in memory again
             behind = self.disk_count > 0 if self.fifo else self._spilling
-            to_memory = not behind and self.memory_bytes + size <= self.memory_max_bytes
-            if to_memory:
+            if not behind and self.memory_bytes + size <= self.memory_max_bytes:
                 self._memory.append((session_id, index, frame))
                 self.memory_bytes += size
                 where = "memory"
+            elif not behind and frame.image is not None and self.crop_bytes < self.crops_max_bytes:
+                crop = BodyCrop.of(frame, region)
+                self._memory.append((session_id, index, crop))
+                self.crop_bytes += crop.gray.nbytes
+                where = "crop"
             elif self.spool is not None and frame.image is not None \
                     and self.spool.put(session_id, index, frame, region):
                 self._spilling = True
@@ -156,7 +193,7 @@ class Backlog:
         tier); False when empty."""
         with self._cond:
             if self._memory:
-                self.memory_bytes -= frame_bytes(self._memory.popleft()[2])
+                self._forget(self._memory.popleft()[2])
                 return True
             return self.spool is not None and self.spool.drop_oldest()
 
@@ -166,10 +203,19 @@ class Backlog:
             if not self._memory and not self._disk_ready():
                 self._cond.wait(timeout_s)
             if self._memory:  # (in a fifo queue memory holds the older frames too)
-                item = self._memory.popleft()
-                self.memory_bytes -= frame_bytes(item[2])
-                return item
-            return self.spool.get() if self._disk_ready() else None
+                session_id, index, item = self._memory.popleft()
+                self._forget(item)
+            elif self._disk_ready():
+                return self.spool.get()
+            else:
+                return None
+        return session_id, index, item.frame() if isinstance(item, BodyCrop) else item
+
+    def _forget(self, item: CapturedFrame | BodyCrop) -> None:
+        if isinstance(item, BodyCrop):
+            self.crop_bytes -= item.gray.nbytes
+        else:
+            self.memory_bytes -= frame_bytes(item)
 
     def _disk_ready(self) -> bool:
         if not self.disk_count:

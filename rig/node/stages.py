@@ -17,7 +17,7 @@ from rig.node.camera import CapturedFrame
 from rig.node.pacing import Pace, Pacer
 
 log = logging.getLogger(__name__)
-OBSERVE_EVERY = 60  # frames between looks at the interpreter's recent speed
+OBSERVE_EVERY = 30  # frames between looks at the interpreter's recent speed and the node's overhead
 
 
 class FrameStage(Protocol):
