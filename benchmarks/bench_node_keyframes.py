@@ -297,6 +297,7 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
             time.sleep(1.0)
         sim.belt_stop()
         t_stop = time.monotonic()
+        walking = dict(health)  # the node's last report while walking (every 5 s)
         while ends.empty() and time.monotonic() - t_stop < max_wait_s:
             sample_rss()
             time.sleep(0.5)
@@ -320,9 +321,7 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
     lat = np.array(latency_s)
     memory = {"node_peak_rss_mb": round(max(rss), 1), "rss_slope_mb_per_min": rss_slope_mb_per_min(rss_t, rss),
               "rss_at_peak_by_mapping_mb": memory_map, "pacing": info.get("pacing", {}),
-              "at_end": {k: health.get(k) for k in (
-                  "keyframe_interval", "pace_mode", "overhead_ms", "overhead_ms_capture", "overhead_ms_inference",
-                  "frames_inferred", "frames_tracked", "video_recorded", "video_not_kept")}}
+              "walking": {k: walking.get(k) for k in NODE_FIGURES}, "at_end": {k: health.get(k) for k in NODE_FIGURES}}
     if end is None:
         return {"walk_s": walk_s, "rate_hz": rate_hz, "pulses": sim.pulses_sent, "stored": None,
                 "published_when_given_up": len(latency_s), "dropped": None, "spool_share_pct": None,
@@ -333,6 +332,11 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
             "complete": summary.complete, "summary_after_belt_stop_s": round(analysed_s, 1),
             **memory, "latency_s_p50": round(float(np.percentile(lat, 50)), 3),
             "latency_s_p95": round(float(np.percentile(lat, 95)), 3)}
+
+
+NODE_FIGURES = ("keyframe_interval", "pace_mode", "overhead_ms", "overhead_ms_capture", "overhead_ms_fetch",
+                "overhead_ms_publish", "inference_latency_ms_p50", "inference_latency_ms_p95", "frames_inferred",
+                "frames_tracked", "inference_backlog", "crop_spool_frames", "video_recorded", "video_not_kept")
 
 
 def rss_slope_mb_per_min(t_s: list[float], rss_mb: list[float]) -> float:

@@ -208,6 +208,50 @@ def test_nobody_found_releases_held_frames_and_searches_at_the_interval():
     assert len(calls) == 5
 
 
+class OraclePipeline:
+    """What KeyframeStage needs of a PosePipeline, with the Oracle as its landmark model."""
+
+    def __init__(self, frames):
+        from types import SimpleNamespace
+        self.process = Oracle(frames)
+        self.landmark_interpreter = SimpleNamespace(ewma_ms=None)
+        self.stats = SimpleNamespace(patient_not_visible=0)
+        self.resets = 0
+
+    def follow(self, hip_shift_px, top_shift_px):
+        pass
+
+    def unseen(self):
+        pass
+
+    def reset(self):
+        self.resets += 1
+
+
+def test_the_stage_restarts_at_a_gap_closing_the_run_on_a_keyframe_and_anchoring_anew():
+    """Frames 0-5, then 10-15 (6-9 waited on disk): frame 5 closes the first run as a keyframe
+    and frame 10 opens the next one with the model; no tracked frame of one run is drawn from
+    the other's flow. The pipeline keeps its crop (no reset: a session did not end)."""
+    from rig.node.stages import KeyframeStage
+    frames = moving_frames(16)
+    pipe = OraclePipeline(frames)
+    stage = KeyframeStage(pipe, Pacer(SpeedTest(10.0, 40.0, 1.0), 40.0, 60.0))
+    assert stage.estimator.interval == 4  # 40/n + 1 <= 12.5 -> n = 4
+    out = []
+    for k in range(6):
+        out += stage.push(k, CapturedFrame(k / 60, frames[k]))
+    out += stage.restart()
+    assert [e.index for e in out] == list(range(6)) and pipe.process.runs == [0, 4, 5]
+    for k in range(10, 16):
+        out += stage.push(k, CapturedFrame(k / 60, frames[k]))
+    out += stage.flush()
+    assert pipe.process.runs == [0, 4, 5, 10, 14, 15] and pipe.resets == 1  # the flush at the end only
+    assert [e.index for e in out] == [*range(6), *range(10, 16)]
+    assert [e.index for e in out if not e.tracked] == [0, 4, 5, 10, 14, 15]
+    for e in out:
+        assert np.abs(e.lm[list(GAIT_POINTS), :2] - body_at(e.index)[list(GAIT_POINTS), :2]).max() < 0.2
+
+
 def test_interval_one_is_inference_on_every_frame_with_nothing_held():
     frames = moving_frames(5)
     oracle = Oracle(frames)
@@ -255,6 +299,22 @@ def test_pacer_chooses_again_when_the_cpu_slows_and_when_the_rate_changes():
     slower = pacer.observe(30.0)  # 1.5x: 37.5/n + 1.5 <= 6.25 -> n = 8
     assert slower is not None and slower.interval == 8 and pacer.replans == 1
     assert pacer.set_rate(60.0).interval == 4  # 37.5/n + 1.5 <= 12.5 -> n = 4
+
+
+def test_the_pace_counts_the_nodes_measured_overhead_per_frame():
+    """On one core the node's own work (decoding the camera frame, publishing) takes a third
+    of a 60 Hz period: an interval chosen without it cannot be kept."""
+    one_core = SpeedTest(14.0, 20.0, 2.0)
+    assert choose_pace(one_core, 60.0).interval == 2  # 20/n + 2 <= 12.5
+    p = choose_pace(SpeedTest(14.0, 20.0, 2.0, overhead_ms=6.0), 60.0)  # 20/n + 2 + 6 <= 12.5 -> n = 5
+    assert (p.mode, p.interval, p.cost_ms, p.figures()["overhead_ms"]) == ("keyframes", 5, 12.0, 6.0)
+    pacer = Pacer(one_core, invoke_ms_at_test=20.0, rate_hz=60.0)
+    assert pacer.observe(20.0, 6.0).interval == 5 and pacer.replans == 1
+    assert pacer.observe(20.0, 6.4) is None  # within half a millisecond
+    behind = pacer.observe(20.0, 9.0)  # 20/n + 11 <= 12.5 -> n = 14 > 8
+    assert (behind.mode, behind.interval) == ("behind", 8) and pacer.replans == 2
+    assert pacer.observe(30.0, 9.0) is not None  # the CPU 1.5x slower
+    assert pacer.set_rate(30.0).interval == 3  # 30/n + 3 + 9 <= 25 -> n = 3 (1.5x slower CPU, overhead kept)
 
 
 # -- the crop spool ----------------------------------------------------------------------------

@@ -320,7 +320,8 @@ class NodeDaemon:
             self._publish(session_id, estimates)
             # this thread's CPU around the stage per frame: fetching the frame, publishing (the
             # stage's own work, restarts included, is the pacer's model, not overhead)
-            self.overhead.add("inference", (got_s + time.thread_time() - cpu1_s) * 1000)
+            self.overhead.add("fetch", got_s * 1000)
+            self.overhead.add("publish", (time.thread_time() - cpu1_s) * 1000)
 
     def _publish(self, session_id: int | None, estimates: list[Estimate]) -> None:
         fps = self.config.preview_fps
