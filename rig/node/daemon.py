@@ -1,7 +1,9 @@
 """The camera-node daemon: capture never blocks, inference runs on its own thread behind
 a bounded buffer (memory, then compressed crops on disk), every frame is labelled with its
 trigger index and published — inferred on keyframes or tracked between them, as the node's
-self-measured speed allows (rig/node/pacing.py).
+self-measured speed and measured per-frame overhead allow (rig/node/pacing.py). A stretch
+that waited on disk is finished after the belt stops, as a run of its own: the stage
+restarts at every gap in the indices, so flow never bridges one.
 
 Session control comes over MQTT: the retained session state says which session is
 recording; the retained trigger state says when the train started (pulse 0) and, once

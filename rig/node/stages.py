@@ -22,6 +22,7 @@ OBSERVE_EVERY = 30  # frames between looks at the interpreter's recent speed and
 
 class FrameStage(Protocol):
     region: Region | None  # where the body was last seen (for crops), None: anywhere
+    overhead_ms: float  # set by the daemon: its measured per-frame work outside the stage, for pacing
 
     def push(self, index: int, frame: CapturedFrame) -> list[Estimate]: ...
     def flush(self) -> list[Estimate]: ...
