@@ -328,28 +328,32 @@ def frame_at(k: int) -> CapturedFrame:
 def test_after_a_spill_live_frames_go_to_memory_again_and_the_spooled_stretch_waits_as_one_segment(tmp_path):
     """Memory for two frames. Frames 2-4 find it full and wait on disk (a spill lasts until the
     estimator has emptied memory, so the stretch is consecutive); frame 5 finds memory empty
-    and goes there, not behind the disk tier. While the train runs the stretch waits (memory
-    is live); once the belt stops it comes out, in order, as its own run of indices."""
+    and goes there, not behind the disk tier. While the session's train runs the stretch waits
+    (memory is live); once the belt stops it comes out, in order, as its own run of indices.
+    (Another session's train running does not hold it: 2 comes out while session 2 is live.)"""
     region = Region(50, 100, 250, 300)
     one = frame_at(0).image.nbytes
     backlog = Backlog(2 * one, CropSpool(tmp_path / "crops", max_bytes=10**6))
-    backlog.drain_disk = False  # a train runs
+    backlog.live_session = 1  # its train runs
     where = [backlog.put(1, k, frame_at(k), region) for k in range(4)]
     assert where == ["memory", "memory", "disk", "disk"]
     assert backlog.get(0.0)[1] == 0
     assert backlog.put(1, 4, frame_at(4), region) == "disk"  # memory not emptied yet: the spill goes on
-    assert backlog.get(0.0)[1] == 1
+    backlog.live_session = 2
+    assert backlog.get(0.0)[1] == 1  # memory first, whatever the session
+    assert backlog.get(0.0)[1] == 2  # memory empty, the disk's oldest is not the live session's
+    backlog.live_session = 1
     assert backlog.put(1, 5, frame_at(5), region) == "memory"  # caught up: live again
     assert backlog.put(1, 6, frame_at(6), region) == "memory"
     assert [backlog.get(0.0)[1] for _ in range(2)] == [5, 6]
-    assert backlog.get(0.0) is None and len(backlog) == backlog.disk_count == 3  # waits for the belt to stop
-    backlog.drain_disk = True
-    got = [backlog.get(0.0) for _ in range(3)]
-    assert [g[1] for g in got] == [2, 3, 4] and backlog.get(0.0) is None and len(backlog) == 0
-    crop = got[0][2].image  # frame 2, from disk: the body region in gray, black elsewhere
-    want = frame_at(2).image[100:300, 50:250, 0].astype(int)
+    assert backlog.get(0.0) is None and len(backlog) == backlog.disk_count == 2  # waits for the belt to stop
+    backlog.live_session = None  # the belt stopped
+    got = [backlog.get(0.0) for _ in range(2)]
+    assert [g[1] for g in got] == [3, 4] and backlog.get(0.0) is None and len(backlog) == 0
+    crop = got[0][2].image  # frame 3, from disk: the body region in gray, black elsewhere
+    want = frame_at(3).image[100:300, 50:250, 0].astype(int)
     assert np.abs(crop[100:300, 50:250, 0].astype(int) - want).mean() < 3
-    assert crop[0, 0].tolist() == [0, 0, 0] and got[0][2].t == 2.0
+    assert crop[0, 0].tolist() == [0, 0, 0] and got[0][2].t == 3.0
     assert not list((tmp_path / "crops").iterdir())  # finished crops are deleted
 
     tiny = Backlog(0, CropSpool(tmp_path / "small", max_bytes=1))
@@ -362,7 +366,7 @@ def test_frames_briefly_behind_wait_in_memory_as_gray_crops_in_trigger_order_bef
     region = Region(50, 100, 250, 300)
     one = frame_at(0).image.nbytes
     backlog = Backlog(one, CropSpool(tmp_path / "crops", max_bytes=10**6), crops_max_bytes=2 * 200 * 200 - 1)
-    backlog.drain_disk = False
+    backlog.live_session = 1
     assert [backlog.put(1, k, frame_at(k), region) for k in range(4)] == ["memory", "crop", "crop", "disk"]
     assert (backlog.memory_bytes, backlog.crop_bytes) == (one, 2 * 200 * 200)
     got = [backlog.get(0.0) for _ in range(3)]
@@ -383,7 +387,7 @@ def test_a_disk_tier_past_half_its_bound_is_finished_while_the_train_runs(tmp_pa
     crop_bytes = CropSpool(tmp_path / "probe", 10**6)
     assert crop_bytes.put(1, 0, frame_at(0), region)
     backlog = Backlog(0, CropSpool(tmp_path / "crops", max_bytes=int(crop_bytes.bytes * 4.5)))
-    backlog.drain_disk = False
+    backlog.live_session = 1
     assert [backlog.put(1, k, frame_at(k), region) for k in range(2)] == ["disk", "disk"]
     assert backlog.get(0.0) is None  # under half the bound: it waits for the belt to stop
     assert backlog.put(1, 2, frame_at(2), region) == "disk"

@@ -88,6 +88,11 @@ class CropSpool:
     def count(self) -> int:
         return len(self._entries)
 
+    @property
+    def head_session(self) -> int | None:
+        """The session of the oldest frame waiting (None: none waits)."""
+        return self._entries[0].session_id if self._entries else None
+
     def put(self, session_id: int, index: int, frame: CapturedFrame, region: Region | None) -> bool:
         """Write the frame's body region; False when that would pass the bound."""
         crop = BodyCrop.of(frame, region)
@@ -141,9 +146,9 @@ class Backlog:
     and the frames after it go to disk until the estimator has emptied memory (it caught
     up), so a spooled stretch is one run of consecutive trigger indices; then live frames
     wait in memory again. ``get`` gives memory first; the disk tier only when memory is empty
-    and either ``drain_disk`` is set (the daemon: no train is running, the belt stopped) or
-    the disk tier holds more than half its bound (a long walk the node cannot keep up with
-    still finishes its oldest crops). Frames therefore come out of trigger order; the
+    and either its oldest frame is not of ``live_session`` (the daemon sets the session whose
+    train runs; None once the belt stopped) or the disk tier holds more than half its bound
+    (a long walk the node cannot keep up with still finishes its oldest crops). Frames therefore come out of trigger order; the
     consumer sees a gap in the indices and must not track across it (rig.node.daemon
     restarts the keyframe stage there).
     """
@@ -154,7 +159,7 @@ class Backlog:
             memory_max_bytes, crops_max_bytes, spool, fifo
         self.memory_bytes = 0  # frames kept whole
         self.crop_bytes = 0  # frames kept as crops
-        self.drain_disk = True  # the daemon clears it while a train runs
+        self.live_session: int | None = None  # whose live frames go first (the daemon's running train)
         self._spilling = False
         self._memory: deque[tuple[int, int, CapturedFrame | BodyCrop]] = deque()
         self._cond = threading.Condition()
@@ -222,7 +227,8 @@ class Backlog:
     def _disk_ready(self) -> bool:
         if not self.disk_count:
             return False
-        return self.fifo or self.drain_disk or self.spool.bytes > self.spool.max_bytes / 2
+        return self.fifo or self.spool.head_session != self.live_session \
+            or self.spool.bytes > self.spool.max_bytes / 2
 
 
 def frame_bytes(frame: CapturedFrame) -> int:

@@ -176,12 +176,12 @@ class NodeDaemon:
             elif not trig.armed and t is not None and t.pulses_sent is None and t.ended_by(trig):
                 t.pulses_sent, t.ended_at = trig.pulses_sent, time.monotonic()
                 t.backlog_at_end = len(self.frames)
-                self.frames.drain_disk = True  # no live frame is coming: finish the spooled stretches
+                self.frames.live_session = None  # no live frame is coming: finish the spooled stretches
 
     def _start_train(self, session_id: int, trig: TriggerState) -> None:
         log.info("session %d: train armed at %.1f Hz", session_id, trig.rate_hz)
         self.train = Train(session_id, trig.first_pulse_t, trig.rate_hz, self.clock.wall_minus_mono())
-        self.frames.drain_disk = False  # live frames first; spooled stretches wait for the belt to stop
+        self.frames.live_session = session_id  # live frames first; its spooled stretches wait for the belt to stop
         if self.video is not None:
             self.video.recorder.begin(session_id, trig.rate_hz)
         self.pending_rate_hz = trig.rate_hz  # the inference thread re-paces before its next frame
