@@ -1,16 +1,16 @@
-"""Frames waiting for the estimator: in memory while there is room, then on disk as compact
-grayscale JPEG crops of the body region, finished after the belt stops.
+"""Frames waiting for the estimator: in memory while there is room (whole, then as gray
+crops of the body region), then on disk as compact grayscale JPEG crops, finished after the
+belt stops.
 
-A full Global Shutter frame is 4.75 MB in memory; its body region in grayscale as a JPEG is
-some 30-100 kB, so a disk bound of a few GB holds minutes of frames a slow node could not
-finish live. Before the disk, frames briefly behind wait in memory as uncompressed gray
-crops. Live frames go to memory whenever it has room; a stretch that found it full
-waits on disk and is finished later, as its own segment (see :class:`Backlog`). Past the disk bound frames
-are refused: the caller counts and announces them. The node keeps a second such queue for
+A full Global Shutter frame is 4.75 MB in memory; its body region in gray is about a fifth
+of that, and as a JPEG some 30-100 kB, so a disk bound of a few GB holds minutes of frames a
+slow node could not finish live. Live frames go to memory whenever it has room; a stretch
+that found it full waits on disk and is finished later, as its own run of frames (see
+:class:`Backlog`). Past the disk bound frames are refused: the caller counts and announces them. The node keeps a second such queue for
 frames exposed before their train is known (a 120 Hz camera whose session reports come a
 second late would otherwise hold 120 full frames in RAM).
 
-A spooled frame comes back as a full-size BGR image, black outside the crop, so positions
+A cropped frame comes back as a full-size BGR image, black outside the crop, so positions
 (and the estimator's tracking state) stay in camera pixels; the landmark model sees the
 body in gray, which costs a little accuracy on those frames only.
 """
