@@ -231,7 +231,8 @@ class OraclePipeline:
 def test_the_stage_restarts_at_a_gap_closing_the_run_on_a_keyframe_and_anchoring_anew():
     """Frames 0-5, then 10-15 (6-9 waited on disk): frame 5 closes the first run as a keyframe
     and frame 10 opens the next one with the model; no tracked frame of one run is drawn from
-    the other's flow. The pipeline keeps its crop (no reset: a session did not end)."""
+    the other's flow. The pipeline keeps its crop going forward; frames 6-9, finished later, make
+    it start afresh."""
     from rig.node.stages import KeyframeStage
     frames = moving_frames(16)
     pipe = OraclePipeline(frames)
@@ -240,14 +241,20 @@ def test_the_stage_restarts_at_a_gap_closing_the_run_on_a_keyframe_and_anchoring
     out = []
     for k in range(6):
         out += stage.push(k, CapturedFrame(k / 60, frames[k]))
-    out += stage.restart()
+    out += stage.restart(back_in_time=False)
     assert [e.index for e in out] == list(range(6)) and pipe.process.runs == [0, 4, 5]
     for k in range(10, 16):
         out += stage.push(k, CapturedFrame(k / 60, frames[k]))
     out += stage.flush()
     assert pipe.process.runs == [0, 4, 5, 10, 14, 15] and pipe.resets == 1  # the flush at the end only
-    assert [e.index for e in out] == [*range(6), *range(10, 16)]
-    assert [e.index for e in out if not e.tracked] == [0, 4, 5, 10, 14, 15]
+    for k in range(6, 10):  # the stretch that waited on disk, after the belt stopped: back in time
+        out += stage.restart(back_in_time=True) if k == 6 else []
+        out += stage.push(k, CapturedFrame(k / 60, frames[k]))
+    out += stage.flush()
+    assert pipe.resets == 3  # the jump back forgot the pipeline's crop and patient (then the final flush)
+    assert pipe.process.runs == [0, 4, 5, 10, 14, 15, 6, 9]
+    assert [e.index for e in out] == [*range(6), *range(10, 16), *range(6, 10)]
+    assert [e.index for e in out if not e.tracked] == [0, 4, 5, 10, 14, 15, 6, 9]
     for e in out:
         assert np.abs(e.lm[list(GAIT_POINTS), :2] - body_at(e.index)[list(GAIT_POINTS), :2]).max() < 0.2
 

@@ -26,7 +26,7 @@ class FrameStage(Protocol):
 
     def push(self, index: int, frame: CapturedFrame) -> list[Estimate]: ...
     def flush(self) -> list[Estimate]: ...
-    def restart(self) -> list[Estimate]: ...
+    def restart(self, back_in_time: bool) -> list[Estimate]: ...
     def set_rate(self, rate_hz: float) -> None: ...
     def figures(self) -> dict: ...
 
@@ -44,7 +44,7 @@ class ImmediateStage:
     def flush(self) -> list[Estimate]:
         return []
 
-    def restart(self) -> list[Estimate]:
+    def restart(self, back_in_time: bool) -> list[Estimate]:
         return []
 
     def set_rate(self, rate_hz: float) -> None:
@@ -81,12 +81,17 @@ class KeyframeStage:
         self.pipeline.reset()
         return out
 
-    def restart(self) -> list[Estimate]:
-        """A gap in the frames (a stretch waiting on disk, a missed trigger): release the held
-        frames, the last one a keyframe, and anchor afresh on the next frame — flow never
-        bridges the gap. The pose pipeline keeps its crop: a stale one fails its checks
-        and the detector runs."""
-        return self.estimator.reset()
+    def restart(self, back_in_time: bool) -> list[Estimate]:
+        """A gap in the frames (a stretch that waited on disk, a missed trigger): release the
+        held frames, the last one a keyframe, and anchor afresh on the next frame — flow never
+        bridges the gap. Forward (live frames after a stretch went to disk) the pose pipeline
+        keeps its crop and its patient: a stale crop fails its checks and the detector runs.
+        Back in time (a stretch finished after later frames) both are from the future, where
+        the patient's predicted place would refuse them: the pipeline starts afresh."""
+        out = self.estimator.reset()
+        if back_in_time:
+            self.pipeline.reset()
+        return out
 
     def set_rate(self, rate_hz: float) -> None:
         if rate_hz != self.pacer.pace.rate_hz:
