@@ -6,9 +6,10 @@ A full Global Shutter frame is 4.75 MB in memory; its body region in gray is abo
 of that, and as a JPEG some 30-100 kB, so a disk bound of a few GB holds minutes of frames a
 slow node could not finish live. Live frames go to memory whenever it has room; a stretch
 that found it full waits on disk and is finished later, as its own run of frames (see
-:class:`Backlog`). Past the disk bound frames are refused: the caller counts and announces them. The node keeps a second such queue for
-frames exposed before their train is known (a 120 Hz camera whose session reports come a
-second late would otherwise hold 120 full frames in RAM).
+:class:`Backlog`). Past the disk bound frames are refused: the caller counts and announces
+them. The node keeps a second such queue for frames exposed before their train is known (a
+120 Hz camera whose session reports come a second late would otherwise hold 120 full frames
+in RAM).
 
 A cropped frame comes back as a full-size BGR image, black outside the crop, so positions
 (and the estimator's tracking state) stay in camera pixels; the landmark model sees the
@@ -148,9 +149,9 @@ class Backlog:
     wait in memory again. ``get`` gives memory first; the disk tier only when memory is empty
     and either its oldest frame is not of ``live_session`` (the daemon sets the session whose
     train runs; None once the belt stopped) or the disk tier holds more than half its bound
-    (a long walk the node cannot keep up with still finishes its oldest crops). Frames therefore come out of trigger order; the
-    consumer sees a gap in the indices and must not track across it (rig.node.daemon
-    restarts the keyframe stage there).
+    (a long walk the node cannot keep up with still finishes its oldest crops). Frames
+    therefore come out of trigger order; the consumer sees a gap in the indices and must not
+    track across it (rig.node.daemon restarts the keyframe stage there).
     """
 
     def __init__(self, memory_max_bytes: float, spool: CropSpool | None, fifo: bool = False,
