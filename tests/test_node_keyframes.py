@@ -208,6 +208,23 @@ def test_nobody_found_releases_held_frames_and_searches_at_the_interval():
     assert len(calls) == 5
 
 
+def test_a_run_whose_first_look_is_refused_looks_again_on_each_of_its_first_interval_frames():
+    """After a restart (a gap, a new session) the model may refuse the first frame (the
+    patient's gate still expects the old place): it looks again on the next frames instead
+    of leaving a whole interval without landmarks; past the run's first interval, at the interval."""
+    frames = moving_frames(12)
+    oracle = Oracle(frames)
+    est = KeyframeEstimator(lambda f: None if oracle.ids[id(f)] in (0, 1) else oracle(f), interval=4)
+    out = run(est, frames)
+    assert [e.lm is not None for e in out] == [False, False] + [True] * 10
+    assert oracle.runs == [2, 6, 10, 11]  # found on frame 2, then keyframes every 4 and the closing one
+    looks = []
+    nobody = KeyframeEstimator(lambda f: looks.append(oracle.ids[id(f)]), interval=4)  # (None: nobody)
+    for k in range(12):
+        nobody.push(k, k / 120, frames[k])
+    assert looks == [0, 1, 2, 3, 7, 11]  # each of the run's first 4 frames, then every 4th
+
+
 class OraclePipeline:
     """What KeyframeStage needs of a PosePipeline, with the Oracle as its landmark model."""
 

@@ -143,9 +143,11 @@ def test_pi_speed_node_keeps_up_at_120_hz_on_keyframes(rig):
 
 
 def test_a_node_far_behind_spools_crops_to_disk_and_loses_nothing(rig):
-    """Landmark runs of 120 ms and memory for three frames: the excess waits on disk as crops
-    and is finished after the belt stops; every frame still has the person."""
-    r = rig(model=ModelSettings(threads=1, emulate_landmark_ms=120.0), backlog_max_mb=20.0)
+    """Landmark runs of 120 ms and memory for three frames (no gray crops in memory): the
+    excess waits on disk as crops and is finished after the belt stops, as runs of its own;
+    every frame still has the person."""
+    r = rig(model=ModelSettings(threads=1, emulate_landmark_ms=120.0), backlog_max_mb=20.0,
+            backlog_crops_max_mb=0.0)
     end, summary, pulses = r.walk(2.0)
     # (how many still waited when the train was disarmed depends on the machine's load: the
     # video backend decodes on the node's CPU, and a starved capture thread reads pulses late)
@@ -156,7 +158,7 @@ def test_a_node_far_behind_spools_crops_to_disk_and_loses_nothing(rig):
 
 def test_past_the_disk_bound_frames_are_dropped_and_counted(rig):
     r = rig(model=ModelSettings(threads=1, emulate_landmark_ms=120.0), backlog_max_mb=20.0,
-            crop_spool_max_mb=1.0)
+            backlog_crops_max_mb=0.0, crop_spool_max_mb=1.0)
     end, summary, pulses = r.walk(2.0)
     assert end.dropped > 0 and end.frames + end.dropped == pulses == end.captured
     assert summary.dropped == {"left": end.dropped} and not summary.complete
