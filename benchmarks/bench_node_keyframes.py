@@ -279,6 +279,9 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
     watch.on(topics.SESSION_SUMMARY, lambda m: summaries.put(decode(SessionSummary, m.payload)))
     watch.on(topics.NODE_KEYPOINTS, lambda m: latency_s.append(time.time() - decode_keypoints(m.payload).t))
     watch.on(topics.NODE_INFO, lambda m: info.update(json.loads(m.payload)))
+    health: dict = {}  # the node's newest figures (it reports at once when its session ends)
+    watch.on(topics.DIAG_HEALTH, lambda m: health.update(json.loads(m.payload)["figures"])
+             if topics.DIAG_HEALTH.fields(mqtt.rig_id, m.topic).get("daemon", "").startswith("node") else None)
     rss, rss_t, memory_map = [], [], {}
 
     def sample_rss() -> None:
@@ -298,12 +301,14 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
             time.sleep(1.0)
         sim.belt_stop()
         t_stop = time.monotonic()
+        walking = dict(health)  # the node's last report while walking (every 5 s)
         while ends.empty() and time.monotonic() - t_stop < max_wait_s:
             sample_rss()
             time.sleep(0.5)
         end = None if ends.empty() else ends.get()
         summary = summaries.get(timeout=60) if end is not None else None
         analysed_s = time.monotonic() - t_stop
+        time.sleep(2.0)  # the node's health report after its end, and a little time for its review video
     finally:
         node.terminate()
         try:
@@ -319,7 +324,8 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
         broker.stop()
     lat = np.array(latency_s)
     memory = {"node_peak_rss_mb": round(max(rss), 1), "rss_slope_mb_per_min": rss_slope_mb_per_min(rss_t, rss),
-              "rss_at_peak_by_mapping_mb": memory_map, "pacing": info.get("pacing", {})}
+              "rss_at_peak_by_mapping_mb": memory_map, "pacing": info.get("pacing", {}),
+              "walking": {k: walking.get(k) for k in NODE_FIGURES}, "at_end": {k: health.get(k) for k in NODE_FIGURES}}
     if end is None:
         return {"walk_s": walk_s, "rate_hz": rate_hz, "pulses": sim.pulses_sent, "stored": None,
                 "published_when_given_up": len(latency_s), "dropped": None, "spool_share_pct": None,
@@ -330,6 +336,11 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
             "complete": summary.complete, "summary_after_belt_stop_s": round(analysed_s, 1),
             **memory, "latency_s_p50": round(float(np.percentile(lat, 50)), 3),
             "latency_s_p95": round(float(np.percentile(lat, 95)), 3)}
+
+
+NODE_FIGURES = ("keyframe_interval", "pace_mode", "overhead_ms", "overhead_ms_capture", "overhead_ms_fetch",
+                "overhead_ms_publish", "inference_latency_ms_p50", "inference_latency_ms_p95", "frames_inferred",
+                "frames_tracked", "inference_backlog", "crop_spool_frames", "video_recorded", "video_not_kept")
 
 
 def rss_slope_mb_per_min(t_s: list[float], rss_mb: list[float]) -> float:
@@ -406,6 +417,9 @@ def main() -> int:
               f"spooled {r['spool_share_pct']} %; analysed {r['summary_after_belt_stop_s']} s after the belt "
               f"stopped" + (f" (goal: all stored, <= {GOAL_ANALYSED_S[name]:.0f} s)" if name in GOAL_ANALYSED_S else ""),
               flush=True)
+        end = r["at_end"]
+        if end.get("video_recorded") is not None:
+            print(f"  review pictures kept {end['video_recorded']}, not kept {end['video_not_kept']} (counted)")
     return 0
 
 

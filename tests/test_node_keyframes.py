@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -222,6 +223,74 @@ def test_nobody_found_releases_held_frames_and_searches_at_the_interval():
     assert len(calls) == 5
 
 
+def test_a_run_whose_first_look_is_refused_looks_again_on_each_of_its_first_interval_frames():
+    """After a restart (a gap, a new session) the model may refuse the first frame (the
+    patient's gate still expects the old place): it looks again on the next frames instead
+    of leaving a whole interval without landmarks; past the run's first interval, at the interval."""
+    frames = moving_frames(12)
+    oracle = Oracle(frames)
+    est = KeyframeEstimator(lambda f: None if oracle.ids[id(f)] in (0, 1) else oracle(f), interval=4)
+    out = run(est, frames)
+    assert [e.lm is not None for e in out] == [False, False] + [True] * 10
+    assert oracle.runs == [2, 6, 10, 11]  # found on frame 2, then keyframes every 4 and the closing one
+    looks = []
+    nobody = KeyframeEstimator(lambda f: looks.append(oracle.ids[id(f)]), interval=4)  # (None: nobody)
+    for k in range(12):
+        nobody.push(k, k / 120, frames[k])
+    assert looks == [0, 1, 2, 3, 7, 11]  # each of the run's first 4 frames, then every 4th
+
+
+class OraclePipeline:
+    """What KeyframeStage needs of a PosePipeline, with the Oracle as its landmark model."""
+
+    def __init__(self, frames):
+        from types import SimpleNamespace
+        self.process = Oracle(frames)
+        self.landmark_interpreter = SimpleNamespace(ewma_ms=None)
+        self.stats = SimpleNamespace(patient_not_visible=0)
+        self.resets = 0
+
+    def follow(self, hip_shift_px, top_shift_px):
+        pass
+
+    def unseen(self):
+        pass
+
+    def reset(self):
+        self.resets += 1
+
+
+def test_the_stage_restarts_at_a_gap_closing_the_run_on_a_keyframe_and_anchoring_anew():
+    """Frames 0-5, then 10-15 (6-9 waited on disk): frame 5 closes the first run as a keyframe
+    and frame 10 opens the next one with the model; no tracked frame of one run is drawn from
+    the other's flow. The pipeline keeps its crop going forward; frames 6-9, finished later, make
+    it start afresh."""
+    from rig.node.stages import KeyframeStage
+    frames = moving_frames(16)
+    pipe = OraclePipeline(frames)
+    stage = KeyframeStage(pipe, Pacer(SpeedTest(10.0, 40.0, 1.0), 40.0, 60.0))
+    assert stage.estimator.interval == 4  # 40/n + 1 <= 12.5 -> n = 4
+    out = []
+    for k in range(6):
+        out += stage.push(k, CapturedFrame(k / 60, frames[k]))
+    out += stage.restart(back_in_time=False)
+    assert [e.index for e in out] == list(range(6)) and pipe.process.runs == [0, 4, 5]
+    for k in range(10, 16):
+        out += stage.push(k, CapturedFrame(k / 60, frames[k]))
+    out += stage.flush()
+    assert pipe.process.runs == [0, 4, 5, 10, 14, 15] and pipe.resets == 1  # the flush at the end only
+    for k in range(6, 10):  # the stretch that waited on disk, after the belt stopped: back in time
+        out += stage.restart(back_in_time=True) if k == 6 else []
+        out += stage.push(k, CapturedFrame(k / 60, frames[k]))
+    out += stage.flush()
+    assert pipe.resets == 3  # the jump back forgot the pipeline's crop and patient (then the final flush)
+    assert pipe.process.runs == [0, 4, 5, 10, 14, 15, 6, 9]
+    assert [e.index for e in out] == [*range(6), *range(10, 16), *range(6, 10)]
+    assert [e.index for e in out if not e.tracked] == [0, 4, 5, 10, 14, 15, 6, 9]
+    for e in out:
+        assert np.abs(e.lm[list(GAIT_POINTS), :2] - body_at(e.index)[list(GAIT_POINTS), :2]).max() < 0.2
+
+
 def test_interval_one_is_inference_on_every_frame_with_nothing_held():
     frames = moving_frames(5)
     oracle = Oracle(frames)
@@ -308,6 +377,22 @@ def test_pacer_chooses_again_when_the_cpu_slows_and_when_the_rate_changes():
     assert pacer.set_rate(60.0).interval == 4  # 37.5/n + 1.5 <= 12.5 -> n = 4
 
 
+def test_the_pace_counts_the_nodes_measured_overhead_per_frame():
+    """On one core the node's own work (decoding the camera frame, publishing) takes a third
+    of a 60 Hz period: an interval chosen without it cannot be kept."""
+    one_core = SpeedTest(14.0, 20.0, 2.0)
+    assert choose_pace(one_core, 60.0).interval == 2  # 20/n + 2 <= 12.5
+    p = choose_pace(SpeedTest(14.0, 20.0, 2.0, overhead_ms=6.0), 60.0)  # 20/n + 2 + 6 <= 12.5 -> n = 5
+    assert (p.mode, p.interval, p.cost_ms, p.figures()["overhead_ms"]) == ("keyframes", 5, 12.0, 6.0)
+    pacer = Pacer(one_core, invoke_ms_at_test=20.0, rate_hz=60.0)
+    assert pacer.observe(20.0, 6.0).interval == 5 and pacer.replans == 1
+    assert pacer.observe(20.0, 6.4) is None  # within half a millisecond
+    behind = pacer.observe(20.0, 9.0)  # 20/n + 11 <= 12.5 -> n = 14 > 8
+    assert (behind.mode, behind.interval) == ("behind", 8) and pacer.replans == 2
+    assert pacer.observe(30.0, 9.0) is not None  # the CPU 1.5x slower
+    assert pacer.set_rate(30.0).interval == 3  # 30/n + 3 + 9 <= 25 -> n = 3 (1.5x slower CPU, overhead kept)
+
+
 # -- the crop spool ----------------------------------------------------------------------------
 def frame_at(k: int) -> CapturedFrame:
     img = np.zeros((400, 300, 3), np.uint8)
@@ -316,24 +401,74 @@ def frame_at(k: int) -> CapturedFrame:
     return CapturedFrame(float(k), img)
 
 
-def test_backlog_spills_to_disk_keeps_trigger_order_and_refuses_past_the_disk_bound(tmp_path):
+def test_after_a_spill_live_frames_go_to_memory_again_and_the_spooled_stretch_waits_as_one_segment(tmp_path):
+    """Memory for two frames. Frames 2-4 find it full and wait on disk (a spill lasts until the
+    estimator has emptied memory, so the stretch is consecutive); frame 5 finds memory empty
+    and goes there, not behind the disk tier. While the session's train runs the stretch waits
+    (memory is live); once the belt stops it comes out, in order, as its own run of indices.
+    (Another session's train running does not hold it: 2 comes out while session 2 is live.)"""
     region = Region(50, 100, 250, 300)
     one = frame_at(0).image.nbytes
     backlog = Backlog(2 * one, CropSpool(tmp_path / "crops", max_bytes=10**6))
-    where = [backlog.put(1, k, frame_at(k), region) for k in range(5)]
-    assert where == ["memory", "memory", "disk", "disk", "disk"]
+    backlog.live_session = 1  # its train runs
+    where = [backlog.put(1, k, frame_at(k), region) for k in range(4)]
+    assert where == ["memory", "memory", "disk", "disk"]
     assert backlog.get(0.0)[1] == 0
-    assert backlog.put(1, 5, frame_at(5), region) == "disk"  # disk not empty: stay in order
-    got = [backlog.get(0.0) for _ in range(5)]
-    assert [g[1] for g in got] == [1, 2, 3, 4, 5] and backlog.get(0.0) is None and len(backlog) == 0
-    crop = got[1][2].image  # frame 2, from disk: the body region in gray, black elsewhere
-    want = frame_at(2).image[100:300, 50:250, 0].astype(int)
+    assert backlog.put(1, 4, frame_at(4), region) == "disk"  # memory not emptied yet: the spill goes on
+    backlog.live_session = 2
+    assert backlog.get(0.0)[1] == 1  # memory first, whatever the session
+    assert backlog.get(0.0)[1] == 2  # memory empty, the disk's oldest is not the live session's
+    backlog.live_session = 1
+    assert backlog.put(1, 5, frame_at(5), region) == "memory"  # caught up: live again
+    assert backlog.put(1, 6, frame_at(6), region) == "memory"
+    assert [backlog.get(0.0)[1] for _ in range(2)] == [5, 6]
+    assert backlog.get(0.0) is None and len(backlog) == backlog.disk_count == 2  # waits for the belt to stop
+    backlog.live_session = None  # the belt stopped
+    got = [backlog.get(0.0) for _ in range(2)]
+    assert [g[1] for g in got] == [3, 4] and backlog.get(0.0) is None and len(backlog) == 0
+    crop = got[0][2].image  # frame 3, from disk: the body region in gray, black elsewhere
+    want = frame_at(3).image[100:300, 50:250, 0].astype(int)
     assert np.abs(crop[100:300, 50:250, 0].astype(int) - want).mean() < 3
-    assert crop[0, 0].tolist() == [0, 0, 0] and got[1][2].t == 2.0
+    assert crop[0, 0].tolist() == [0, 0, 0] and got[0][2].t == 3.0
     assert not list((tmp_path / "crops").iterdir())  # finished crops are deleted
 
     tiny = Backlog(0, CropSpool(tmp_path / "small", max_bytes=1))
     assert tiny.put(1, 0, frame_at(0), region) == "refused"
+
+
+def test_frames_briefly_behind_wait_in_memory_as_gray_crops_in_trigger_order_before_the_disk(tmp_path):
+    """Memory for one whole frame and two crops: frame 0 waits whole, 1-2 as gray crops, 3 on
+    disk; frames come back in trigger order, a crop at full size, black outside the body."""
+    region = Region(50, 100, 250, 300)
+    one = frame_at(0).image.nbytes
+    backlog = Backlog(one, CropSpool(tmp_path / "crops", max_bytes=10**6), crops_max_bytes=2 * 200 * 200 - 1)
+    backlog.live_session = 1
+    assert [backlog.put(1, k, frame_at(k), region) for k in range(4)] == ["memory", "crop", "crop", "disk"]
+    assert (backlog.memory_bytes, backlog.crop_bytes) == (one, 2 * 200 * 200)
+    got = [backlog.get(0.0) for _ in range(3)]
+    assert [g[1] for g in got] == [0, 1, 2] and backlog.get(0.0) is None
+    assert (backlog.memory_bytes, backlog.crop_bytes) == (0, 0)
+    assert got[0][2].image[0, 0, 0] == 0 and np.array_equal(got[0][2].image, frame_at(0).image)  # whole, in colour
+    crop = got[1][2].image
+    want = cv2.cvtColor(frame_at(1).image[100:300, 50:250], cv2.COLOR_BGR2GRAY)
+    assert crop.shape == (400, 300, 3) and np.array_equal(crop[100:300, 50:250, 1], want)
+    assert not crop[:100].any() and not crop[:, :50].any() and got[1][2].t == 1.0
+    assert backlog.put(1, 4, frame_at(4), region) == "memory"  # caught up: whole frames again
+
+
+def test_a_disk_tier_past_half_its_bound_is_finished_while_the_train_runs(tmp_path):
+    """A walk the node cannot keep up with for minutes: the oldest spooled frames come out
+    whenever memory is empty, before the disk bound refuses frames."""
+    region = Region(50, 100, 250, 300)
+    crop_bytes = CropSpool(tmp_path / "probe", 10**6)
+    assert crop_bytes.put(1, 0, frame_at(0), region)
+    backlog = Backlog(0, CropSpool(tmp_path / "crops", max_bytes=int(crop_bytes.bytes * 4.5)))
+    backlog.live_session = 1
+    assert [backlog.put(1, k, frame_at(k), region) for k in range(2)] == ["disk", "disk"]
+    assert backlog.get(0.0) is None  # under half the bound: it waits for the belt to stop
+    assert backlog.put(1, 2, frame_at(2), region) == "disk"
+    assert backlog.get(0.0)[1] == 0  # past half: the oldest comes out
+    assert backlog.get(0.0) is None and backlog.disk_count == 2  # under half again
 
 
 def test_a_byte_bound_keeps_floor_b_over_s_frames_in_memory_the_rest_on_disk_and_drops_oldest_first(tmp_path):

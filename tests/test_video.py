@@ -169,6 +169,25 @@ def test_a_full_queue_or_a_session_over_the_bound_loses_pictures_counted_never_b
     assert (small.stats.recorded, small.stats.not_kept) == (1, 2)
 
 
+def test_the_recorders_thread_runs_at_the_lowest_priority_and_the_nodes_other_threads_do_not(tmp_path):
+    """Review video must not take CPU from keypoints: its thread (only) gets nice 19."""
+    import os
+    import threading
+    rec = recorder(tmp_path)
+    stop = threading.Event()
+    thread = threading.Thread(target=rec.run, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while os.getpriority(os.PRIO_PROCESS, thread.native_id) != 19 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == 19
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == os.getpriority(os.PRIO_PROCESS, 0) < 19
+    finally:
+        stop.set()
+        thread.join(5)
+
+
 def test_pairing_matches_encoder_output_to_trigger_indices_in_either_order():
     p = EncodedPairing(window=4)
     assert p.jpeg(1.0000, b"a") is None

@@ -95,6 +95,7 @@ class KeyframeEstimator:
         self._key: Estimate | None = None
         self._pending: list[_Pending] = []
         self._since_attempt: int | None = None  # frames since the last search; None: search now
+        self._run_frames = 0  # frames pushed since the last reset (a new run of frames)
         self._last: tuple[int, float, np.ndarray] | None = None
         self._flow_anchored = False  # the tracker starts from the last keyframe
 
@@ -105,6 +106,7 @@ class KeyframeEstimator:
 
     def push(self, index: int, t: float, frame: np.ndarray) -> list[Estimate]:
         previous, self._last = self._last, (index, t, frame)
+        self._run_frames += 1
         if self._key is None:
             return [self._search(index, t, frame)]
         if self.interval == 1 and not self._pending:  # every frame: the model alone, no flow to pay for
@@ -135,12 +137,16 @@ class KeyframeEstimator:
         """Flush, then forget the anchor (a new sequence starts)."""
         out = self.flush()
         self._key, self.region, self._since_attempt, self._last = None, None, None, None
+        self._run_frames = 0
         return out
 
     # -- internals -----------------------------------------------------------------------------
     def _search(self, index: int, t: float, frame: np.ndarray) -> Estimate:
-        """Nobody anchored: look again every ``interval`` frames (the detector is the costly part)."""
-        if self._since_attempt is not None:
+        """Nobody anchored: look again every ``interval`` frames (the detector is the costly
+        part) — except in a run's first ``interval`` frames, where a refused first look would
+        leave a whole interval without landmarks at every restart (a run of frames after a
+        gap starts where the model has not looked for a while), so it looks on each."""
+        if self._since_attempt is not None and self._run_frames > self.interval:
             self._since_attempt += 1
             if self._since_attempt < self.interval:
                 if self.unseen is not None:

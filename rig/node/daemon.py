@@ -1,7 +1,9 @@
 """The camera-node daemon: capture never blocks, inference runs on its own thread behind
 a bounded buffer (memory, then compressed crops on disk), every frame is labelled with its
 trigger index and published — inferred on keyframes or tracked between them, as the node's
-self-measured speed allows (rig/node/pacing.py).
+self-measured speed and measured per-frame overhead allow (rig/node/pacing.py). A stretch
+that waited on disk is finished after the belt stops, as a run of its own: the stage
+restarts at every gap in the indices, so flow never bridges one.
 
 Session control comes over MQTT: the retained session state says which session is
 recording; the retained trigger state says when the train started (pulse 0) and, once
@@ -28,6 +30,7 @@ from rig.node.camera import CameraError, CapturedFrame, camera_picture
 from rig.node.crop_spool import Backlog, CropSpool
 from rig.node.clock import WallClock
 from rig.node.diagnostics import node_hooks
+from rig.node.pacing import OverheadMeter
 from rig.node.publisher import KeypointPublisher
 from rig.node.spool import Spool
 from rig.node.stages import ImmediateStage
@@ -112,8 +115,11 @@ class NodeDaemon:
         spool = Spool(config.spool_dir / f"spool-{config.view}.sqlite", int(config.spool_max_mb * 1e6))
         self.publisher = KeypointPublisher(self.bus, config.view, simulated, spool, config.resend_window_s)
         self.stage = parts.stage or ImmediateStage(lambda frame: parts.estimator(frame, 0))
-        self.frames = Backlog(config.backlog_max_mb * 1e6, self._crop_spool(config, "crops"))
+        self.frames = Backlog(config.backlog_max_mb * 1e6, self._crop_spool(config, "crops"),
+                              crops_max_bytes=0.0 if self.simulated else config.backlog_crops_max_mb * 1e6)
         self._stage_session: int | None = None  # the session whose frames the stage holds
+        self._stage_next: int | None = None  # the index that continues the stage's run of frames
+        self.overhead = OverheadMeter()  # per-frame CPU outside the stage, for the pacer
         self.live = notify.Liveness(stall_after_s=WATCHDOG_STALL_S)
         self._camera_open = False
         self.lock = threading.Lock()
@@ -122,7 +128,7 @@ class NodeDaemon:
         self.train: Train | None = None
         # frames exposed while no train is known yet (indexed, or found not ours, when one starts):
         # the same memory bound as the backlog's (the backlog is empty then), the rest as crops
-        self.early = Backlog(config.backlog_max_mb * 1e6, self._crop_spool(config, "early"))
+        self.early = Backlog(config.backlog_max_mb * 1e6, self._crop_spool(config, "early"), fifo=True)
         self.bus.on(topics.SESSION_STATE, self._on_session)
         self.bus.on(topics.TREADMILL_TRIGGER, self._on_trigger)
         self.stats = NodeStats()
@@ -170,10 +176,12 @@ class NodeDaemon:
             elif not trig.armed and t is not None and t.pulses_sent is None and t.ended_by(trig):
                 t.pulses_sent, t.ended_at = trig.pulses_sent, time.monotonic()
                 t.backlog_at_end = len(self.frames)
+                self.frames.live_session = None  # no live frame is coming: finish the spooled stretches
 
     def _start_train(self, session_id: int, trig: TriggerState) -> None:
         log.info("session %d: train armed at %.1f Hz", session_id, trig.rate_hz)
         self.train = Train(session_id, trig.first_pulse_t, trig.rate_hz, self.clock.wall_minus_mono())
+        self.frames.live_session = session_id  # live frames first; its spooled stretches wait for the belt to stop
         if self.video is not None:
             self.video.recorder.begin(session_id, trig.rate_hz)
         self.pending_rate_hz = trig.rate_hz  # the inference thread re-paces before its next frame
@@ -246,12 +254,17 @@ class NodeDaemon:
             return None
 
     def _capture_loop(self, stop: threading.Event) -> None:
+        cpu_s = time.thread_time()
         while not stop.is_set():
             frame = self._read_frame(stop)
             if frame is not None or self.train is None:
                 self.live.beat()  # during a train, only frames count: a camera that stops gets restarted
             if frame is None:
                 continue
+            now_s = time.thread_time()
+            if self.train is not None:  # this thread's CPU per frame: waiting for, decoding, queueing it
+                self.overhead.add("capture", (now_s - cpu_s) * 1000)
+            cpu_s = now_s
             st = self.stats
             st.frames_in, st.last_frame, st.last_frame_mono = st.frames_in + 1, frame, time.monotonic()
             with self.lock:
@@ -284,22 +297,33 @@ class NodeDaemon:
 
     def _infer_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            cpu0_s = time.thread_time()
             item = self.frames.get(timeout_s=0.05)
             if item is None:
                 self._maybe_end()
                 continue
             session_id, index, frame = item
+            got_s = time.thread_time() - cpu0_s
             if session_id != self._stage_session:
                 self._flush_stage()
                 self._stage_session = session_id
+            elif index != self._stage_next:  # a gap: a stretch that waited on disk, a missed trigger
+                self._restart_stage(back_in_time=index < self._stage_next)
+            self._stage_next = index + 1
             if (rate_hz := self.pending_rate_hz) is not None:
                 self.pending_rate_hz = None
                 self.stage.set_rate(rate_hz)
+            self.stage.overhead_ms = self.overhead.ms
             t0 = time.perf_counter()
             with self.infer_lock:
                 estimates = self.stage.push(index, frame)
             self.stats.latency_ms.append((time.perf_counter() - t0) * 1000)
+            cpu1_s = time.thread_time()
             self._publish(session_id, estimates)
+            # this thread's CPU around the stage per frame: fetching the frame, publishing (the
+            # stage's own work, restarts included, is the pacer's model, not overhead)
+            self.overhead.add("fetch", got_s * 1000)
+            self.overhead.add("publish", (time.thread_time() - cpu1_s) * 1000)
 
     def _publish(self, session_id: int | None, estimates: list[Estimate]) -> None:
         fps = self.config.preview_fps
@@ -324,7 +348,13 @@ class NodeDaemon:
         with self.infer_lock:
             estimates = self.stage.flush()
         self._publish(self._stage_session, estimates)
-        self._stage_session = None
+        self._stage_session = self._stage_next = None
+
+    def _restart_stage(self, back_in_time: bool) -> None:
+        """Publish the frames the stage holds (closed by a keyframe); the next frame anchors anew."""
+        with self.infer_lock:
+            estimates = self.stage.restart(back_in_time)
+        self._publish(self._stage_session, estimates)
 
     def _maybe_end(self) -> None:
         """After the train stops: once every pulse's frame is through (or the grace expired)."""

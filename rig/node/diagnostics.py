@@ -57,7 +57,7 @@ def node_figures(node: "NodeDaemon") -> dict[str, Any]:
             "frames_spooled": st.spooled, "session_dropped": train.dropped if train else 0,
             "session_missed_triggers": train.indexer.missed if train else None,  # null: no train running
             "session_frames_out": train.published if train else None,
-            **node.stage.figures(),
+            **node.stage.figures(), **node.overhead.figures(),
             "last_frame_age_s": age,
             "spool_messages": spool.count, "spool_mb": round(spool.bytes / 1e6, 3),
             "camera_error": st.camera_error, **video_figures(node)}

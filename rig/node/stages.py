@@ -17,20 +17,23 @@ from rig.node.camera import CapturedFrame
 from rig.node.pacing import Pace, Pacer
 
 log = logging.getLogger(__name__)
-OBSERVE_EVERY = 60  # frames between looks at the interpreter's recent speed
+OBSERVE_EVERY = 30  # frames between looks at the interpreter's recent speed and the node's overhead
 
 
 class FrameStage(Protocol):
     region: Region | None  # where the body was last seen (for crops), None: anywhere
+    overhead_ms: float  # set by the daemon: its measured per-frame work outside the stage, for pacing
 
     def push(self, index: int, frame: CapturedFrame) -> list[Estimate]: ...
     def flush(self) -> list[Estimate]: ...
+    def restart(self, back_in_time: bool) -> list[Estimate]: ...
     def set_rate(self, rate_hz: float) -> None: ...
     def figures(self) -> dict: ...
 
 
 class ImmediateStage:
     region = None
+    overhead_ms = 0.0  # nothing to pace
 
     def __init__(self, estimate: Callable[[CapturedFrame], "np.ndarray | None"]):
         self.estimate = estimate
@@ -39,6 +42,9 @@ class ImmediateStage:
         return [Estimate(index, frame.t, self.estimate(frame))]
 
     def flush(self) -> list[Estimate]:
+        return []
+
+    def restart(self, back_in_time: bool) -> list[Estimate]:
         return []
 
     def set_rate(self, rate_hz: float) -> None:
@@ -56,6 +62,7 @@ class KeyframeStage:
         self.estimator = KeyframeEstimator(pipeline.process, pacer.pace.interval, follow=pipeline.follow,
                                            unseen=pipeline.unseen)
         self._frames = 0
+        self.overhead_ms = 0.0  # the node's measured per-frame work outside this stage (pacing.OverheadMeter)
 
     @property
     def region(self) -> Region | None:
@@ -64,14 +71,26 @@ class KeyframeStage:
     def push(self, index: int, frame: CapturedFrame) -> list[Estimate]:
         self._frames += 1
         if self._frames % OBSERVE_EVERY == 0 and (pace := self.pacer.observe(
-                self.pipeline.landmark_interpreter.ewma_ms)) is not None:
-            self._apply(pace, "the CPU's speed changed")
+                self.pipeline.landmark_interpreter.ewma_ms, self.overhead_ms)) is not None:
+            self._apply(pace, f"the CPU's speed or the node's overhead ({self.overhead_ms:.1f} ms a frame) changed")
         return self.estimator.push(index, frame.t, frame.image)
 
     def flush(self) -> list[Estimate]:
         """End of a session: release held frames and forget the track."""
         out = self.estimator.reset()
         self.pipeline.reset()
+        return out
+
+    def restart(self, back_in_time: bool) -> list[Estimate]:
+        """A gap in the frames (a stretch that waited on disk, a missed trigger): release the
+        held frames, the last one a keyframe, and anchor afresh on the next frame — flow never
+        bridges the gap. Forward (live frames after a stretch went to disk) the pose pipeline
+        keeps its crop and its patient: a stale crop fails its checks and the detector runs.
+        Back in time (a stretch finished after later frames) both are from the future, where
+        the patient's predicted place would refuse them: the pipeline starts afresh."""
+        out = self.estimator.reset()
+        if back_in_time:
+            self.pipeline.reset()
         return out
 
     def set_rate(self, rate_hz: float) -> None:
