@@ -238,7 +238,7 @@ class NodeConfig(Section):
     backlog_max_mb: float = Field(20.0, gt=0, description="memory for frames waiting for inference, and "
                                   "for frames exposed before their train is known (a 1456x1088 frame is 4.75 MB: "
                                   "4 frames, one landmark run at 120 Hz); beyond it they wait on disk as crops")
-    backlog_crops_max_mb: float = Field(24.0, ge=0, description="memory for frames waiting for inference "
+    backlog_crops_max_mb: float = Field(12.0, ge=0, description="memory for frames waiting for inference "
                                         "beyond backlog_max_mb, as grayscale body crops (about 1 MB each at "
                                         "1080x1920): a node briefly behind catches up without the disk")
     crop_spool_max_mb: float = Field(4000.0, gt=0, description="disk for frames waiting for inference, as "
