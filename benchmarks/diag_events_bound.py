@@ -54,15 +54,27 @@ def toe_tip_delay_ms(marker: str, level: float) -> float:
     return -float(np.median(lags)) if len(lags) else float("nan")
 
 
+_VELOCITY: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def forward_velocity(trial, side: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(1 ms grid s, the marker's forward velocity in belt speeds), computed once per marker:
+    the oracle asks for it at every level."""
+    key = (trial.name, side, name)
+    if key not in _VELOCITY:
+        tt = np.arange(trial.t_s[0], trial.t_s[-1], 0.001)
+        _VELOCITY[key] = tt, CubicSpline(trial.t_s, trial.markers[(side, name)][:, 0])(tt, 1) / trial.belt_speed_m_s
+    return _VELOCITY[key]
+
+
 def crossing_errors_ms(trial, side: str, kind: str, point: str, level: float, refs: np.ndarray,
                        toe_tip: bool = False) -> np.ndarray:
     """Signed error of the nearest crossing to each reference (NaN: none within SEARCH_S);
     ``toe_tip``: a plate trial's toe crossings at foot off as a toe tip's (module doc)."""
-    tt = np.arange(trial.t_s[0], trial.t_s[-1], 0.001)
     names = ("heel", "toe") if point == "first" else (point,)
     times = []
     for name in names:
-        u = CubicSpline(trial.t_s, trial.markers[(side, name)][:, 0])(tt, 1) / trial.belt_speed_m_s
+        tt, u = forward_velocity(trial, side, name)
         d = u - level
         crossed = (d[:-1] > 0) & (d[1:] <= 0) if kind == "ic" else (d[:-1] < 0) & (d[1:] >= 0)
         delay_s = (toe_tip_delay_ms(TOE_STAND_INS[trial.name], float(level)) / 1e3
