@@ -30,6 +30,7 @@ from scipy.interpolate import CubicSpline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rig.gait._signals import level_crossings  # noqa: E402
 from rig.validation import load_trials  # noqa: E402
 from rig.validation.forefoot import FOREFOOT_TRIALS, forefoot_push_offs  # noqa: E402
 from rig.validation.trials import EVENT_TRIAL_NAMES, SIDES  # noqa: E402
@@ -75,11 +76,10 @@ def crossing_errors_ms(trial, side: str, kind: str, point: str, level: float, re
     times = []
     for name in names:
         tt, u = forward_velocity(trial, side, name)
-        d = u - level
-        crossed = (d[:-1] > 0) & (d[1:] <= 0) if kind == "ic" else (d[:-1] < 0) & (d[1:] >= 0)
+        _, crossed_s = level_crossings(tt, u, level, -1 if kind == "ic" else +1)
         delay_s = (toe_tip_delay_ms(TOE_STAND_INS[trial.name], float(level)) / 1e3
                    if toe_tip and kind == "fo" and name == "toe" and trial.name in TOE_STAND_INS else 0.0)
-        times.append(tt[np.flatnonzero(crossed)] + delay_s)
+        times.append(crossed_s + delay_s)
     out = []
     for r in refs:
         cands = [c[np.argmin(np.abs(c - r))] for c in times if len(c)]

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from rig.gait import analyze_tracks
+from rig.gait._signals import level_crossings
 from rig.gait.events import SideViewEventDetector
 from rig.validation import load_trials, render_tracks
 
@@ -44,9 +45,8 @@ def definition_error(trial, side: str, kind: str, ref: float) -> float:
     p = trial.markers[(side, "heel" if kind == "ic" else "toe")]
     tt = np.arange(max(trial.t_s[0], ref - 0.1), min(trial.t_s[-1], ref + 0.1), 0.001)
     u = CubicSpline(trial.t_s, p[:, 0])(tt, 1) / trial.belt_speed_m_s
-    d = u - LEVEL[kind]
-    i = np.flatnonzero((d[:-1] > 0) & (d[1:] <= 0)) if kind == "ic" else np.flatnonzero((d[:-1] < 0) & (d[1:] >= 0))
-    return nearest(ref, tt[i], 0.1) if len(i) else np.nan
+    _, crossed_s = level_crossings(tt, u, LEVEL[kind], -1 if kind == "ic" else +1)
+    return nearest(ref, crossed_s, 0.1) if len(crossed_s) else np.nan
 
 
 def events(tracks, belt):

@@ -95,6 +95,15 @@ HEEL_TOE_LEFT = np.array([29, 31])
 HEEL_TOE_RIGHT = np.array([30, 32])
 
 
+def level_crossings(t: np.ndarray, u: np.ndarray, level: float, direction: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sample index before, time) of each crossing of ``level`` by ``u``: ``direction`` < 0
+    downward (a heel slowing to the belt), > 0 upward (a toe leaving it); the time is
+    interpolated linearly between the two samples."""
+    d = (u - level) if direction < 0 else (level - u)  # > 0: not yet crossed
+    i = np.flatnonzero((d[:-1] > 0) & (d[1:] <= 0))
+    return i, t[i] + (t[i + 1] - t[i]) * d[i] / (d[i] - d[i + 1])
+
+
 def fill_gaps(t: np.ndarray, x: np.ndarray, max_gap_s: float) -> np.ndarray:
     """Linear interpolation over NaN runs no longer than ``max_gap_s``; longer stay NaN."""
     x = np.asarray(x, dtype=np.float64)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks
 
-from ._signals import fill_gaps, masked_poly_derivative, moving_average, stride_period_s
+from ._signals import fill_gaps, level_crossings, masked_poly_derivative, moving_average, stride_period_s
 
 
 @dataclass
@@ -245,12 +245,7 @@ class BeltVelocityEvents:
         velocity bends at contact) times it. With at least ``min_events_for_lag`` events the
         time is the coarse crossing plus the median (fine - coarse) lag of all of them."""
         u, coarse, var_ratio = uu
-        d = coarse - level
-        if direction < 0:
-            i = np.flatnonzero((d[:-1] > 0) & (d[1:] <= 0))
-        else:
-            i = np.flatnonzero((d[:-1] < 0) & (d[1:] >= 0))
-        tc = t[i] + (t[i + 1] - t[i]) * d[i] / (d[i] - d[i + 1])
+        i, tc = level_crossings(t, coarse, level, direction)
         slope = np.abs(coarse[i + 1] - coarse[i]) / (t[i + 1] - t[i])
         sigma_u = _stance_noise(u)
         times = np.full(len(candidates), np.nan)
@@ -286,11 +281,10 @@ class BeltVelocityEvents:
         (the linear interpolation of the crossing, not the frame it falls in); with noise,
         jittered extra crossings average out instead of one being picked."""
         w = max(self.refine_s * scale, 2 * dt)
+        _, tf = level_crossings(t, u, level, direction)
         d = (u - level) if direction < 0 else (level - u)  # > 0: not yet crossed
-        i = np.flatnonzero((d[:-1] > 0) & (d[1:] <= 0))
         lo, hi = tc - w, tc + w
-        if len(i):
-            tf = t[i] + (t[i + 1] - t[i]) * d[i] / (d[i] - d[i + 1])
+        if len(tf):
             near = np.abs(tf - tc) <= w + 3 * dt
             if near.any():
                 f = float(tf[near][np.argmin(np.abs(tf[near] - tc))])

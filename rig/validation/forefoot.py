@@ -28,6 +28,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from edge_models.fetch import validation_path
+from rig.gait._signals import level_crossings
 
 from .c3d_trials import marker_points, read_c3d
 
@@ -64,12 +65,6 @@ class PushOff:
     lag_ms: dict[str, float]
 
 
-def _upward_crossings(t_s: np.ndarray, u: np.ndarray, level: float) -> np.ndarray:
-    d = u - level
-    k = np.flatnonzero((d[:-1] < 0) & (d[1:] >= 0))
-    return t_s[k] - d[k] * (t_s[k + 1] - t_s[k]) / (d[k + 1] - d[k])
-
-
 def push_off_lags(t_s: np.ndarray, u: dict[str, np.ndarray], hallux: str,
                   level: float = FOOT_OFF_LEVEL) -> list[tuple[float, dict[str, float]]]:
     """Pure: ``u[name]`` is each marker's forward velocity (treadmill frame, walking speeds)
@@ -90,7 +85,7 @@ def push_off_lags(t_s: np.ndarray, u: dict[str, np.ndarray], hallux: str,
             break
         b = a + int(up[0])
         i = b + 1
-        c = _upward_crossings(t_s[a:b + 1], h[a:b + 1], level)
+        c = level_crossings(t_s[a:b + 1], h[a:b + 1], level, +1)[1]
         if not len(c) or c[-1] < t_s[0] + EDGE_S or c[-1] > t_s[-1] - EDGE_S:
             continue
         th = float(c[-1])
@@ -98,7 +93,7 @@ def push_off_lags(t_s: np.ndarray, u: dict[str, np.ndarray], hallux: str,
         for name, x in u.items():
             if name == hallux:
                 continue
-            cand = _upward_crossings(t_s, x, level)
+            cand = level_crossings(t_s, x, level, +1)[1]
             cand = cand[np.abs(cand - th) <= SEARCH_S]
             lags[name] = float(1e3 * (cand[np.argmin(np.abs(cand - th))] - th)) if len(cand) else float("nan")
         out.append((th, lags))
