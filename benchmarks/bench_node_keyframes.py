@@ -12,11 +12,16 @@
    the torso length (median, 95th percentile); goal median ≤ 1.5 %. With it, as context:
    the keyframes' own distance (both streams ran the model on that frame, with crops a
    few px apart), the model's output change when its crop moves 2/4/8 px, and tracked
-   frames against a lightly smoothed reference.
+   frames against a lightly smoothed reference. Where the error is: per gait point,
+   the frames over 10 %, the reference's own left/right flips, and straight lines between
+   the same keyframes in place of the flow; and the floor the reference's own frame-to-
+   frame noise sets (what the true path would score, and a path on model keyframes as
+   noisy as the reference with perfect flow between). A tracked frame's cost in ms.
 3. Gait events: Zeni coordinate-method heel strikes and toe-offs of both feet from the
    tracked stream vs from every-frame inference, on the Sports2D walker (the only real
    walking footage here): share within one frame, raw and after the gait engine's
-   left/right repair, the missed ones named.
+   left/right repair, the missed ones named, each with how far apart the two streams'
+   model runs put its point on the keyframe nearest it.
 4. Pi-speed rig: public CLI (real Mosquitto, simulated treadmill + bridge + coordinator
    in this process, ``gaitrig node`` as its own process on cam01 at 120 Hz with the
    interpreter slowed to 40 ms per detector and 25 ms per landmark run, one thread):
