@@ -12,11 +12,16 @@
    the torso length (median, 95th percentile); goal median ≤ 1.5 %. With it, as context:
    the keyframes' own distance (both streams ran the model on that frame, with crops a
    few px apart), the model's output change when its crop moves 2/4/8 px, and tracked
-   frames against a lightly smoothed reference.
+   frames against a lightly smoothed reference. Where the error is: per gait point,
+   the frames over 10 %, the reference's own left/right flips, and straight lines between
+   the same keyframes in place of the flow; and the floor the reference's own frame-to-
+   frame noise sets (what the true path would score, and a path on model keyframes as
+   noisy as the reference with perfect flow between). A tracked frame's cost in ms.
 3. Gait events: Zeni coordinate-method heel strikes and toe-offs of both feet from the
    tracked stream vs from every-frame inference, on the Sports2D walker (the only real
    walking footage here): share within one frame, raw and after the gait engine's
-   left/right repair, the missed ones named.
+   left/right repair, the missed ones named, each with how far apart the two streams'
+   model runs put its point on the keyframe nearest it.
 4. Pi-speed rig: public CLI (real Mosquitto, simulated treadmill + bridge + coordinator
    in this process, ``gaitrig node`` as its own process on cam01 at 120 Hz with the
    interpreter slowed to 40 ms per detector and 25 ms per landmark run, one thread):
@@ -38,6 +43,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -101,12 +107,21 @@ def throughput(videos: dict[str, list], intervals: list[int], block: int = 40) -
     return {n: (total / wall, total / cpu) for n, (wall, cpu) in seconds.items()}
 
 
-def accuracy(frames: list, interval: int, fps: float) -> tuple[list, list, np.ndarray, np.ndarray, np.ndarray,
-                                                               np.ndarray]:
-    """Every-frame landmarks, keyframe-stream landmarks, and the gait points' distances in %
-    of torso: on tracked frames; on keyframes (where both ran the model: the floor set by
-    the model's sensitivity to where its crop was placed); on tracked frames with L/R
-    labels repaired; the same against the lightly smoothed reference (context only)."""
+class Accuracy(NamedTuple):
+    """One clip through both streams; distances are the gait points' in % of torso."""
+
+    ref: list  # every-frame landmarks (None: nobody)
+    ours: list  # the keyframe stream's landmarks
+    keyframes: list[int]  # frames where the keyframe stream ran the model and found the person
+    tracked: np.ndarray  # tracked frames
+    keyframe: np.ndarray  # keyframes, where both ran the model: the model's sensitivity to its crop
+    repaired: np.ndarray  # tracked frames with the frame's L/R labels repaired
+    smoothed: np.ndarray  # the same against the lightly smoothed reference (context only)
+    lines: np.ndarray  # tracked frames, straight lines between the stream's own keyframes (what flow adds)
+
+
+def accuracy(frames: list, interval: int, fps: float) -> Accuracy:
+    """Every-frame inference and the keyframe stream on the same frames, compared."""
     ref_pipe = PosePipeline(threads=2)
     ref = [ref_pipe.process(f) for f in frames]
     est, _ = estimator(interval, threads=2)
@@ -116,9 +131,23 @@ def accuracy(frames: list, interval: int, fps: float) -> tuple[list, list, np.nd
         d = [frame_dist_pct(e.lm, r, lr_repaired)
              for e, r in zip(out, against) if e.tracked == tracked and r is not None and e.lm is not None]
         return np.concatenate(d) if d else np.array([np.nan])
-    smooth = smoothed_reference(ref)
-    return (ref, [e.lm for e in out], dist(True, False, ref), dist(False, False, ref), dist(True, True, ref),
-            dist(True, True, smooth))
+    lines = [frame_dist_pct(x, r, False) for x, r, e in zip(between_keyframes(out), ref, out)
+             if e.tracked and x is not None and r is not None]
+    return Accuracy(ref, [e.lm for e in out], [k for k, e in enumerate(out) if not e.tracked and e.lm is not None],
+                    dist(True, False, ref), dist(False, False, ref), dist(True, True, ref),
+                    dist(True, True, smoothed_reference(ref)),
+                    np.concatenate(lines) if lines else np.array([np.nan]))
+
+
+def between_keyframes(out: list) -> list:
+    """Each frame's landmarks on the straight line between the stream's keyframes around it
+    (keyframes as they are; None outside two found keyframes)."""
+    keys = [k for k, e in enumerate(out) if not e.tracked and e.lm is not None]
+    lines: list = [None] * len(out)
+    for a, b in zip(keys, keys[1:]):
+        for k in range(a, b + 1):
+            lines[k] = out[a].lm + (k - a) / (b - a) * (out[b].lm - out[a].lm)
+    return lines
 
 
 def smoothed_reference(ref: list, window: int = 5) -> list:
@@ -127,14 +156,7 @@ def smoothed_reference(ref: list, window: int = 5) -> list:
     person facing it), then a Savitzky–Golay fit (order 2) over ``window`` frames; frames
     with nobody, or without ``window`` found frames around them, are left out (None)."""
     from scipy.signal import savgol_filter
-    lm = [None if r is None else r.copy() for r in ref]
-    for prev, cur in zip(lm, lm[1:]):
-        if prev is not None and cur is not None:
-            for a, b in zip(_G[::2], _G[1::2]):
-                same = np.linalg.norm(cur[[a, b], :2] - prev[[a, b], :2], axis=1).sum()
-                crossed = np.linalg.norm(cur[[b, a], :2] - prev[[a, b], :2], axis=1).sum()
-                if crossed < same:
-                    cur[[a, b]] = cur[[b, a]]
+    lm, _ = labels_continuous(ref)
     half, out = window // 2, []
     for k in range(len(lm)):
         near = lm[max(0, k - half):k + half + 1]
@@ -146,6 +168,106 @@ def smoothed_reference(ref: list, window: int = 5) -> list:
         sm[:, :2] = fit
         out.append(sm)
     return out
+
+
+def labels_continuous(ref: list) -> tuple[list, int]:
+    """Every-frame landmarks with each left/right pair of gait points named as on the
+    previous frame where the other order lies closer (the model swaps them on a person
+    facing it); and how often a pair's name flips from one frame to the next in the
+    reference as given (its own label flips: a run of frames named the other way counts 2)."""
+    lm = [None if r is None else r.copy() for r in ref]
+    renamed = np.zeros(len(_G) // 2, bool)  # the previous frame's pairs: named the other way as given
+    flips = 0
+    for prev, cur in zip(lm, lm[1:]):
+        if prev is None or cur is None:
+            renamed[:] = False
+            continue
+        for i, (a, b) in enumerate(zip(_G[::2], _G[1::2])):
+            same = np.linalg.norm(cur[[a, b], :2] - prev[[a, b], :2], axis=1).sum()
+            crossed = np.linalg.norm(cur[[b, a], :2] - prev[[a, b], :2], axis=1).sum()
+            flips += bool(crossed < same) != renamed[i]
+            renamed[i] = crossed < same
+            if renamed[i]:
+                cur[[a, b]] = cur[[b, a]]
+    return lm, flips
+
+
+def reference_noise_pct(ref: list, order: int = 4) -> float:
+    """The reference's frame-to-frame noise: σ per image coordinate, % of torso, of the
+    white noise that would explain its ``order``-th differences (labels made continuous;
+    a robust spread, so label glitches and the turn at the image edge do not count).
+    A smooth path's 4th difference over 4 frames at 60 fps is tiny; white noise's has
+    variance 70 σ², so this reads the noise, not the motion (orders 2-6 agree to 0.05 %
+    on the pose2sim clips)."""
+    from math import comb
+    w = np.array([(-1) ** (order - i) * comb(order, i) for i in range(order + 1)], float)
+    lm, _ = labels_continuous(ref)
+    diffs = [np.tensordot(w, np.stack([x[_G, :2] for x in lm[k:k + order + 1]]), axes=1).ravel()
+             * 100 / torso_length_px(lm[k + order // 2])
+             for k in range(len(lm) - order) if all(x is not None for x in lm[k:k + order + 1])]
+    if not diffs:
+        return float("nan")
+    v = np.concatenate(diffs)
+    return float(1.4826 * np.median(np.abs(v - np.median(v))) / np.sqrt((w ** 2).sum()))
+
+
+RAYLEIGH_MEDIAN = float(np.sqrt(2 * np.log(2)))  # median distance / σ of a 2-D Gaussian error
+
+
+def keyframe_anchored_floor_pct(noise_pct: float, interval: int) -> tuple[float, float]:
+    """Medians (% of torso) the reference's own noise σ (:func:`reference_noise_pct`) leaves
+    for (a) the true path itself and (b) a path anchored on model keyframes as noisy as
+    the reference (the same model on crops a few px apart) with flow that is otherwise
+    perfect: a tracked frame at fraction f of the interval carries (1 − f) of one
+    keyframe's noise and f of the next's, on top of the reference's. A floor under the
+    tracked frames' median, not a measurement of them."""
+    f = np.arange(1, interval) / interval
+    carried = float(np.mean((1 - f) ** 2 + f ** 2)) if interval > 1 else 0.0
+    return RAYLEIGH_MEDIAN * noise_pct, RAYLEIGH_MEDIAN * noise_pct * float(np.sqrt(1 + carried))
+
+
+def per_point_pct(d: np.ndarray) -> str:
+    """Tracked frames' median distance per gait point, "name L/R", from the per-frame
+    distances of :func:`frame_dist_pct` laid end to end."""
+    if d.size % len(_G):
+        return "no tracked frames"
+    med = np.nanmedian(d.reshape(-1, len(_G)), axis=0).reshape(-1, 2)
+    return ", ".join(f"{name} {a:.2f}/{b:.2f}" for name, (a, b) in zip(POINT_NAMES, med))
+
+
+POINT_NAMES = ("shoulder", "hip", "knee", "ankle", "heel", "toe")  # GAIT_POINTS' (left, right) pairs
+
+
+def bad_frames(out: list, ref: list, above_pct: float = 10.0) -> str:
+    """Frames whose gait points' median distance exceeds ``above_pct`` % of torso, as
+    ranges ("41-43, 61-63"): where the tail (p95) comes from."""
+    bad = [k for k, (e, r) in enumerate(zip(out, ref)) if e is not None and r is not None
+           and np.median(frame_dist_pct(e, r, False)) > above_pct]
+    runs: list[list[int]] = []
+    for k in bad:
+        if runs and k - runs[-1][-1] <= 2:  # a keyframe between two bad tracked frames joins them
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs) or "none"
+
+
+def tracked_frame_ms(videos: dict[str, list], interval: int) -> tuple[float, float]:
+    """Thread CPU ms of a push that ran no model (the work image and the flow, what every
+    tracked frame costs), median and mean over the four videos, one TFLite thread."""
+    est, pipe = estimator(interval, threads=1)
+    ms = []
+    for frames in videos.values():
+        est.reset()
+        pipe.reset()
+        for k, f in enumerate(frames):
+            c0 = time.thread_time()
+            released = est.push(k, k / 60.0, f)
+            dt = time.thread_time() - c0
+            if not released:  # held for the next keyframe: flow only
+                ms.append(1000 * dt)
+        est.flush()
+    return float(np.median(ms)), float(np.mean(ms))
 
 
 def crop_sensitivity_pct(frames: list, shift_px: float, every: int = 3) -> np.ndarray:
@@ -431,6 +553,9 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
     for n in intervals:
         print(f"  keyframe every {n}: {fps[n][0]:.1f} fps = {fps[n][0] / fps[1][0]:.2f}x; {fps[n][1]:.1f} fps = "
               f"{fps[n][1] / fps[1][1]:.2f}x (goal >= {GOAL_SPEEDUP:.0f}x)")
+    cost = tracked_frame_ms(videos, intervals[0])
+    print(f"  a tracked frame (work image + flow, no model) at interval {intervals[0]}: {cost[0]:.2f} ms median, "
+          f"{cost[1]:.2f} ms mean (thread CPU)", flush=True)
 
     print("the landmark model's own sensitivity to where its crop lies (same frame, crop moved 2/4/8 px), "
           "gait points' median % of torso:")
@@ -440,8 +565,10 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
           f"{GOAL_MEDIAN_TORSO_PCT})")
     for n in intervals:
         rows, pooled, floor, repaired, jitter, treadmill_events, smooth = [], [], [], [], [], [], []
+        breakdown, bounds = [], []
         for name, frames in [*videos.items(), (SPORTS2D_WALKER, walker[0])]:
-            ref, ours, d, k, lr, sm = accuracy(frames, n, 30.0 if name == SPORTS2D_WALKER else 60.0)
+            acc = accuracy(frames, n, 30.0 if name == SPORTS2D_WALKER else 60.0)
+            ref, ours, d, k, lr, sm = acc.ref, acc.ours, acc.tracked, acc.keyframe, acc.repaired, acc.smoothed
             if name != SPORTS2D_WALKER and (sign := side_view_forward_sign(ref)) is not None:
                 edge = 6  # the smoothing and peak search need a few frames either side
                 hit, total = events_agree(zeni_events(ref, 60.0, sign), zeni_events(ours, 60.0, sign),
@@ -456,12 +583,23 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
             rows.append(f"{name} {np.median(d):.2f}/{np.percentile(d, 95):.2f} (L/R repaired "
                         f"{np.median(lr):.2f}/{np.percentile(lr, 95):.2f}; keyframes {np.median(k):.2f})")
             smooth.append(f"{name} {np.median(sm):.2f}/{np.percentile(sm, 95):.2f}")
+            breakdown.append(f"      {name}: {per_point_pct(d)}; frames over 10 %: {bad_frames(ours, ref)}; "
+                             f"the reference flips a L/R pair's names {labels_continuous(ref)[1]} times; "
+                             f"straight lines between the same keyframes instead of flow {np.median(acc.lines):.2f}")
+            noise = reference_noise_pct(ref)
+            true_path, anchored = keyframe_anchored_floor_pct(noise, n)
+            bounds.append(f"{name} {noise:.2f} -> {true_path:.2f} / {anchored:.2f}")
         d, k, lr = np.concatenate(pooled), np.concatenate(floor), np.concatenate(repaired)
         print(f"  interval {n}, all clips pooled: tracked frames median {np.nanmedian(d):.2f} %, p95 "
               f"{np.nanpercentile(d, 95):.2f} %; L/R repaired median {np.nanmedian(lr):.2f} %, p95 "
               f"{np.nanpercentile(lr, 95):.2f} %; keyframes (model vs model) median {np.nanmedian(k):.2f} %, p95 "
               f"{np.nanpercentile(k, 95):.2f} %")
         print(f"    median/p95 per video: {'; '.join(rows)}")
+        print("    tracked frames' median per gait point (left/right), and where the tail comes from:")
+        print("\n".join(breakdown))
+        print(f"    floor set by the reference's own noise: sigma per coordinate (4th differences) -> median the "
+              f"true path would score / a path on model keyframes as noisy with perfect flow between: "
+              f"{'; '.join(bounds)}")
         print(f"    pose2sim treadmill clips (60 fps), keyframe every {n}: Zeni events within one frame of "
               f"every-frame inference: {'; '.join(treadmill_events)}")
         print(f"    the reference's own frame-to-frame noise (every-frame inference vs the mean of its two "
@@ -475,7 +613,8 @@ def walker_events(frames: list, n: int) -> None:
     """Zeni events of both streams from the same detector, raw and after the gait engine's
     own left/right repair (rig.gait's LabelSwapRepair, as the report runs it); the
     reference's events that the tracked stream misses are named with their frames."""
-    ref, ours, _, _, _, _ = accuracy(frames, n, 30.0)
+    acc = accuracy(frames, n, 30.0)
+    ref, ours = acc.ref, acc.ours
     hs = np.sort(np.concatenate([v for k, v in zeni_events(ref, 30.0).items() if k.endswith("_hs")]))
     print(f"    Sports2D walker: the reference's steps (heel strike to the other foot's) in frames: "
           f"{np.round(np.diff(hs), 1).tolist()}")
@@ -486,6 +625,58 @@ def walker_events(frames: list, n: int) -> None:
         print(f"    Sports2D walker (frames {WALK_SEGMENT[0]}-{WALK_SEGMENT[1] - 1}, 30 fps), keyframe every {n}, {how}: "
               f"Zeni events within one frame of every-frame inference: {hit}/{total}"
               + (f"; missed {missed}" if missed else ""), flush=True)
+    gaps = keyframe_gaps(acc, missed_events(zeni_events(ref, 30.0), zeni_events(ours, 30.0)))
+    if gaps:
+        print(f"    at the keyframe nearest each missed event both streams ran the model on the same frame; their "
+              f"event point there: {'; '.join(gaps)}")
+    hit, total, missed = events_with_reference_crops(frames, n)
+    print(f"    the same with every keyframe given the reference's own crop (keyframes equal to the reference): "
+          f"{hit}/{total}" + (f"; missed {missed}" if missed else ""), flush=True)
+
+
+def events_with_reference_crops(frames: list, n: int) -> tuple[int, int, list[str]]:
+    """The walker's events when every keyframe's model run is given the crop every-frame
+    inference used on that frame (its keyframes then equal the reference exactly): what
+    is left of the disagreement is the reference's own noise on the tracked frames in
+    between, which no tracking can follow. (hit, events, missed)."""
+    ref_pipe = PosePipeline(threads=2)
+    crops, ref = [], []
+    for f in frames:
+        crops.append(ref_pipe.roi)
+        ref.append(ref_pipe.process(f))
+    est, pipe = estimator(n, threads=2)
+    index = {id(f): k for k, f in enumerate(frames)}
+
+    def infer(frame: np.ndarray) -> np.ndarray | None:
+        crop = crops[index[id(frame)]]
+        if crop is not None and pipe.roi is not None:  # the stream is tracking: its crop replaced
+            pipe._rect = crop
+        return pipe.process(frame)
+    est.infer = infer
+    ours = [e.lm for e in run_stream(est, frames, 30.0) + est.flush()]
+    er, eo = zeni_events(ref, 30.0), zeni_events(ours, 30.0)
+    return (*events_agree(er, eo), missed_events(er, eo))
+
+
+EVENT_POINT = {"hs": (29, 30), "to": (31, 32)}  # Zeni: heels for heel strikes, toe tips for toe-offs (L, R)
+
+
+def keyframe_gaps(acc: Accuracy, missed: list[str]) -> list[str]:
+    """For each missed event ("R_to@55.1 (...)"), how far apart the two streams' model runs
+    put its point on the keyframe nearest it: a gap of several % of torso on a frame both
+    inferred means the event is decided by where the model's crop lay, not by the flow."""
+    out = []
+    for m in missed:
+        key, at = m.split(" ")[0].split("@")
+        side, kind = key.split("_")
+        point = EVENT_POINT[kind][side == "R"]
+        k = min(acc.keyframes, key=lambda j: abs(j - float(at)))
+        r, o = acc.ref[k], acc.ours[k]
+        if r is None:
+            continue
+        gap = float(np.linalg.norm(r[point, :2] - o[point, :2]))
+        out.append(f"{key}@{at}: frame {k}, {gap:.0f} px ({100 * gap / torso_length_px(r):.0f} % of torso)")
+    return out
 
 
 def repaired(lms: list) -> list:
