@@ -259,6 +259,23 @@ def test_a_run_whose_first_looks_miss_tracks_the_person_back_from_the_first_fram
     assert released == [[], [], [], [0, 1, 2, 3]] + [[k] for k in range(4, 12)]
 
 
+def test_frames_held_across_a_jump_the_flow_cannot_follow_back_stay_without_landmarks():
+    """Frames 0-1 show another texture (the stand-in footage looped between 1 and 2): the
+    flow from keyframe 3 follows frame 2 back, loses the body on frame 1, and does not
+    guess — 0 and 1 are released without landmarks, 2 tracked."""
+    frames = moving_frames(4)
+    other = texture(seed=7)[:H, :W]
+    frames[0], frames[1] = other.copy(), other.copy()
+    oracle = Oracle(frames)
+    est = KeyframeEstimator(lambda f: oracle(f) if oracle.ids[id(f)] == 3 else None, interval=4)
+    out = []
+    for k in range(4):
+        out += est.push(k, k / 120, frames[k])
+    assert [(e.index, e.lm is not None, e.tracked) for e in out] == \
+        [(0, False, False), (1, False, False), (2, True, True), (3, True, False)]
+    assert est.stats.tracked_back == 1
+
+
 def test_a_run_ending_before_its_first_find_releases_its_held_frames_without_landmarks():
     frames = moving_frames(3)
     est = KeyframeEstimator(lambda f: None, interval=4)

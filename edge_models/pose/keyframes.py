@@ -190,7 +190,9 @@ class KeyframeEstimator:
         """The held frames before the run's first keyframe, its gait points followed back
         over them by the flow (the same tracker, frames in reverse order, at half size); a
         point the flow loses holds its position on the frame after and is marked; the
-        other points are the keyframe's."""
+        other points are the keyframe's. Once the flow has lost more than
+        ``MAX_LOST_SHARE`` of the points it no longer knows where the body is (the stand-in
+        footage looping between the frames): the frames before stay without landmarks."""
         if not self._unfound:
             return []
         half = _half_gray(frame)
@@ -198,9 +200,12 @@ class KeyframeEstimator:
         region = Region.around(half_xy, self.region_margin_frac, half.shape[1], half.shape[0])
         self.tracker.anchor(region.gray(half), region.to_work(half_xy))
         self._flow_anchored = False
+        held, self._unfound = self._unfound[::-1], []  # the latest first
         after, out = key.lm[_GAIT, :2], []
-        for u in reversed(self._unfound):
+        for u in held:
             xy, ok = self.tracker.step(region.gray(u.half_gray))
+            if 1.0 - ok.mean() > MAX_LOST_SHARE:
+                break
             xy = (region.to_image(xy) + 0.5) * 2 - 0.5
             xy[~ok] = after[~ok]
             lm = key.lm.copy()
@@ -212,7 +217,7 @@ class KeyframeEstimator:
             self.stats.tracked_back += 1
             self.stats.points_lost += int((~ok).sum())
             after = xy
-        self._unfound = []
+        out += [Estimate(u.index, u.t, None) for u in held[len(out):]]
         return out[::-1]
 
     def _release_unfound(self) -> list[Estimate]:
