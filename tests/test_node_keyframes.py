@@ -293,6 +293,10 @@ class OraclePipeline:
         self.landmark_interpreter = SimpleNamespace(ewma_ms=None)
         self.stats = SimpleNamespace(patient_not_visible=0)
         self.resets = 0
+        self.skips: list[int] = []
+
+    def skipped(self, frames):
+        self.skips.append(frames)
 
     def follow(self, hip_shift_px, top_shift_px):
         pass
@@ -317,17 +321,18 @@ def test_the_stage_restarts_at_a_gap_closing_the_run_on_a_keyframe_and_anchoring
     out = []
     for k in range(6):
         out += stage.push(k, CapturedFrame(k / 60, frames[k]))
-    out += stage.restart(back_in_time=False)
+    out += stage.restart(skipped=4)
     assert [e.index for e in out] == list(range(6)) and pipe.process.runs == [0, 4, 5]
     for k in range(10, 16):
         out += stage.push(k, CapturedFrame(k / 60, frames[k]))
     out += stage.flush()
     assert pipe.process.runs == [0, 4, 5, 10, 14, 15] and pipe.resets == 1  # the flush at the end only
+    assert pipe.skips == [4]  # the patient's gate widens for the 4 frames it did not see
     for k in range(6, 10):  # the stretch that waited on disk, after the belt stopped: back in time
-        out += stage.restart(back_in_time=True) if k == 6 else []
+        out += stage.restart(skipped=-10) if k == 6 else []
         out += stage.push(k, CapturedFrame(k / 60, frames[k]))
     out += stage.flush()
-    assert pipe.resets == 3  # the jump back forgot the pipeline's crop and patient (then the final flush)
+    assert pipe.resets == 3 and pipe.skips == [4]  # the jump back forgot crop and patient (then the final flush)
     assert pipe.process.runs == [0, 4, 5, 10, 14, 15, 6, 9]
     assert [e.index for e in out] == [*range(6), *range(10, 16), *range(6, 10)]
     assert [e.index for e in out if not e.tracked] == [0, 4, 5, 10, 14, 15, 6, 9]
