@@ -119,8 +119,9 @@ def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray, searches: int 
     window refuses at its start and takes the person one interval later.
 
     A node that fell behind also restarts at every gap in its frames (a stretch that waited on
-    disk, finished later, its detector on a gray crop): a run's first looks may miss the
-    person, but its frames are held and tracked back from the first look that finds them
+    disk, finished later, its detector on a gray crop): the patient's gate widens for the
+    frames the gap skipped (PatientSelector.skipped), a run's first looks that still miss
+    hold their frames, and those are tracked back from the first look that finds the person
     (edge_models.pose.keyframes), so restarts cost no frame away from a loop cut."""
     window = DEFAULT_MAX_INTERVAL * searches
     cut = np.arange(found.size) % CLIP_FRAMES <= window
