@@ -26,7 +26,9 @@
    in this process, ``gaitrig node`` as its own process on cam01 at 120 Hz with the
    interpreter slowed to 40 ms per detector and 25 ms per landmark run, one thread):
    frames stored, share that needed the disk spool, node peak RSS (and by mapping at the
-   peak, with its slope: a leak shows as one), trigger-to-publish latency. Everything shares
+   peak, with its slope: a leak shows as one), trigger-to-publish latency (all frames, and
+   those published while the belt ran), frames stored without landmarks (just after the
+   stand-in footage loops, and elsewhere: goal none). Everything shares
    this machine's 2 cores with whatever else runs. The memory check of a 10-minute walk:
    ``--skip-offline --walk-s 600 --crop-spool-mb 12000 --max-wait-s 240`` (on a loaded
    machine the node spools most frames; the default 4000 MB disk bound holds ~5 minutes).
@@ -65,6 +67,7 @@ WALK_SEGMENT = (140, 204)  # then a woman walks across to the image's left (side
 WALK_EVENTS = (20, 60)  # frames of the segment where she is fully in view
 WALKER_NEAR_SIDE = "left"  # her left leg faces the camera (visibility 0.98 vs 0.84, smaller z)
 PI5_MS = (40.0, 25.0)
+CLIP_FRAMES = 100  # cam01.mp4: the video backend loops it, so the person jumps back every 100 frames
 _G = np.array(GAIT_POINTS)
 
 
@@ -396,10 +399,11 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if one_core else None)
     watch = BusClient(mqtt, "bench-watch").start()
-    ends, summaries, latency_s, info = queue.Queue(), queue.Queue(), [], {}
+    ends, summaries, info = queue.Queue(), queue.Queue(), {}
     watch.on(topics.NODE_END, lambda m: ends.put(decode(NodeEnd, m.payload)))
     watch.on(topics.SESSION_SUMMARY, lambda m: summaries.put(decode(SessionSummary, m.payload)))
-    watch.on(topics.NODE_KEYPOINTS, lambda m: latency_s.append(time.time() - decode_keypoints(m.payload).t))
+    received = []  # (wall clock received, trigger time) of each keypoint frame
+    watch.on(topics.NODE_KEYPOINTS, lambda m: received.append((time.time(), decode_keypoints(m.payload).t)))
     watch.on(topics.NODE_INFO, lambda m: info.update(json.loads(m.payload)))
     health: dict = {}  # the node's newest figures (it reports at once when its session ends)
     watch.on(topics.DIAG_HEALTH, lambda m: health.update(json.loads(m.payload)["figures"])
@@ -422,7 +426,7 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
             sample_rss()
             time.sleep(1.0)
         sim.belt_stop()
-        t_stop = time.monotonic()
+        t_stop, stop_wall = time.monotonic(), time.time()
         walking = dict(health)  # the node's last report while walking (every 5 s)
         while ends.empty() and time.monotonic() - t_stop < max_wait_s:
             sample_rss()
@@ -444,20 +448,40 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
         bridge.stop()
         sim.stop()
         broker.stop()
-    lat = np.array(latency_s)
+    got = np.array(received).reshape(-1, 2)
+    lat, live = got[:, 0] - got[:, 1], got[:, 0] < stop_wall
     memory = {"node_peak_rss_mb": round(max(rss), 1), "rss_slope_mb_per_min": rss_slope_mb_per_min(rss_t, rss),
               "rss_at_peak_by_mapping_mb": memory_map, "pacing": info.get("pacing", {}),
               "walking": {k: walking.get(k) for k in NODE_FIGURES}, "at_end": {k: health.get(k) for k in NODE_FIGURES}}
     if end is None:
         return {"walk_s": walk_s, "rate_hz": rate_hz, "pulses": sim.pulses_sent, "stored": None,
-                "published_when_given_up": len(latency_s), "dropped": None, "spool_share_pct": None,
+                "published_when_given_up": len(got), "dropped": None, "spool_share_pct": None,
                 "complete": False, "summary_after_belt_stop_s": f"none within {max_wait_s:.0f}", **memory}
     return {"walk_s": walk_s, "rate_hz": rate_hz, "pulses": sim.pulses_sent, "stored": end.frames,
             "dropped": end.dropped, "tracked": end.tracked, "spooled": end.spooled,
             "spool_share_pct": round(100 * end.spooled / max(1, end.captured), 1),
             "complete": summary.complete, "summary_after_belt_stop_s": round(analysed_s, 1),
             **memory, "latency_s_p50": round(float(np.percentile(lat, 50)), 3),
-            "latency_s_p95": round(float(np.percentile(lat, 95)), 3)}
+            "latency_s_p95": round(float(np.percentile(lat, 95)), 3),
+            # frames published while the belt ran (spooled frames come after it stops, by design)
+            "published_live": int(live.sum()),
+            "latency_live_s_p95": round(float(np.percentile(lat[live], 95)), 3) if live.any() else None,
+            "last_published_after_belt_stop_s": round(float(got[:, 0].max() - stop_wall), 1),
+            **frames_without_landmarks(tmp / "g.sqlite", summary.session_id)}
+
+
+def frames_without_landmarks(database: Path, session_id: int) -> dict:
+    """The stored track's frames without the person's landmarks: in the first keyframe
+    interval after the stand-in footage loops (the person jumps ~1 torso there: the patient
+    selector refuses the new place until the next keyframe), and elsewhere (named)."""
+    from rig.coordinator.export import session_tracks
+    from rig.coordinator.storage import Storage
+    from rig.node.pacing import DEFAULT_MAX_INTERVAL
+    found = session_tracks(Storage(database), session_id)["left"].found
+    cut = np.arange(found.size) % CLIP_FRAMES <= DEFAULT_MAX_INTERVAL
+    away = np.flatnonzero(~found & ~cut)
+    return {"without_landmarks": int((~found).sum()), "without_landmarks_at_loop_cuts": int((~found & cut).sum()),
+            "without_landmarks_elsewhere": away.tolist()}
 
 
 NODE_FIGURES = ("keyframe_interval", "pace_mode", "overhead_ms", "overhead_ms_capture", "overhead_ms_fetch",
@@ -539,6 +563,12 @@ def main() -> int:
               f"spooled {r['spool_share_pct']} %; analysed {r['summary_after_belt_stop_s']} s after the belt "
               f"stopped" + (f" (goal: all stored, <= {GOAL_ANALYSED_S[name]:.0f} s)" if name in GOAL_ANALYSED_S else ""),
               flush=True)
+        if r.get("without_landmarks") is not None:
+            print(f"  frames without landmarks {r['without_landmarks']}: {r['without_landmarks_at_loop_cuts']} just after "
+                  f"the footage loops, elsewhere {len(r['without_landmarks_elsewhere'])} "
+                  f"{r['without_landmarks_elsewhere'][:20]} (goal 0); published while walking {r['published_live']}, "
+                  f"latency p95 {r['latency_live_s_p95']} s; last frame {r['last_published_after_belt_stop_s']} s "
+                  "after the belt stopped")
         end = r["at_end"]
         if end.get("video_recorded") is not None:
             print(f"  review pictures kept {end['video_recorded']}, not kept {end['video_not_kept']} (counted)")

@@ -223,21 +223,65 @@ def test_nobody_found_releases_held_frames_and_searches_at_the_interval():
     assert len(calls) == 5
 
 
-def test_a_run_whose_first_look_is_refused_looks_again_on_each_of_its_first_interval_frames():
-    """After a restart (a gap, a new session) the model may refuse the first frame (the
-    patient's gate still expects the old place): it looks again on the next frames instead
-    of leaving a whole interval without landmarks; past the run's first interval, at the interval."""
+def test_a_run_whose_first_looks_miss_tracks_the_person_back_from_the_first_frame_that_finds_them():
+    """After a restart (a gap, a new session) the model may miss the first frames (the
+    detector misses the person once in 20 looks; the patient's gate still expects the old
+    place): it looks again on each of the run's first interval frames, holds the ones it
+    missed on, and tracks the gait points back over them from the first frame that finds the
+    person — no frame of the run is left without landmarks. Past the run's first interval it
+    looks at the interval."""
     frames = moving_frames(12)
     oracle = Oracle(frames)
-    est = KeyframeEstimator(lambda f: None if oracle.ids[id(f)] in (0, 1) else oracle(f), interval=4)
-    out = run(est, frames)
-    assert [e.lm is not None for e in out] == [False, False] + [True] * 10
-    assert oracle.runs == [2, 6, 10, 11]  # found on frame 2, then keyframes every 4 and the closing one
+    est = KeyframeEstimator(lambda f: None if oracle.ids[id(f)] in (0, 1, 2) else oracle(f), interval=4)
+    first = []
+    for k in range(3):
+        first += est.push(k, k / 120, frames[k])
+    assert first == [] and est.held == 3  # held, not given up
+    out = first + est.push(3, 3 / 120, frames[3])
+    assert [e.index for e in out] == [0, 1, 2, 3]  # found on 3: 0-2 tracked back from it
+    for k in range(4, 12):
+        out += est.push(k, k / 120, frames[k])
+    out += est.flush()
+    assert [e.index for e in out] == list(range(12)) and oracle.runs == [3, 7, 11]
+    assert [e.tracked for e in out] == [k not in (3, 7, 11) for k in range(12)] and est.stats.tracked_back == 3
+    gait = list(GAIT_POINTS)
+    others = [i for i in range(33) if i not in gait]
+    for e in out[:3]:  # flow at half size, backwards: on the truth within half a pixel
+        assert np.abs(e.lm[gait, :2] - body_at(e.index)[gait, :2]).max() < 0.5, e.index
+        assert not e.interpolated.any() and np.array_equal(e.lm[others], body_at(3)[others])
     looks = []
     nobody = KeyframeEstimator(lambda f: looks.append(oracle.ids[id(f)]), interval=4)  # (None: nobody)
+    released = []
     for k in range(12):
-        nobody.push(k, k / 120, frames[k])
+        released.append([e.index for e in nobody.push(k, k / 120, frames[k])])
+        assert nobody.held <= 3  # at most the run's first interval waits
     assert looks == [0, 1, 2, 3, 7, 11]  # each of the run's first 4 frames, then every 4th
+    assert released == [[], [], [], [0, 1, 2, 3]] + [[k] for k in range(4, 12)]
+
+
+def test_frames_held_across_a_jump_the_flow_cannot_follow_back_stay_without_landmarks():
+    """Frames 0-1 show another texture (the stand-in footage looped between 1 and 2): the
+    flow from keyframe 3 follows frame 2 back, loses the body on frame 1, and does not
+    guess — 0 and 1 are released without landmarks, 2 tracked."""
+    frames = moving_frames(4)
+    other = texture(seed=7)[:H, :W]
+    frames[0], frames[1] = other.copy(), other.copy()
+    oracle = Oracle(frames)
+    est = KeyframeEstimator(lambda f: oracle(f) if oracle.ids[id(f)] == 3 else None, interval=4)
+    out = []
+    for k in range(4):
+        out += est.push(k, k / 120, frames[k])
+    assert [(e.index, e.lm is not None, e.tracked) for e in out] == \
+        [(0, False, False), (1, False, False), (2, True, True), (3, True, False)]
+    assert est.stats.tracked_back == 1
+
+
+def test_a_run_ending_before_its_first_find_releases_its_held_frames_without_landmarks():
+    frames = moving_frames(3)
+    est = KeyframeEstimator(lambda f: None, interval=4)
+    assert est.push(0, 0.0, frames[0]) + est.push(1, 0.1, frames[1]) == []
+    assert [(e.index, e.lm) for e in est.reset()] == [(0, None), (1, None)] and est.held == 0
+    assert [e.index for e in est.push(5, 0.5, frames[2])] == []  # a new run: held again
 
 
 class OraclePipeline:
@@ -249,6 +293,10 @@ class OraclePipeline:
         self.landmark_interpreter = SimpleNamespace(ewma_ms=None)
         self.stats = SimpleNamespace(patient_not_visible=0)
         self.resets = 0
+        self.skips: list[int] = []
+
+    def skipped(self, frames):
+        self.skips.append(frames)
 
     def follow(self, hip_shift_px, top_shift_px):
         pass
@@ -273,17 +321,18 @@ def test_the_stage_restarts_at_a_gap_closing_the_run_on_a_keyframe_and_anchoring
     out = []
     for k in range(6):
         out += stage.push(k, CapturedFrame(k / 60, frames[k]))
-    out += stage.restart(back_in_time=False)
+    out += stage.restart(skipped=4)
     assert [e.index for e in out] == list(range(6)) and pipe.process.runs == [0, 4, 5]
     for k in range(10, 16):
         out += stage.push(k, CapturedFrame(k / 60, frames[k]))
     out += stage.flush()
     assert pipe.process.runs == [0, 4, 5, 10, 14, 15] and pipe.resets == 1  # the flush at the end only
+    assert pipe.skips == [4]  # the patient's gate widens for the 4 frames it did not see
     for k in range(6, 10):  # the stretch that waited on disk, after the belt stopped: back in time
-        out += stage.restart(back_in_time=True) if k == 6 else []
+        out += stage.restart(skipped=-10) if k == 6 else []
         out += stage.push(k, CapturedFrame(k / 60, frames[k]))
     out += stage.flush()
-    assert pipe.resets == 3  # the jump back forgot the pipeline's crop and patient (then the final flush)
+    assert pipe.resets == 3 and pipe.skips == [4]  # the jump back forgot crop and patient (then the final flush)
     assert pipe.process.runs == [0, 4, 5, 10, 14, 15, 6, 9]
     assert [e.index for e in out] == [*range(6), *range(10, 16), *range(6, 10)]
     assert [e.index for e in out if not e.tracked] == [0, 4, 5, 10, 14, 15, 6, 9]

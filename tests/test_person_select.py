@@ -106,6 +106,22 @@ def test_the_leash_widens_while_unseen_and_flow_moves_the_home_between_keyframes
     assert sel.check(away) is Verdict.PATIENT
 
 
+def test_a_gap_in_the_frames_widens_the_gate_as_misses_would_without_counting_them_not_visible():
+    """Frames that waited on disk were never judged: the patient, walking in place, may be
+    a torso from the last prediction when the node sees them again (a stretch finished
+    later in between); the gate opens for the frames skipped, a long gap forgets them."""
+    sel = learned(PatientSelector(walks_in_place=True))
+    moved = body(300.0 + 1.0 * 100.0)
+    assert sel.check(moved) is Verdict.MOVED  # one frame later: the 0.5-torso gate
+    sel.skipped(3)  # gate 0.5 + 3 x 0.25 torso, leash 0.3 + 0.75
+    assert sel.check(moved) is Verdict.PATIENT and sel.stats.not_visible == 0
+    assert sel.check(body(300.0, colour=5)) is Verdict.LOOKS  # still the patient's clothes
+    sel.skipped(200)  # longer than forget_after: whoever is on the belt next is learned afresh
+    assert not sel.known and sel.stats.relearned == 1
+    sel.skipped(5)  # nobody known: nothing to widen
+    assert not sel.known
+
+
 def test_appearance_separates_clothes_and_ignores_degenerate_fits():
     frame = np.zeros((400, 300, 3), np.uint8)
     frame[:, :150] = (30, 30, 200)  # a red-clad left half (BGR)

@@ -16,12 +16,20 @@ knows which point is which, so the drift is taken against the labelling that fit
 flow, and a swap shows on the keyframe itself rather than smeared over the frames before.
 Points the gait engine does not use (face, hands) are interpolated between keyframes.
 ``interval = 1`` is plain inference on every frame, with nothing held back and no flow.
+
+A run of frames (a sequence, or a stretch after a gap) looks for the person on each of its
+first ``interval`` frames; the frames it does not find them on are held (in gray, at half
+size), and once a later frame of the run finds them the gait points are tracked *back*
+from that first keyframe over the held frames: a restart costs no frames without landmarks
+unless the whole first interval misses (a detector that misses the person once in 20 looks,
+a patient's gate that refuses the first fit after a gap).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from edge_models.pose.person_select import torso_length_px
@@ -58,6 +66,14 @@ class _Pending:
 
 
 @dataclass
+class _Unfound:
+    """A run's frame on which the first looks did not find the person, waiting to be tracked back."""
+    index: int
+    t: float
+    half_gray: np.ndarray  # the frame in grayscale at half size: 0.5 MB for a 1080x1920 frame, not 6
+
+
+@dataclass
 class KeyframeStats:
     inferred: int = 0
     tracked: int = 0
@@ -65,6 +81,7 @@ class KeyframeStats:
     early_keyframes: int = 0  # keyframes run before the interval because the flow lost points
     label_swaps: int = 0  # left/right pairs the model named the other way round from the flow
     points_slid: int = 0  # tracked points the next keyframe put too far away: interpolated instead
+    tracked_back: int = 0  # a run's first frames the person was missed on, tracked back from its first keyframe
 
 
 class KeyframeEstimator:
@@ -94,6 +111,7 @@ class KeyframeEstimator:
         self.stats = KeyframeStats()
         self._key: Estimate | None = None
         self._pending: list[_Pending] = []
+        self._unfound: list[_Unfound] = []  # the run's first frames, before the person was found
         self._since_attempt: int | None = None  # frames since the last search; None: search now
         self._run_frames = 0  # frames pushed since the last reset (a new run of frames)
         self._last: tuple[int, float, np.ndarray] | None = None
@@ -101,14 +119,14 @@ class KeyframeEstimator:
 
     @property
     def held(self) -> int:
-        """Frames waiting for the next keyframe."""
-        return len(self._pending)
+        """Frames waiting for the next keyframe (or for the run's first one)."""
+        return len(self._pending) + len(self._unfound)
 
     def push(self, index: int, t: float, frame: np.ndarray) -> list[Estimate]:
         previous, self._last = self._last, (index, t, frame)
         self._run_frames += 1
         if self._key is None:
-            return [self._search(index, t, frame)]
+            return self._search(index, t, frame)
         if self.interval == 1 and not self._pending:  # every frame: the model alone, no flow to pay for
             return self._keyframe(index, t, frame, None, None)
         if not self._flow_anchored:  # the last keyframe ran at interval 1: anchor the flow on it now
@@ -126,9 +144,10 @@ class KeyframeEstimator:
         return self._keyframe(index, t, frame, xy, ok)
 
     def flush(self) -> list[Estimate]:
-        """Release every held frame: the last one pushed becomes a keyframe."""
+        """Release every held frame: the last one pushed becomes a keyframe (frames of a
+        run that never found the person: without landmarks)."""
         if not self._pending:
-            return []
+            return self._release_unfound()
         last = self._pending.pop()
         frame = self._last[2]
         return self._keyframe(last.index, last.t, frame, last.xy, last.ok)
@@ -141,23 +160,71 @@ class KeyframeEstimator:
         return out
 
     # -- internals -----------------------------------------------------------------------------
-    def _search(self, index: int, t: float, frame: np.ndarray) -> Estimate:
+    def _search(self, index: int, t: float, frame: np.ndarray) -> list[Estimate]:
         """Nobody anchored: look again every ``interval`` frames (the detector is the costly
         part) — except in a run's first ``interval`` frames, where a refused first look would
         leave a whole interval without landmarks at every restart (a run of frames after a
-        gap starts where the model has not looked for a while), so it looks on each."""
-        if self._since_attempt is not None and self._run_frames > self.interval:
+        gap starts where the model has not looked for a while), so it looks on each, and
+        holds the frames it misses on until one finds the person (then they are tracked
+        back from it) or the interval is over (then they are released without landmarks)."""
+        at_start = self._run_frames <= self.interval
+        if self._since_attempt is not None and not at_start:
             self._since_attempt += 1
             if self._since_attempt < self.interval:
                 if self.unseen is not None:
                     self.unseen()
-                return Estimate(index, t, None)
+                return [Estimate(index, t, None)]
         self._since_attempt = 0
         lm = self.infer(frame)
-        est = Estimate(index, t, lm)
-        if lm is not None:
-            self._anchor(est, frame)
-        return est
+        if lm is None:
+            if at_start and self._run_frames < self.interval:
+                self._unfound.append(_Unfound(index, t, _half_gray(frame)))
+                return []
+            return self._release_unfound() + [Estimate(index, t, None)]
+        key = Estimate(index, t, lm)
+        out = self._track_back(key, frame)
+        self._anchor(key, frame)
+        return out + [key]
+
+    def _track_back(self, key: Estimate, frame: np.ndarray) -> list[Estimate]:
+        """The held frames before the run's first keyframe, its gait points followed back
+        over them by the flow (the same tracker, frames in reverse order, at half size); a
+        point the flow loses holds its position on the frame after and is marked; the
+        other points are the keyframe's. Once the flow has lost more than
+        ``MAX_LOST_SHARE`` of the points it no longer knows where the body is (the stand-in
+        footage looping between the frames): the frames before stay without landmarks."""
+        if not self._unfound:
+            return []
+        half = _half_gray(frame)
+        half_xy = (key.lm[_GAIT, :2] + 0.5) / 2 - 0.5  # image px -> half-size px
+        region = Region.around(half_xy, self.region_margin_frac, half.shape[1], half.shape[0])
+        self.tracker.anchor(region.gray(half), region.to_work(half_xy))
+        self._flow_anchored = False
+        held, self._unfound = self._unfound[::-1], []  # the latest first
+        after, out = key.lm[_GAIT, :2], []
+        for u in held:
+            xy, ok = self.tracker.step(region.gray(u.half_gray))
+            if 1.0 - ok.mean() > MAX_LOST_SHARE:
+                break
+            xy = (region.to_image(xy) + 0.5) * 2 - 0.5
+            xy[~ok] = after[~ok]
+            lm = key.lm.copy()
+            lm[_GAIT, :2] = xy
+            marks = np.zeros(N_LANDMARKS, bool)
+            marks[_GAIT] = ~ok
+            out.append(Estimate(u.index, u.t, lm, tracked=True, interpolated=marks))
+            self.stats.tracked += 1
+            self.stats.tracked_back += 1
+            self.stats.points_lost += int((~ok).sum())
+            after = xy
+        out += [Estimate(u.index, u.t, None) for u in held[len(out):]]
+        return out[::-1]
+
+    def _release_unfound(self) -> list[Estimate]:
+        """The run's first frames, the person never found on them: without landmarks."""
+        out = [Estimate(u.index, u.t, None) for u in self._unfound]
+        self._unfound = []
+        return out
 
     def _keyframe(self, index: int, t: float, frame: np.ndarray, xy: np.ndarray | None,
                   ok: np.ndarray | None) -> list[Estimate]:
@@ -247,6 +314,13 @@ class KeyframeEstimator:
         self.stats.tracked += 1
         self.stats.points_lost += int(lost.sum())
         return Estimate(p.index, p.t, lm, tracked=True, interpolated=marks)
+
+
+def _half_gray(frame: np.ndarray) -> np.ndarray:
+    """A BGR frame in grayscale at half size, each pixel the mean of four (as Region.gray)."""
+    h, w = frame.shape[:2]
+    half = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return half if half.ndim == 2 else cv2.cvtColor(half, cv2.COLOR_BGR2GRAY)
 
 
 def _mean_shift(moved: np.ndarray) -> np.ndarray:

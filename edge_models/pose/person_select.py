@@ -304,6 +304,20 @@ class PatientSelector:
         if self._hip is not None and self._misses > 0:
             self.miss()
 
+    def skipped(self, frames: int) -> None:
+        """``frames`` frames this selector never judged (a gap in the node's frames: a
+        stretch that waited on disk): the patient may have moved on them, so the gate and
+        the leash widen as for that many misses (and a long gap forgets the patient), without
+        counting them as "not visible". Without it the first fits after a gap were refused
+        as MOVED until the gate had widened miss by miss."""
+        if self._hip is None or frames <= 0:
+            return
+        self._misses += frames
+        self._velocity *= self.velocity_decay ** frames
+        if self._misses >= self.forget_after:
+            self.stats.relearned += 1
+            self.reset()
+
     def miss(self) -> None:
         """No body on this frame was the patient: "patient not visible"."""
         self.stats.not_visible += 1

@@ -141,6 +141,12 @@ class PosePipeline:
             self._place_crop(self._last_aux_px + shift)
             self.selector.follow(shift[0])
 
+    def skipped(self, frames: int) -> None:
+        """A gap of ``frames`` frames the pipeline never saw (a stretch that waited on
+        disk): the crop is kept (a stale one fails its checks and the detector runs), the
+        patient's gate widens for the time the patient moved unseen."""
+        self.selector.skipped(frames)
+
     def unseen(self) -> None:
         """A frame the model skipped while looking for the patient (keyframes)."""
         self.selector.unseen()

@@ -308,7 +308,7 @@ class NodeDaemon:
                 self._flush_stage()
                 self._stage_session = session_id
             elif index != self._stage_next:  # a gap: a stretch that waited on disk, a missed trigger
-                self._restart_stage(back_in_time=index < self._stage_next)
+                self._restart_stage(skipped=index - self._stage_next)
             self._stage_next = index + 1
             if (rate_hz := self.pending_rate_hz) is not None:
                 self.pending_rate_hz = None
@@ -350,10 +350,11 @@ class NodeDaemon:
         self._publish(self._stage_session, estimates)
         self._stage_session = self._stage_next = None
 
-    def _restart_stage(self, back_in_time: bool) -> None:
-        """Publish the frames the stage holds (closed by a keyframe); the next frame anchors anew."""
+    def _restart_stage(self, skipped: int) -> None:
+        """Publish the frames the stage holds (closed by a keyframe); the next frame anchors
+        anew, ``skipped`` frames after the last one (negative: back in time)."""
         with self.infer_lock:
-            estimates = self.stage.restart(back_in_time)
+            estimates = self.stage.restart(skipped)
         self._publish(self._stage_session, estimates)
 
     def _maybe_end(self) -> None:

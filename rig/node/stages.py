@@ -26,7 +26,7 @@ class FrameStage(Protocol):
 
     def push(self, index: int, frame: CapturedFrame) -> list[Estimate]: ...
     def flush(self) -> list[Estimate]: ...
-    def restart(self, back_in_time: bool) -> list[Estimate]: ...
+    def restart(self, skipped: int) -> list[Estimate]: ...
     def set_rate(self, rate_hz: float) -> None: ...
     def figures(self) -> dict: ...
 
@@ -44,7 +44,7 @@ class ImmediateStage:
     def flush(self) -> list[Estimate]:
         return []
 
-    def restart(self, back_in_time: bool) -> list[Estimate]:
+    def restart(self, skipped: int) -> list[Estimate]:
         return []
 
     def set_rate(self, rate_hz: float) -> None:
@@ -81,16 +81,20 @@ class KeyframeStage:
         self.pipeline.reset()
         return out
 
-    def restart(self, back_in_time: bool) -> list[Estimate]:
-        """A gap in the frames (a stretch that waited on disk, a missed trigger): release the
-        held frames, the last one a keyframe, and anchor afresh on the next frame — flow never
-        bridges the gap. Forward (live frames after a stretch went to disk) the pose pipeline
-        keeps its crop and its patient: a stale crop fails its checks and the detector runs.
-        Back in time (a stretch finished after later frames) both are from the future, where
-        the patient's predicted place would refuse them: the pipeline starts afresh."""
+    def restart(self, skipped: int) -> list[Estimate]:
+        """A gap in the frames (a stretch that waited on disk, a missed trigger) of
+        ``skipped`` frames (negative: back in time): release the held frames, the last one a
+        keyframe, and anchor afresh on the next frame — flow never bridges the gap. Forward
+        (live frames after a stretch went to disk) the pose pipeline keeps its crop and its
+        patient, whose gate widens for the frames skipped (the patient moved meanwhile): a
+        stale crop fails its checks and the detector runs. Back in time (a stretch finished
+        after later frames) both are from the future, where the patient's predicted place
+        would refuse them: the pipeline starts afresh."""
         out = self.estimator.reset()
-        if back_in_time:
+        if skipped < 0:
             self.pipeline.reset()
+        else:
+            self.pipeline.skipped(skipped)
         return out
 
     def set_rate(self, rate_hz: float) -> None:
