@@ -1,6 +1,7 @@
 """The camera node on keyframes + optical flow vs the landmark model on every frame.
 
     .venv/bin/python benchmarks/bench_node_keyframes.py [--intervals 4,8] [--walk-s 30]
+    .venv/bin/python benchmarks/bench_node_keyframes.py --throughput-only   # part 1 alone (~30 s)
 
 1. Throughput on this machine: the same in-memory BGR frames of the four pose2sim videos
    through the node's estimator with interval 1 (every frame) and with each keyframe
