@@ -1,6 +1,7 @@
 """The camera node on keyframes + optical flow vs the landmark model on every frame.
 
     .venv/bin/python benchmarks/bench_node_keyframes.py [--intervals 4,8] [--walk-s 30]
+    .venv/bin/python benchmarks/bench_node_keyframes.py --throughput-only   # part 1 alone (~30 s)
 
 1. Throughput on this machine: the same in-memory BGR frames of the four pose2sim videos
    through the node's estimator with interval 1 (every frame) and with each keyframe
@@ -536,12 +537,16 @@ def main() -> int:
                     "on a loaded machine outgrow the default)")
     ap.add_argument("--skip-offline", action="store_true", help="only the rig runs")
     ap.add_argument("--events-only", action="store_true", help="only the Sports2D walker's gait events")
+    ap.add_argument("--throughput-only", action="store_true", help="only the keyframe vs every-frame throughput")
     args = ap.parse_args()
     intervals = [int(x) for x in args.intervals.split(",")]
-    if args.events_only or not args.skip_offline:  # decoded frames: gigabytes, not for the rig runs
+    if args.events_only or args.throughput_only or not args.skip_offline:  # decoded frames: gigabytes, not for the rig runs
         videos = {name: read_frames(sample_path(name)) for name in SAMPLES}
         demo = read_frames(sample_path(SPORTS2D_WALKER), WALK_SEGMENT[1])
         walker = demo[:WALKER_FRAMES], demo[WALK_SEGMENT[0]:]
+    if args.throughput_only:
+        print_throughput(videos, intervals)
+        return 0
     if args.events_only:
         for n in intervals:
             walker_events(walker[1], n)
@@ -575,7 +580,7 @@ def main() -> int:
     return 0
 
 
-def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> None:
+def print_throughput(videos: dict, intervals: list[int]) -> None:
     fps = throughput(videos, intervals)
     print(f"throughput, 1 TFLite thread, {sum(map(len, videos.values()))} frames of the four pose2sim videos "
           f"(wall clock; by this thread's CPU time):")
@@ -586,6 +591,10 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
     cost = tracked_frame_ms(videos, intervals[0])
     print(f"  a tracked frame (work image + flow, no model) at interval {intervals[0]}: {cost[0]:.2f} ms median, "
           f"{cost[1]:.2f} ms mean (thread CPU)", flush=True)
+
+
+def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> None:
+    print_throughput(videos, intervals)
 
     print("the landmark model's own sensitivity to where its crop lies (same frame, crop moved 2/4/8 px), "
           "gait points' median % of torso:")

@@ -42,9 +42,12 @@ def meta(sid: int, view: str = "rear") -> ClipMeta:
     return ClipMeta(sid, view, 60.0, 64, 48, *SIZE, 0.0)
 
 
-def recorder(tmp_path: Path, picture=None, max_bytes: int = 10**9, queue_frames: int = 120, view="rear"):
+def recorder(tmp_path: Path, picture=None, max_bytes: int = 10**9, queue_frames: int = 120, view="rear",
+             queue_max_bytes: int | None = None):
     picture = picture if picture is not None else (lambda f: f.image)
-    return VideoRecorder(ClipStore(tmp_path, view), picture, lambda: SIZE, 728, 80, max_bytes, 30.0, queue_frames)
+    bound = {} if queue_max_bytes is None else {"queue_max_bytes": queue_max_bytes}
+    return VideoRecorder(ClipStore(tmp_path, view), picture, lambda: SIZE, 728, 80, max_bytes, 30.0, queue_frames,
+                         **bound)
 
 
 # --- the store ------------------------------------------------------------------------------------
@@ -129,8 +132,23 @@ def frame_of(level: int, t: float = 0.0) -> CapturedFrame:
     return CapturedFrame(t, np.full((1088, 1456, 3), level, np.uint8), mono=t)
 
 
-def test_recorder_scales_encodes_and_keeps_only_the_recording_session(tmp_path):
+def test_recorder_holds_one_full_camera_frame_by_default(tmp_path):
+    """A recorder that has not caught up holds one camera frame, not two: the next is counted
+    as not kept (its ~5 MB stay out of the node's RSS); once it encoded, the next fits."""
     rec = recorder(tmp_path)
+    rec.begin(5, 60.0)
+    rec.put(5, 0, frame_of(100))
+    rec.put(5, 1, frame_of(110))
+    assert rec.stats.not_kept == 1
+    rec.drain()
+    rec.put(5, 2, frame_of(120))
+    rec.drain()
+    assert sorted(dict(rec.store.reader(5).frames(0, 10))) == [0, 2]
+    assert (rec.stats.recorded, rec.stats.not_kept) == (2, 1)
+
+
+def test_recorder_scales_encodes_and_keeps_only_the_recording_session(tmp_path):
+    rec = recorder(tmp_path, queue_max_bytes=3 * 1456 * 1088 * 3)  # room for all three
     rec.begin(5, 60.0)
     rec.put(5, 0, frame_of(100))
     rec.put(4, 1, frame_of(100))  # an older session's straggler
@@ -146,7 +164,7 @@ def test_recorder_scales_encodes_and_keeps_only_the_recording_session(tmp_path):
 
 
 def test_a_full_queue_or_a_session_over_the_bound_loses_pictures_counted_never_blocks(tmp_path):
-    rec = recorder(tmp_path, queue_frames=3)
+    rec = recorder(tmp_path, queue_frames=3, queue_max_bytes=10 * 1456 * 1088 * 3)  # the count bound first
     rec.begin(1, 60.0)
     t0 = time.perf_counter()
     for i in range(10):

@@ -19,7 +19,7 @@ import numpy as np
 FRAME_RATE_HZ = 30.0
 
 
-def _alpha(cutoff_hz: np.ndarray | float, rate_hz: float) -> np.ndarray | float:
+def _alpha(cutoff_hz: float, rate_hz: float) -> float:
     tau = 1.0 / (2.0 * math.pi * cutoff_hz)
     return 1.0 / (1.0 + tau * rate_hz)
 
@@ -36,25 +36,32 @@ class OneEuroFilter:
         self.reset()
 
     def reset(self) -> None:
-        self._last_raw: np.ndarray | None = None
-        self._last_value: np.ndarray | None = None
-        self._last_speed: np.ndarray | None = None
+        self._last_raw: list[float] | None = None
+        self._last_value: list[float] | None = None
+        self._last_speed: list[float] | None = None
 
     def apply(self, values: np.ndarray, value_scale: float = 1.0) -> np.ndarray:
         """Filter one sample; ``value_scale`` turns differences into relative ones
-        (1 / object size), so ``beta`` means the same for near and far bodies."""
+        (1 / object size), so ``beta`` means the same for near and far bodies.
+        Element by element on Python floats: the filter runs on every frame on four
+        numbers, where numpy's per-call cost was most of its time (same IEEE arithmetic,
+        same order, same results)."""
         values = np.asarray(values, dtype=np.float64)
+        raw = values.ravel().tolist()
+        rate = self.rate_hz
         if self._last_raw is None:
-            speed = np.zeros_like(values)
+            speed = [0.0] * len(raw)
         else:
-            speed = (values - self._last_raw) * value_scale * self.rate_hz
+            speed = [(v - r) * value_scale * rate for v, r in zip(raw, self._last_raw)]
         if self._last_speed is not None:
-            a = _alpha(self.derivative_cutoff_hz, self.rate_hz)
-            speed = a * speed + (1 - a) * self._last_speed
+            a = _alpha(self.derivative_cutoff_hz, rate)
+            speed = [a * s + (1 - a) * ls for s, ls in zip(speed, self._last_speed)]
         if self._last_value is None:
-            out = values.copy()
+            out = list(raw)
         else:
-            a = _alpha(self.min_cutoff_hz + self.beta * np.abs(speed), self.rate_hz)
-            out = a * values + (1 - a) * self._last_value
-        self._last_raw, self._last_value, self._last_speed = values, out, speed
-        return out
+            out = []
+            for v, s, lv in zip(raw, speed, self._last_value):
+                a = _alpha(self.min_cutoff_hz + self.beta * abs(s), rate)
+                out.append(a * v + (1 - a) * lv)
+        self._last_raw, self._last_value, self._last_speed = raw, out, speed
+        return np.array(out).reshape(values.shape)

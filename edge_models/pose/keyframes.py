@@ -26,6 +26,7 @@ a patient's gate that refuses the first fit after a gap).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,8 +43,18 @@ REGION_MARGIN_FRAC = 0.35  # of the body's larger side: the feet swing out of th
 MAX_DRIFT_TORSO_FRAC = 0.3  # flow this far from the next keyframe's point followed something else
 MAX_LOST_SHARE = 0.5  # more gait points lost than this: run the model now, not at the interval
 _GAIT = np.array(GAIT_POINTS)
-_HIPS = [GAIT_POINTS.index(i) for i in (23, 24)]
-_SHOULDERS = [GAIT_POINTS.index(i) for i in (11, 12)]
+
+
+def _pair(left: int, right: int) -> slice:
+    """Where a left/right pair sits in GAIT_POINTS, as a slice (a view per frame, not a copy)."""
+    i = GAIT_POINTS.index(left)
+    if GAIT_POINTS[i + 1] != right:
+        raise ValueError(f"GAIT_POINTS must hold {left} and {right} side by side")
+    return slice(i, i + 2)
+
+
+_HIPS = _pair(23, 24)
+_SHOULDERS = _pair(11, 12)
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ class KeyframeEstimator:
         self.region: Region | None = None  # body region of the last keyframe (None: nobody)
         self.stats = KeyframeStats()
         self._key: Estimate | None = None
+        self._key_xy: np.ndarray | None = None  # the last keyframe's gait points (px)
         self._pending: list[_Pending] = []
         self._unfound: list[_Unfound] = []  # the run's first frames, before the person was found
         self._since_attempt: int | None = None  # frames since the last search; None: search now
@@ -134,10 +146,10 @@ class KeyframeEstimator:
         xy, ok = self.tracker.step(self.region.gray(frame))
         xy = self.region.to_image(xy)
         due = len(self._pending) + 1 >= self.interval
-        if not due and 1.0 - ok.mean() <= MAX_LOST_SHARE:
+        if not due and 1.0 - np.count_nonzero(ok) / ok.size <= MAX_LOST_SHARE:
             self._pending.append(_Pending(index, t, xy, ok))
             if self.follow is not None:
-                moved = xy - self._key.lm[_GAIT, :2]
+                moved = xy - self._key_xy
                 self.follow(_mean_shift(moved[_HIPS]), _mean_shift(moved[_SHOULDERS]))
             return []
         self.stats.early_keyframes += not due
@@ -246,6 +258,7 @@ class KeyframeEstimator:
         h, w = frame.shape[:2]
         self.stats.inferred += 1
         self._key, self._pending = key, []
+        self._key_xy = key.lm[_GAIT, :2]  # its gait points, read on every tracked frame
         self.region = Region.around(key.lm[_GAIT, :2], self.region_margin_frac, w, h)
         self._flow_anchored = False
         if self.interval > 1:
@@ -324,6 +337,10 @@ def _half_gray(frame: np.ndarray) -> np.ndarray:
 
 
 def _mean_shift(moved: np.ndarray) -> np.ndarray:
-    """Mean of the points still tracked (NaN when none is)."""
-    ok = np.isfinite(moved).all(axis=1)
-    return moved[ok].mean(axis=0) if ok.any() else np.full(2, np.nan)
+    """Mean of the points still tracked (NaN when none is). Both tracked, the usual case,
+    without numpy's general reductions: (a + b) / 2 is what ``mean`` computes for two."""
+    a, b = moved
+    a_ok, b_ok = math.isfinite(a[0]) and math.isfinite(a[1]), math.isfinite(b[0]) and math.isfinite(b[1])
+    if a_ok and b_ok:
+        return (a + b) / 2
+    return a.copy() if a_ok else b.copy() if b_ok else np.full(2, np.nan)

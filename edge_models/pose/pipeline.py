@@ -22,6 +22,7 @@ still found.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,8 @@ class PosePipeline:
         inference by that much."""
         if self._rect is None or self._last_aux_px is None:
             return
-        shift = np.stack([np.asarray(hip_shift_px, np.float64), np.asarray(top_shift_px, np.float64)])
+        shift = np.empty((2, 2))
+        shift[0], shift[1] = hip_shift_px, top_shift_px
         if np.isfinite(shift).all():
             self._place_crop(self._last_aux_px + shift)
             self.selector.follow(shift[0])
@@ -224,8 +226,8 @@ class PosePipeline:
         self._last_aux_px = result.aux_px.copy()
 
     def _place_crop(self, aux_px: np.ndarray) -> None:
-        hip, top = aux_px
-        object_scale_px = 2.0 * float(np.linalg.norm(top - hip))
+        body = aux_px[1] - aux_px[0]
+        object_scale_px = 2.0 * math.sqrt(body.dot(body))  # np.linalg.norm's own arithmetic, without its checks
         scale = 1.0 / object_scale_px if object_scale_px > 1e-6 else 1.0
         smoothed = self._roi_filter.apply(aux_px, scale)
         self._rect = self._patient_rect = rect_from_alignment_points(smoothed[0], smoothed[1])

@@ -9,7 +9,7 @@ that test instead of drifting silently. A rejected point stays lost until the ne
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -36,6 +36,18 @@ class Region:
     x1: int
     y1: int
     factor: int = 1  # image px per work px: 1 or even
+    # derived once, not per frame (a tracked frame is ~1.5 ms: Python overhead shows)
+    offset: np.ndarray = field(init=False, repr=False, compare=False)
+    work_size: tuple[int, int] = field(init=False, repr=False, compare=False)  # (w, h) work px
+    # the halved colour crop, reused from frame to frame (0.7 MB: a fresh one each frame
+    # is an allocation and page faults on every tracked frame); gray() is not re-entrant
+    _half_bgr: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        offset = np.array([self.x0, self.y0], np.float64)
+        offset.setflags(write=False)
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "work_size", ((self.x1 - self.x0) // self.factor, (self.y1 - self.y0) // self.factor))
 
     @classmethod
     def around(cls, xy_px: np.ndarray, margin_frac: float, width: int, height: int,
@@ -50,10 +62,6 @@ class Region:
         w, h = max(1, (x1 - x0) // factor) * factor, max(1, (y1 - y0) // factor) * factor
         return cls(x0, y0, x0 + w, y0 + h, factor)
 
-    @property
-    def offset(self) -> np.ndarray:
-        return np.array([self.x0, self.y0], np.float64)
-
     def to_work(self, xy_px: np.ndarray) -> np.ndarray:
         return (xy_px - self.offset + 0.5) / self.factor - 0.5
 
@@ -65,9 +73,12 @@ class Region:
         each work pixel the mean of the image pixels it covers (as binning would; sampling
         every n-th pixel would alias fine texture)."""
         crop = frame[self.y0:self.y1, self.x0:self.x1]
-        w, h = (self.x1 - self.x0) // self.factor, (self.y1 - self.y0) // self.factor
+        w, h = self.work_size
         if crop.ndim == 3 and self.factor > 1:
-            crop = cv2.resize(crop, (w * self.factor // 2, h * self.factor // 2), interpolation=cv2.INTER_AREA)
+            half = (w * self.factor // 2, h * self.factor // 2)
+            if self._half_bgr is None:  # (a region's size never changes)
+                object.__setattr__(self, "_half_bgr", np.empty((half[1], half[0], 3), np.uint8))
+            crop = cv2.resize(crop, half, dst=self._half_bgr, interpolation=cv2.INTER_AREA)
         gray = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         if gray.shape[:2] == (h, w):
             return gray
@@ -88,7 +99,10 @@ class LucasKanadeTracker:
     def __init__(self, window_px: int = 21, levels: int = 3, max_fb_error_px: float = 1.0,
                  max_iterations: int = 20, epsilon: float = 0.03):
         self.max_fb_error_px = max_fb_error_px
-        self._lk = dict(winSize=(window_px, window_px), maxLevel=levels,
+        # flags: the per-point "error" OpenCV reports is the window's minimum eigenvalue,
+        # which it has computed anyway, instead of a further pass over every window at
+        # full scale to sum its residual; nothing here reads it (same points, same status)
+        self._lk = dict(winSize=(window_px, window_px), maxLevel=levels, flags=cv2.OPTFLOW_LK_GET_MIN_EIGENVALS,
                         criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, max_iterations, epsilon))
         self._gray: np.ndarray | None = None
         self._xy: np.ndarray | None = None

@@ -26,6 +26,7 @@ from rig.bus import topics
 from rig.bus.client import BusClient
 from rig.bus.payloads import ErasedSessions, NodeEnd, NodeInfo, SessionState, TriggerState, decode
 from rig.config import NodeConfig
+from rig.malloc import release_free_memory
 from rig.node.camera import CameraError, CapturedFrame, camera_picture
 from rig.node.crop_spool import Backlog, CropSpool
 from rig.node.clock import WallClock
@@ -48,6 +49,7 @@ SAME_TRAIN_S = 0.1
 WATCHDOG_STALL_S = 5.0
 CAMERA_RETRY_S = 2.0
 LATENCY_WINDOW = 600  # the last ten seconds at 60 fps
+TRIM_EVERY_S = 1.0  # freed heap pages go back to the OS this often (rig.malloc.release_free_memory)
 Estimator = Callable[[CapturedFrame, int], "np.ndarray | None"]
 
 
@@ -296,7 +298,11 @@ class NodeDaemon:
                 log.warning("session %d: inference is behind; frames wait on disk as crops", t.session_id)
 
     def _infer_loop(self, stop: threading.Event) -> None:
+        trimmed_s = time.monotonic()
         while not stop.is_set():
+            if (now_s := time.monotonic()) - trimmed_s >= TRIM_EVERY_S:
+                trimmed_s = now_s
+                release_free_memory()
             cpu0_s = time.thread_time()
             item = self.frames.get(timeout_s=0.05)
             if item is None:

@@ -37,10 +37,12 @@ from .store import ClipMeta, ClipStore, ClipWriter
 log = logging.getLogger(__name__)
 PAIR_TOLERANCE_S = 0.0005  # a sensor timestamp is the same frame's within half a millisecond
 PAIR_WINDOW = 240  # frames of either side waiting for their pair
-# frames waiting for the encoder: 3 full camera frames (a burst of 25 ms at 120 Hz), 120 JPEGs of
-# picamera2's encoder or walker poses; a Pi's RAM is the OS's too, and an encoder that lags for
-# longer lags for good (its pictures are not kept either way, and counted)
-QUEUE_MAX_BYTES = 16 * 2**20
+# frames waiting for the encoder: one full camera frame (1456x1088 or 1080x1920 BGR), 80 JPEGs of
+# picamera2's encoder or walker poses. A Pi's RAM is the OS's too, and an encoder that lags lags
+# for good: on a node whose CPU the models use, the recorder (nice 19) encodes a picture now and
+# then, and every further frame it held was ~6 MB of RSS for nothing (its pictures are not kept
+# either way, and counted); with 16 MB (2-3 frames) a 10-minute walk at Pi speed peaked 6 MB higher
+QUEUE_MAX_BYTES = 8 * 2**20
 Picture = Callable[[CapturedFrame], "np.ndarray | None"]
 RECORDER_NICE = 19  # the lowest priority: review video gets the CPU the keypoints leave
 
