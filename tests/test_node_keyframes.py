@@ -485,6 +485,21 @@ def test_after_a_spill_live_frames_go_to_memory_again_and_the_spooled_stretch_wa
     assert tiny.put(1, 0, frame_at(0), region) == "refused"
 
 
+def test_a_disk_stretch_once_begun_is_finished_before_frames_still_arriving(tmp_path):
+    """Frames 1-4 wait on disk; after the belt stopped the camera's trigger line still
+    delivers 6, 7: the stretch comes out whole (one restart), not interleaved frame by frame."""
+    region = Region(50, 100, 250, 300)
+    backlog = Backlog(frame_at(0).image.nbytes, CropSpool(tmp_path / "crops", max_bytes=10**6))
+    backlog.live_session = 1
+    assert [backlog.put(1, k, frame_at(k), region) for k in range(5)] == ["memory"] + ["disk"] * 4
+    assert backlog.get(0.0)[1] == 0
+    backlog.live_session = None
+    assert backlog.get(0.0)[1] == 1  # memory empty: the stretch begins
+    assert backlog.put(1, 6, frame_at(6), region) == "memory"
+    assert backlog.put(1, 7, frame_at(7), region) == "disk"  # memory full again
+    assert [backlog.get(0.0)[1] for _ in range(5)] == [2, 3, 4, 6, 7]
+
+
 def test_frames_briefly_behind_wait_in_memory_as_gray_crops_in_trigger_order_before_the_disk(tmp_path):
     """Memory for one whole frame and two crops: frame 0 waits whole, 1-2 as gray crops, 3 on
     disk; frames come back in trigger order, a crop at full size, black outside the body."""

@@ -90,9 +90,9 @@ class CropSpool:
         return len(self._entries)
 
     @property
-    def head_session(self) -> int | None:
-        """The session of the oldest frame waiting (None: none waits)."""
-        return self._entries[0].session_id if self._entries else None
+    def head(self) -> tuple[int, int] | None:
+        """(session, trigger index) of the oldest frame waiting (None: none waits)."""
+        return (self._entries[0].session_id, self._entries[0].index) if self._entries else None
 
     def put(self, session_id: int, index: int, frame: CapturedFrame, region: Region | None) -> bool:
         """Write the frame's body region; False when that would pass the bound."""
@@ -151,7 +151,10 @@ class Backlog:
     train runs; None once the belt stopped) or the disk tier holds more than half its bound
     (a long walk the node cannot keep up with still finishes its oldest crops). Frames
     therefore come out of trigger order; the consumer sees a gap in the indices and must not
-    track across it (rig.node.daemon restarts the keyframe stage there).
+    track across it (rig.node.daemon restarts the keyframe stage there). A disk stretch once
+    begun is finished before memory is served again: frames still arriving after the belt
+    stopped (a camera's trigger line catching up) would otherwise alternate with it one by
+    one, each switch a restart that costs a detector run.
     """
 
     def __init__(self, memory_max_bytes: float, spool: CropSpool | None, fifo: bool = False,
@@ -162,6 +165,7 @@ class Backlog:
         self.crop_bytes = 0  # frames kept as crops
         self.live_session: int | None = None  # whose live frames go first (the daemon's running train)
         self._spilling = False
+        self._disk_next: tuple[int, int] | None = None  # the disk stretch being finished continues here
         self._memory: deque[tuple[int, int, CapturedFrame | BodyCrop]] = deque()
         self._cond = threading.Condition()
 
@@ -210,11 +214,14 @@ class Backlog:
         with self._cond:
             if not self._memory and not self._disk_ready():
                 self._cond.wait(timeout_s)
-            if self._memory:  # (in a fifo queue memory holds the older frames too)
+            if self._memory and not self._finishing_disk_stretch():
+                # (in a fifo queue memory holds the older frames too)
                 session_id, index, item = self._memory.popleft()
                 self._forget(item)
             elif self._disk_ready():
-                return self.spool.get()
+                got = self.spool.get()
+                self._disk_next = (got[0], got[1] + 1)
+                return got
             else:
                 return None
         return session_id, index, item.frame() if isinstance(item, BodyCrop) else item
@@ -225,10 +232,13 @@ class Backlog:
         else:
             self.memory_bytes -= frame_bytes(item)
 
+    def _finishing_disk_stretch(self) -> bool:
+        return not self.fifo and self._disk_ready() and self.spool.head == self._disk_next
+
     def _disk_ready(self) -> bool:
         if not self.disk_count:
             return False
-        return self.fifo or self.spool.head_session != self.live_session \
+        return self.fifo or self.spool.head[0] != self.live_session \
             or self.spool.bytes > self.spool.max_bytes / 2
 
 
