@@ -161,6 +161,16 @@ def seen_past(landmarks: np.ndarray, covered: np.ndarray) -> bool:
             or share_painted(landmarks[GAIT_LANDMARKS], covered) <= MAX_PAINTED_GAIT_SHARE)
 
 
+def body_box(landmarks: np.ndarray) -> np.ndarray:
+    """(4,) x0, y0, x1, y1 of a fit's landmarks, image pixels."""
+    return np.concatenate([landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)])
+
+
+def boxes_overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two xyxy boxes share any area: another person's body over the patient's."""
+    return bool(min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]))
+
+
 def hellinger(p: np.ndarray, q: np.ndarray) -> float:
     """sqrt(1 − Bhattacharyya coefficient): 0 same colours, 1 disjoint."""
     return float(np.sqrt(max(0.0, 1.0 - float(np.sqrt(p * q).sum()))))
@@ -255,23 +265,26 @@ class PatientSelector:
                                  self.max_wander_torso + self.gate_growth_torso * self._misses)
 
     def check(self, body: Body) -> Verdict:
+        verdict = self.judge(body)
+        if verdict is not Verdict.PATIENT:
+            self.stats.rejected[verdict.name.lower()] += 1
+        return verdict
+
+    def judge(self, body: Body) -> Verdict:
+        """:meth:`check` without counting: is this fit of another person really not the patient?"""
         if self._hip is None:
             return Verdict.PATIENT
         if not (1 / self.max_size_ratio <= body.torso_px / self._torso <= self.max_size_ratio):
-            return self._reject(Verdict.SIZE)
+            return Verdict.SIZE
         if float(np.linalg.norm(body.hip_px - self.predicted_hip_px())) > self.gate_px():
-            return self._reject(Verdict.MOVED)
+            return Verdict.MOVED
         if self.walks_in_place and self._home is not None \
                 and float(np.linalg.norm(body.hip_px - self._home)) > self.leash_px():
-            return self._reject(Verdict.WANDERED)
+            return Verdict.WANDERED
         if self._learned >= self.learn_frames and body.hist is not None and self._hist is not None \
                 and hellinger(body.hist, self._hist) > self.max_colour_distance:
-            return self._reject(Verdict.LOOKS)
+            return Verdict.LOOKS
         return Verdict.PATIENT
-
-    def _reject(self, verdict: Verdict) -> Verdict:
-        self.stats.rejected[verdict.name.lower()] += 1
-        return verdict
 
     def update(self, body: Body) -> None:
         """``body`` is the patient on this frame."""
