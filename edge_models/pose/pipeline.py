@@ -18,7 +18,10 @@ detector's other candidates are tried, and if none is the patient the frame is "
 not visible" (``None``) rather than someone else's landmarks. Before giving up, a body
 rejected as someone else is painted out (:func:`paint_out`) and the landmark model runs
 once more on the patient's last crop, so a patient partly hidden by a person in front is
-still found.
+still found. That person is then followed on their own crop, one extra landmark run a
+frame while their body overlaps the patient's, and painted out before the patient's run:
+where two bodies blend in one crop, the model's fit of "the patient" can be a mix of both
+that passes every check.
 """
 from __future__ import annotations
 
@@ -160,9 +163,11 @@ class PosePipeline:
         if self._rect is not None:
             painted, covered = self._paint_other(frame_bgr)
             if covered is not None:  # someone over the patient: first look past them
+                self.stats.painted_out += 1
                 result = self._landmarks.run(painted, self._rect)
                 if not self._accept(result, painted, covered):
-                    result = None
+                    result = None  # (the patient under paint is no one else: _other stays unset)
+                    self._other = None
             if result is None:
                 result = self._landmarks.run(frame_bgr, self._rect)
                 if not self._accept(result, frame_bgr):
