@@ -124,14 +124,13 @@ def paint_out(frame_bgr: np.ndarray, landmarks: np.ndarray, width_torso: float =
         return frame_bgr.copy(), painted.astype(bool)
     pt = lambda i: (int(round(landmarks[i, 0])), int(round(landmarks[i, 1])))  # noqa: E731
     thick = max(1, int(round(width_torso * torso)))
-    for a, b in LIMBS:
-        cv2.line(painted, pt(a), pt(b), 1, thick)
-    cv2.fillConvexPoly(painted, np.array([pt(11), pt(12), pt(24), pt(23)], np.int32), 1)
-    cv2.circle(painted, pt(0), max(1, int(round(0.4 * torso))), 1, -1)
-    covered = painted.astype(bool)
     out = frame_bgr.copy()
-    out[covered] = PAINT_GREY
-    return out, covered
+    for image, colour in ((painted, 1), (out, PAINT_GREY)):  # drawn on both: no full-frame masked write
+        for a, b in LIMBS:
+            cv2.line(image, pt(a), pt(b), colour, thick)
+        cv2.fillConvexPoly(image, np.array([pt(11), pt(12), pt(24), pt(23)], np.int32), colour)
+        cv2.circle(image, pt(0), max(1, int(round(0.4 * torso))), colour, -1)
+    return out, painted.view(bool)
 
 
 MAX_PAINTED_SHARE = 0.25  # a fit with more of its landmarks under the paint is a guess
