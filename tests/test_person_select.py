@@ -186,16 +186,22 @@ def test_the_belt_roi_alone_follows_the_passer(scenes):
     assert s.wrong_person >= 40 and s.share < 0.8, s
 
 
-@pytest.mark.parametrize("cam, followed, wrong", [("cam02.mp4", 97, 2), ("cam04.mp4", 97, 1)])
-def test_the_passer_on_the_harder_views_is_not_followed(scenes, cam, followed, wrong):
+@pytest.mark.parametrize("cam, followed, wrong, other_fits", [("cam02.mp4", 97, 2, 16), ("cam04.mp4", 97, 1, 5)])
+def test_the_passer_on_the_harder_views_is_not_followed(scenes, cam, followed, wrong, other_fits):
     """cam04: the passer covers a quarter of the patient while the colour model learns and
     the fit slides onto them slower than the per-frame gate: the walking-in-place leash
     stops the slide. cam02: the passer covers the patient's chest; looking past them
     counts while the legs show. The bench's figures; the rest: landmark noise (a hand
-    100 px off) and frames right after the passer (the crop is pulled onto them)."""
-    s = follow(scenes, "passer", cams=(cam,))
+    100 px off) and, on cam04, frames 12-14 where the thin passer is inside the patient's box
+    and every fit — theirs too — is a blend of both. Fitting the passer apart costs at most
+    ``other_fits`` extra landmark runs: on cam04 painting them out stopped helping (the plain
+    run found the patient three frames in a row), so they are no longer fitted (was 48)."""
+    from edge_models.pose import PosePipeline
+    pipe = PosePipeline(threads=2, belt_roi=scenes.USER_BELT_ROI[cam])
+    s = scenes.run_scene("passer", cam, pipe.process)
     assert s.followed >= followed and s.wrong_person <= wrong, s
     assert s.hidden_reported == s.hidden, s
+    assert pipe.stats.other_fits <= other_fits, pipe.stats
 
 
 def test_without_the_leash_the_fit_slides_onto_the_passer(scenes):

@@ -44,6 +44,8 @@ from edge_models.registry import POSE_DETECTION, POSE_LANDMARK_FULL
 
 MIN_PRESENCE = 0.5  # mp.solutions.pose min_tracking_confidence default
 MAX_CANDIDATES = 3  # detections tried per acquisition (each costs one landmark run)
+MAX_USELESS_PAINTS = 3  # frames in a row painting another person out did not find the patient
+# but the plain run did: stop fitting them (cam04's passer, thin and inside the patient's box)
 
 
 @dataclass
@@ -102,6 +104,7 @@ class PosePipeline:
         self._other: LandmarkResult | None = None  # this frame's fit rejected as someone else
         self._other_track: LandmarkResult | None = None  # that person's own last fit, while over the patient
         self._patient_box: np.ndarray | None = None  # the patient's last landmarks' box
+        self._paint_useless = 0  # frames in a row the patient was found only without painting them out
 
     @property
     def tracking(self) -> bool:
@@ -132,6 +135,7 @@ class PosePipeline:
         self._rect = self._patient_rect = None
         self._last_aux_px = None
         self._other_track = self._patient_box = None
+        self._paint_useless = 0
         self._roi_filter.reset()
         self.selector.reset()
 
@@ -165,7 +169,9 @@ class PosePipeline:
             if covered is not None:  # someone over the patient: first look past them
                 self.stats.painted_out += 1
                 result = self._landmarks.run(painted, self._rect)
-                if not self._accept(result, painted, covered):
+                if self._accept(result, painted, covered):
+                    self._paint_useless = 0
+                else:
                     result = None  # (the patient under paint is no one else: _other stays unset)
                     self._other = None
             if result is None:
@@ -175,9 +181,14 @@ class PosePipeline:
                     self._rect = None
                     self._roi_filter.reset()
                     result = None
+                elif covered is not None:  # found without painting them out
+                    self._paint_useless += 1
+                    if self._paint_useless >= MAX_USELESS_PAINTS:
+                        self._other_track = None
         if result is None:
             result = self._acquire(frame_bgr) or self._look_past_other(frame_bgr)
         if self._other is not None and self._other_track is None:
+            self._paint_useless = 0
             self._other_track = self._other  # follow them on their own crop while they overlap the patient
         if result is None:
             if self.selector.known:
