@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{cam} {scenario:9s} {mode:6s} followed {s.followed}/{s.frames}  wrong person "
                       f"{s.wrong_person}  missed {s.missed}  hidden {s.hidden} (reported {s.hidden_reported})"
                       f"  occluded->not visible {s.occluded_not_visible}"
-                      f"  detector runs {pipe.stats.detector_runs}", flush=True)
+                      f"  detector runs {pipe.stats.detector_runs}  landmark runs {pipe.landmark_interpreter.runs}"
+                      f" (on another person over the patient {pipe.stats.other_fits})", flush=True)
     print(f"\nshare of frames following the patient ({', '.join(cams)}; goal >= {100 * GOAL:.0f} %)")
     print(f"{'scenario':10s} {'before':>16s} {'after':>16s}  wrong person after  hidden reported after")
     ok = True

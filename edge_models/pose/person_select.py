@@ -124,14 +124,13 @@ def paint_out(frame_bgr: np.ndarray, landmarks: np.ndarray, width_torso: float =
         return frame_bgr.copy(), painted.astype(bool)
     pt = lambda i: (int(round(landmarks[i, 0])), int(round(landmarks[i, 1])))  # noqa: E731
     thick = max(1, int(round(width_torso * torso)))
-    for a, b in LIMBS:
-        cv2.line(painted, pt(a), pt(b), 1, thick)
-    cv2.fillConvexPoly(painted, np.array([pt(11), pt(12), pt(24), pt(23)], np.int32), 1)
-    cv2.circle(painted, pt(0), max(1, int(round(0.4 * torso))), 1, -1)
-    covered = painted.astype(bool)
     out = frame_bgr.copy()
-    out[covered] = PAINT_GREY
-    return out, covered
+    for image, colour in ((painted, 1), (out, PAINT_GREY)):  # drawn on both: no full-frame masked write
+        for a, b in LIMBS:
+            cv2.line(image, pt(a), pt(b), colour, thick)
+        cv2.fillConvexPoly(image, np.array([pt(11), pt(12), pt(24), pt(23)], np.int32), colour)
+        cv2.circle(image, pt(0), max(1, int(round(0.4 * torso))), colour, -1)
+    return out, painted.view(bool)
 
 
 MAX_PAINTED_SHARE = 0.25  # a fit with more of its landmarks under the paint is a guess
@@ -159,6 +158,16 @@ def seen_past(landmarks: np.ndarray, covered: np.ndarray) -> bool:
     show; a patient whose legs are behind someone is "not visible"."""
     return (share_painted(landmarks, covered) <= MAX_PAINTED_SHARE
             or share_painted(landmarks[GAIT_LANDMARKS], covered) <= MAX_PAINTED_GAIT_SHARE)
+
+
+def body_box(landmarks: np.ndarray) -> np.ndarray:
+    """(4,) x0, y0, x1, y1 of a fit's landmarks, image pixels."""
+    return np.concatenate([landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)])
+
+
+def boxes_overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two xyxy boxes share any area: another person's body over the patient's."""
+    return bool(min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]))
 
 
 def hellinger(p: np.ndarray, q: np.ndarray) -> float:
@@ -255,23 +264,26 @@ class PatientSelector:
                                  self.max_wander_torso + self.gate_growth_torso * self._misses)
 
     def check(self, body: Body) -> Verdict:
+        verdict = self.judge(body)
+        if verdict is not Verdict.PATIENT:
+            self.stats.rejected[verdict.name.lower()] += 1
+        return verdict
+
+    def judge(self, body: Body) -> Verdict:
+        """:meth:`check` without counting: is this fit of another person really not the patient?"""
         if self._hip is None:
             return Verdict.PATIENT
         if not (1 / self.max_size_ratio <= body.torso_px / self._torso <= self.max_size_ratio):
-            return self._reject(Verdict.SIZE)
+            return Verdict.SIZE
         if float(np.linalg.norm(body.hip_px - self.predicted_hip_px())) > self.gate_px():
-            return self._reject(Verdict.MOVED)
+            return Verdict.MOVED
         if self.walks_in_place and self._home is not None \
                 and float(np.linalg.norm(body.hip_px - self._home)) > self.leash_px():
-            return self._reject(Verdict.WANDERED)
+            return Verdict.WANDERED
         if self._learned >= self.learn_frames and body.hist is not None and self._hist is not None \
                 and hellinger(body.hist, self._hist) > self.max_colour_distance:
-            return self._reject(Verdict.LOOKS)
+            return Verdict.LOOKS
         return Verdict.PATIENT
-
-    def _reject(self, verdict: Verdict) -> Verdict:
-        self.stats.rejected[verdict.name.lower()] += 1
-        return verdict
 
     def update(self, body: Body) -> None:
         """``body`` is the patient on this frame."""

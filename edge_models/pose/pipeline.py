@@ -18,7 +18,10 @@ detector's other candidates are tried, and if none is the patient the frame is "
 not visible" (``None``) rather than someone else's landmarks. Before giving up, a body
 rejected as someone else is painted out (:func:`paint_out`) and the landmark model runs
 once more on the patient's last crop, so a patient partly hidden by a person in front is
-still found.
+still found. That person is then followed on their own crop, one extra landmark run a
+frame while their body overlaps the patient's, and painted out before the patient's run:
+where two bodies blend in one crop, the model's fit of "the patient" can be a mix of both
+that passes every check.
 """
 from __future__ import annotations
 
@@ -35,12 +38,15 @@ from edge_models.pose.detector import MIN_SCORE, PoseDetector
 from edge_models.pose.filters import OneEuroFilter
 from edge_models.pose.geometry import RotatedRect, rect_from_alignment_points
 from edge_models.pose.landmarks import LandmarkModel, LandmarkResult
-from edge_models.pose.person_select import Body, PatientSelector, Verdict, describe, paint_out, seen_past
+from edge_models.pose.person_select import (Body, PatientSelector, Verdict, body_box, boxes_overlap, describe,
+                                             paint_out, seen_past)
 from edge_models.pose.selection import BeltRoi, landmarks_on_belt, patient_candidates
 from edge_models.registry import POSE_DETECTION, POSE_LANDMARK_FULL
 
 MIN_PRESENCE = 0.5  # mp.solutions.pose min_tracking_confidence default
 MAX_CANDIDATES = 3  # detections tried per acquisition (each costs one landmark run)
+MAX_USELESS_PAINTS = 3  # frames in a row painting another person out did not find the patient
+# but the plain run did: stop fitting them (cam04's passer, thin and inside the patient's box)
 
 
 @dataclass
@@ -55,6 +61,7 @@ class PipelineStats:
     rejected_not_patient: int = 0  # fits of someone else (see PatientSelector.stats for why)
     patient_not_visible: int = 0  # frames given up because no body there was the patient
     painted_out: int = 0  # landmark runs with someone else painted out
+    other_fits: int = 0  # extra landmark runs on another person whose body overlaps the patient's
 
 
 class PosePipeline:
@@ -95,7 +102,10 @@ class PosePipeline:
         self._last_aux_px: np.ndarray | None = None  # the last model run's, for follow()
         self._body: Body | None = None  # the accepted fit's description, for the selector
         self._patient_rect: RotatedRect | None = None  # crop of the last frame the patient was found
-        self._other: np.ndarray | None = None  # landmarks of this frame's fit rejected as someone else
+        self._other: LandmarkResult | None = None  # this frame's fit rejected as someone else
+        self._other_track: LandmarkResult | None = None  # that person's own last fit, while over the patient
+        self._patient_box: np.ndarray | None = None  # the patient's last landmarks' box
+        self._paint_useless = 0  # frames in a row the patient was found only without painting them out
 
     @property
     def tracking(self) -> bool:
@@ -125,6 +135,8 @@ class PosePipeline:
         """Forget the track and the patient (next frame runs the detector; a new sequence)."""
         self._rect = self._patient_rect = None
         self._last_aux_px = None
+        self._other_track = self._patient_box = None
+        self._paint_useless = 0
         self._roi_filter.reset()
         self.selector.reset()
 
@@ -161,27 +173,70 @@ class PosePipeline:
         self._other = None
         result = None
         if self._rect is not None:
-            result = self._landmarks.run(frame_bgr, self._rect)
-            if not self._accept(result, frame_bgr):
-                self.stats.tracks_lost += 1
-                self._rect = None
-                self._roi_filter.reset()
-                result = None
+            painted, covered = self._paint_other(frame_bgr)
+            if covered is not None:  # someone over the patient: first look past them
+                self.stats.painted_out += 1
+                result = self._landmarks.run(painted, self._rect)
+                if self._accept(result, painted, covered):
+                    self._paint_useless = 0
+                else:
+                    result = None  # (the patient under paint is no one else: _other stays unset)
+                    self._other = None
+            if result is None:
+                result = self._landmarks.run(frame_bgr, self._rect)
+                if not self._accept(result, frame_bgr):
+                    self.stats.tracks_lost += 1
+                    self._rect = None
+                    self._roi_filter.reset()
+                    result = None
+                elif covered is not None:  # found without painting them out
+                    self._paint_useless += 1
+                    if self._paint_useless >= MAX_USELESS_PAINTS:
+                        self._other_track = None
         if result is None:
             result = self._acquire(frame_bgr) or self._look_past_other(frame_bgr)
-            if result is None:
-                if self.selector.known:
-                    self.stats.patient_not_visible += 1
-                    self.selector.miss()
-                return None
+        if self._other is not None and self._other_track is None:
+            self._paint_useless = 0
+            self._other_track = self._other  # follow them on their own crop while they overlap the patient
+        if result is None:
+            if self.selector.known:
+                self.stats.patient_not_visible += 1
+                self.selector.miss()
+            return None
         self.selector.update(self._body)
         self._track(result)
+        self._patient_box = body_box(result.landmarks)
         self.stats.found += 1
         return result.landmarks
 
+    def _paint_other(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Another person seen over the patient (a fit rejected as someone else) is fitted on
+        their own crop — one extra landmark run, only while their body overlaps the patient's
+        — and painted out before the patient's run: a crop with two bodies gives a fit of
+        the nearer one or a blend of both, which may pass every check of the patient. The
+        frame and the painted pixels (None: nobody painted)."""
+        other = self._other_track
+        if other is None or self._patient_box is None or not boxes_overlap(body_box(other.landmarks),
+                                                                           self._patient_box):
+            self._other_track = None
+            return frame_bgr, None
+        fit = self._landmarks.run(frame_bgr, rect_from_alignment_points(other.aux_px[0], other.aux_px[1]))
+        self.stats.other_fits += 1
+        if fit.presence < self.min_presence or \
+                self.selector.judge(describe(frame_bgr, fit.landmarks)) is Verdict.PATIENT:
+            self._other_track = None  # gone, or their crop slid onto the patient
+            return frame_bgr, None
+        self._other_track = fit
+        if not boxes_overlap(body_box(fit.landmarks), self._patient_box):
+            return frame_bgr, None
+        return paint_out(frame_bgr, fit.landmarks)
+
     def _accept(self, result: LandmarkResult, frame_bgr: np.ndarray,
                 ignore: np.ndarray | None = None) -> bool:
+        """``ignore``: pixels painted out (someone else's); a fit mostly on them is a guess."""
         if result.presence < self.min_presence:
+            return False
+        if ignore is not None and not seen_past(result.landmarks, ignore):
             return False
         h, w = frame_bgr.shape[:2]
         if not landmarks_on_belt(result.landmarks, self.belt_roi, w, h):
@@ -190,7 +245,7 @@ class PosePipeline:
         body = describe(frame_bgr, result.landmarks, ignore)
         if self.selector.check(body) is not Verdict.PATIENT:
             self.stats.rejected_not_patient += 1
-            self._other = result.landmarks
+            self._other = result
             return False
         self._body = body
         return True
@@ -212,11 +267,9 @@ class PosePipeline:
         """Someone else was fitted: paint them out and look again where the patient was."""
         if self._other is None or self._patient_rect is None:
             return None
-        painted, covered = paint_out(frame_bgr, self._other)
+        painted, covered = paint_out(frame_bgr, self._other.landmarks)
         self.stats.painted_out += 1
         result = self._landmarks.run(painted, self._patient_rect)
-        if not seen_past(result.landmarks, covered):
-            return None  # mostly behind the other person: a guess
         return result if self._accept(result, painted, covered) else None
 
     def _track(self, result: LandmarkResult) -> None:
