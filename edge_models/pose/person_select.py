@@ -222,6 +222,7 @@ class PatientSelector:
         self._home: np.ndarray | None = None  # slow average of the hip (walks_in_place)
         self._velocity = np.zeros(2)
         self._torso = 0.0
+        self._first_sizes: list[float] = []  # torso lengths of the first fits (size learned from their median)
         self._hist: np.ndarray | None = None
         self._learned = 0
         self._misses = 0
@@ -253,6 +254,15 @@ class PatientSelector:
             # would otherwise stray further from it between fits than the leash allows
             self._home += self.home_gain * (self._hip + self._tracked_shift - self._home)
 
+    @property
+    def size_known(self) -> bool:
+        """Whether the patient's size is learned: the median of the first ``learn_frames``
+        fits. Until then size is not judged — a person still entering the view, or the
+        model's first fit on a cropped body, can be a third off (a person in the Sports2D
+        demo: 224 px, then 175, 140, settling at 120-130), and a size learned from that
+        one fit refused every later one."""
+        return len(self._first_sizes) >= self.learn_frames
+
     def gate_px(self) -> float:
         torso = self._torso
         return torso * min(self.max_gate_torso, self.max_jump_torso + self.gate_growth_torso * self._misses)
@@ -273,7 +283,7 @@ class PatientSelector:
         """:meth:`check` without counting: is this fit of another person really not the patient?"""
         if self._hip is None:
             return Verdict.PATIENT
-        if not (1 / self.max_size_ratio <= body.torso_px / self._torso <= self.max_size_ratio):
+        if self.size_known and not (1 / self.max_size_ratio <= body.torso_px / self._torso <= self.max_size_ratio):
             return Verdict.SIZE
         if float(np.linalg.norm(body.hip_px - self.predicted_hip_px())) > self.gate_px():
             return Verdict.MOVED
@@ -299,6 +309,9 @@ class PatientSelector:
             self._velocity += self.velocity_gain * (step - self._velocity)
             self._hip = body.hip_px.copy()
             self._torso += 0.1 * (body.torso_px - self._torso)
+        if not self.size_known:
+            self._first_sizes.append(body.torso_px)
+            self._torso = float(np.median(self._first_sizes))
         self._misses = 0
         self._tracked_shift = None
         if body.hist is None:
