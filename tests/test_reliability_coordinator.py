@@ -345,10 +345,11 @@ def test_a_different_second_frame_for_a_stored_index_is_a_counted_conflict_and_t
     assert summary.problem == "conflicting frames for an index already stored (first kept): left 1, rear 1"
     assert list(Storage(coord.db).frames(summary.session_id, "left"))[10] == rig.frame("left", 10)
     assert stored(coord.db, summary.session_id) == {v: (N, N) for v in VIEWS}
-    wait_for(lambda: any("frame_conflicts" in h.problems for h in rig.health), timeout_s=15,
-             what="the conflict on diagnostics")
-    figures = rig.health[-1].figures
-    assert (figures["frame_conflicts"], figures["rejected_frame_conflict"]) == (2, 2)
+    # (a health message may go out between the two conflicts: wait for one after both)
+    both = lambda h: (h.figures.get("frame_conflicts"), h.figures.get("rejected_frame_conflict")) == (2, 2)  # noqa: E731
+    wait_for(lambda: any(both(h) for h in rig.health), timeout_s=15, what="both conflicts on diagnostics")
+    assert "frame_conflicts" in next(h for h in rig.health if both(h)).problems
+    assert all(h.figures.get("frame_conflicts", 0) <= 2 for h in rig.health)  # counted once each
 
 
 def test_conflicts_and_rejections_stay_with_the_session_across_a_coordinator_restart(broker, tmp_path):
