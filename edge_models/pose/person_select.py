@@ -308,8 +308,9 @@ class PatientSelector:
             step = (body.hip_px - self._hip) / (1 + self._misses)
             self._velocity += self.velocity_gain * (step - self._velocity)
             self._hip = body.hip_px.copy()
+        if self.size_known:
             self._torso += 0.1 * (body.torso_px - self._torso)
-        if not self.size_known:
+        else:
             self._first_sizes.append(body.torso_px)
             self._torso = float(np.median(self._first_sizes))
         self._misses = 0
@@ -335,19 +336,19 @@ class PatientSelector:
         the leash widen as for that many misses (and a long gap forgets the patient), without
         counting them as "not visible". Without it the first fits after a gap were refused
         as MOVED until the gate had widened miss by miss."""
-        if self._hip is None or frames <= 0:
-            return
-        self._misses += frames
-        self._velocity *= self.velocity_decay ** frames
-        if self._misses >= self.forget_after:
-            self.stats.relearned += 1
-            self.reset()
+        if self._hip is not None and frames > 0:
+            self._missed(frames)
 
     def miss(self) -> None:
         """No body on this frame was the patient: "patient not visible"."""
         self.stats.not_visible += 1
-        self._misses += 1
-        self._velocity *= self.velocity_decay
+        self._missed(1)
+
+    def _missed(self, frames: int) -> None:
+        """The patient went ``frames`` frames unfound: gate and leash widen, the velocity
+        decays, and past ``forget_after`` misses the model is forgotten."""
+        self._misses += frames
+        self._velocity *= self.velocity_decay ** frames
         if self._misses >= self.forget_after:
             self.stats.relearned += 1
             self.reset()

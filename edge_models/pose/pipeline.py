@@ -171,28 +171,7 @@ class PosePipeline:
                              f"{frame_bgr.shape}")
         self.stats.frames += 1
         self._other = None
-        result = None
-        if self._rect is not None:
-            painted, covered = self._paint_other(frame_bgr)
-            if covered is not None:  # someone over the patient: first look past them
-                self.stats.painted_out += 1
-                result = self._landmarks.run(painted, self._rect)
-                if self._accept(result, painted, covered):
-                    self._paint_useless = 0
-                else:
-                    result = None  # (the patient under paint is no one else: _other stays unset)
-                    self._other = None
-            if result is None:
-                result = self._landmarks.run(frame_bgr, self._rect)
-                if not self._accept(result, frame_bgr):
-                    self.stats.tracks_lost += 1
-                    self._rect = None
-                    self._roi_filter.reset()
-                    result = None
-                elif covered is not None:  # found without painting them out
-                    self._paint_useless += 1
-                    if self._paint_useless >= MAX_USELESS_PAINTS:
-                        self._other_track = None
+        result = self._on_track(frame_bgr) if self._rect is not None else None
         if result is None:
             result = self._acquire(frame_bgr) or self._look_past_other(frame_bgr)
         if self._other is not None and self._other_track is None:
@@ -208,6 +187,29 @@ class PosePipeline:
         self._patient_box = body_box(result.landmarks)
         self.stats.found += 1
         return result.landmarks
+
+    def _on_track(self, frame_bgr: np.ndarray) -> LandmarkResult | None:
+        """The landmark model on the tracked crop — first past another person over the
+        patient, painted out — or None (the track is lost: the detector runs)."""
+        painted, covered = self._paint_other(frame_bgr)
+        if covered is not None:  # someone over the patient: first look past them
+            self.stats.painted_out += 1
+            result = self._landmarks.run(painted, self._rect)
+            if self._accept(result, painted, covered):
+                self._paint_useless = 0
+                return result
+            self._other = None  # (the patient under paint is no one else)
+        result = self._landmarks.run(frame_bgr, self._rect)
+        if not self._accept(result, frame_bgr):
+            self.stats.tracks_lost += 1
+            self._rect = None
+            self._roi_filter.reset()
+            return None
+        if covered is not None:  # found without painting them out
+            self._paint_useless += 1
+            if self._paint_useless >= MAX_USELESS_PAINTS:
+                self._other_track = None
+        return result
 
     def _paint_other(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Another person seen over the patient (a fit rejected as someone else) is fitted on
