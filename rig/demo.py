@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from rig.bus.client import BusClient
 from rig.bus.payloads import Presence, SessionState, SessionSummary, decode
 from rig.clinic.model import Condition, PatientFields
 from rig.config import ALL_VIEWS, WalkerSettings
+from rig.daemon import stop_event_on_signals
 from rig.sim.broker import LocalBroker, free_port
 
 log = logging.getLogger("gaitrig.demo")
@@ -88,11 +90,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-class Rig:
-    """The daemons of one simulated rig, started as child processes and stopped together."""
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM: the rig is to stop."""
 
-    def __init__(self, workdir: Path, fps: float, speed_m_s: float, port: int | None = None):
+
+class Rig:
+    """The daemons of one simulated rig, started as child processes and stopped together.
+    ``stopping`` (set by a signal handler) ends every wait of the rig with :class:`Stopped`:
+    the interruption comes at a check of ours, never inside a library call or an import."""
+
+    def __init__(self, workdir: Path, fps: float, speed_m_s: float, port: int | None = None,
+                 stopping: threading.Event | None = None):
         self.workdir, self.fps, self.speed_m_s = workdir, fps, speed_m_s
+        self.stopping = stopping or threading.Event()
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.commands: dict[str, tuple[str, ...]] = {}  # how each daemon was started, to start it again
         self.broker = LocalBroker(workdir, port=port)
@@ -174,6 +184,8 @@ class Rig:
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def check_alive(self) -> None:
+        if self.stopping.is_set():
+            raise Stopped
         for name, p in self.procs:
             if p.poll() is not None:
                 raise RuntimeError(f"{name} exited with {p.returncode}; see {self.workdir / (name + '.log')}")
@@ -243,10 +255,6 @@ def session_json(summary: SessionSummary) -> dict:
             "findings": summary.findings, "analysis_error": summary.analysis_error}
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 DEMO_USER = "demo"
 
 
@@ -265,11 +273,9 @@ def _demo_account(clinic_db: Path) -> str:
 
 
 def run(args) -> int:
-    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a service manager: stop everything cleanly
-        signal.signal(sig, _interrupt)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gaitrig-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    rig = Rig(workdir, args.fps, args.speed, args.port)
+    rig = Rig(workdir, args.fps, args.speed, args.port, stopping=stop_event_on_signals())
     rig.walker = visit_walker(args.speed, 0)
     watch = None
     log.info("simulated rig in %s (logs, database)", workdir)
@@ -303,7 +309,7 @@ def run(args) -> int:
                 log.info("visit walked: the patient's page http://127.0.0.1:%d/patients/%d compares the conditions",
                          rig.web_port, visit.patient_id)
             rig.sleep(REST_S)
-    except KeyboardInterrupt:
+    except Stopped:
         log.info("stopping the rig")
         return 0
     except RuntimeError as e:

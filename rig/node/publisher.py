@@ -5,9 +5,12 @@ on-disk spool; once it is back they are replayed first, in order, then publishin
 A broker that crashes (rather than stops) loses what it accepted since it last saved its
 state (``autosave_interval``), acknowledged or not; so after every reconnection the node
 sends again what it published in the last ``resend_window_s`` — the coordinator stores
-a frame once, so a copy that had arrived costs nothing."""
+a frame once, so a copy that had arrived costs nothing. Those copies wait in memory, not in
+the bounded spool: a spool filled by the outage must not crowd out the only other copy of a
+frame the broker acknowledged and then lost."""
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -33,6 +36,7 @@ class KeypointPublisher:
         self.resent = 0  # sent again after a reconnection
         self._order = threading.Lock()  # direct publishing and replay must not interleave
         self._recent: deque[tuple[float, str, int, bytes]] = deque()  # (monotonic s, topic, qos, payload)
+        self._resend: deque[tuple[str, int, bytes]] = deque()  # copies to send again, oldest first
         self._reconnects_seen = 0
 
     def frame(self, session_id: int, index: int, t: float, lm: np.ndarray | None, tracked: bool = False,
@@ -56,7 +60,7 @@ class KeypointPublisher:
     def _send(self, topic: topics.Topic, payload: bytes) -> bool:
         path = topic.path(self.bus.rig_id, view=self.view)
         with self._order:
-            if self.bus.connected and self.spool.count == 0:
+            if self.bus.connected and not self._resend and self.spool.count == 0:
                 if self.bus.publish(path, payload, qos=topic.qos).rc == mqtt.MQTT_ERR_SUCCESS:
                     self._remember(path, topic.qos, payload)
                     return True
@@ -75,42 +79,52 @@ class KeypointPublisher:
         while self._recent and self._recent[0][0] < now - self.resend_window_s:
             self._recent.popleft()
 
+    @property
+    def pending(self) -> int:
+        """Messages waiting to go out: copies sent again after a reconnection, then the spool."""
+        return len(self._resend) + self.spool.count
+
     def _after_reconnect(self) -> None:
-        """After a reconnection: what the broker may have lost goes out again, through the spool."""
+        """After a reconnection: what the broker may have lost goes out again, before the spool."""
         if not self.bus.connected or self.bus.reconnects == self._reconnects_seen:
             return
         with self._order:
             self._reconnects_seen = self.bus.reconnects
-            recent, self._recent = self._recent, deque()
-            for _, topic, qos, payload in recent:
-                try:
-                    self.spool.put(topic, qos, payload)
-                except SpoolFull:
-                    break  # copies only: the originals may well have arrived
-            self.resent += len(recent)
-        if recent:
-            log.info("reconnected: sending the last %d messages again, in case the broker lost them", len(recent))
+            self._resend.extend((topic, qos, payload) for _, topic, qos, payload in self._recent)
+            n, self._recent = len(self._recent), deque()
+            self.resent += n
+        if n:
+            log.info("reconnected: sending the last %d messages again, in case the broker lost them", n)
 
     def replay(self, stop: threading.Event, idle_s: float = 0.2) -> None:
-        """Drain the spool whenever the broker is reachable; runs on its own thread."""
+        """Send the copies, then drain the spool, whenever the broker is reachable; runs on its own thread."""
         while not stop.wait(idle_s):
             self._after_reconnect()
-            while self.bus.connected and self.spool.count and not stop.is_set():
+            while self.bus.connected and (self._resend or self.spool.count) and not stop.is_set():
                 self._after_reconnect()
                 if not self._replay_batch():
                     break
 
     def _replay_batch(self) -> bool:
         with self._order:
-            batch = self.spool.peek(REPLAY_BATCH)
-            infos = [self.bus.publish(topic, payload, qos=qos) for _, topic, qos, payload in batch]
-            for _, topic, qos, payload in batch:
-                self._remember(topic, qos, payload)
+            from_memory = bool(self._resend)
+            rows = [(None, *m) for m in itertools.islice(self._resend, REPLAY_BATCH)] if from_memory \
+                else self.spool.peek(REPLAY_BATCH)
+            batch, last_id = [row[1:] for row in rows], rows[-1][0]
+            infos = [self.bus.publish(topic, payload, qos=qos) for topic, qos, payload in batch]
         for info in infos:
             if not _published(info):
                 return False  # connection lost again: keep them, they go out next time
-        self.spool.remove_through(batch[-1][0])
-        log.info("replayed %d spooled messages, %d left", len(batch), self.spool.count)
+        with self._order:
+            for topic, qos, payload in batch:
+                self._remember(topic, qos, payload)  # acknowledged, yet a broker crash may still lose it
+            if from_memory:
+                for _ in batch:
+                    self._resend.popleft()
+            else:
+                self.spool.remove_through(last_id)
+        log.info("replayed %d %s messages, %d left", len(batch), "resent" if from_memory else "spooled",
+                 self.pending)
         return True
 
 
