@@ -42,7 +42,7 @@ class Watcher:
                 self._cond.notify_all()
         return handle
 
-    def wait(self, model, pred=lambda p: True, timeout_s: float = 5.0):
+    def wait(self, model, pred=lambda p: True, timeout_s: float = 15.0):  # long: a loaded machine lags
         with self._cond:
             found = self._cond.wait_for(lambda: next((p for p in self.seen[model] if pred(p)), None),
                                         timeout_s)
@@ -107,7 +107,7 @@ def test_device_vanishes_bridge_reconnects_and_belt_stop_still_arrives(rig):
     sim.vanish(2.0)
     w.wait(TreadmillEvent, lambda e: e.kind == "link_lost")
     sim.belt_stop()  # during the outage
-    w.wait(TreadmillEvent, lambda e: e.kind == "link_restored", timeout_s=5)
+    w.wait(TreadmillEvent, lambda e: e.kind == "link_restored")
     w.wait(BeltState, lambda b: not b.running, timeout_s=3)
     link = w.wait(LinkState, lambda s: s.connected and s.reconnects == 1)
     assert w.events()[:2] == ["link_lost", "link_restored"]

@@ -54,7 +54,7 @@ def test_the_live_page_shows_a_cameras_drops_rising_without_reloading(broker, tm
         page.screenshot(path=str(screenshot_dir / "live-drops-800x1280.png"))
         shown = _count(page, "rear")
         rig.sim.belt_stop()
-        summary = rig.summaries.get(timeout=40)
+        summary = rig.summaries.get(timeout=120)  # the whole rig shares this process: a loaded machine lags
         assert summary.dropped["rear"] >= shown > 0  # what the page showed live, the session's end confirms
         assert {v: summary.dropped[v] for v in ("left", "right", "front")} == {"left": 0, "right": 0, "front": 0}
         page.wait_for_url(re.compile(r"/sessions/\d+$"), timeout=90_000)
