@@ -68,7 +68,6 @@ WALK_SEGMENT = (140, 204)  # then a woman walks across to the image's left (side
 WALK_EVENTS = (20, 60)  # frames of the segment where she is fully in view
 WALKER_NEAR_SIDE = "left"  # her left leg faces the camera (visibility 0.98 vs 0.84, smaller z)
 PI5_MS = (40.0, 25.0)
-CLIP_FRAMES = 100  # cam01.mp4: the video backend loops it, so the person jumps back every 100 frames
 _G = np.array(GAIT_POINTS)
 
 
@@ -479,7 +478,8 @@ def frames_without_landmarks(database: Path, session_id: int) -> dict:
     from rig.coordinator.storage import Storage
     from rig.node.pacing import DEFAULT_MAX_INTERVAL
     found = session_tracks(Storage(database), session_id)["left"].found
-    cut = np.arange(found.size) % CLIP_FRAMES <= DEFAULT_MAX_INTERVAL
+    from rig.node.camera import VideoCamera
+    cut = VideoCamera.after_loop(found.size, VideoCamera.frames_in(sample_path("cam01.mp4")), DEFAULT_MAX_INTERVAL)
     away = np.flatnonzero(~found & ~cut)
     return {"without_landmarks": int((~found).sum()), "without_landmarks_at_loop_cuts": int((~found & cut).sum()),
             "without_landmarks_elsewhere": away.tolist()}

@@ -25,6 +25,7 @@ from rig.config import (BridgeConfig, CameraSettings, CoordinatorConfig, ModelSe
 from rig.coordinator.daemon import Coordinator
 from rig.coordinator.export import session_tracks
 from rig.coordinator.storage import Storage
+from rig.node.camera import VideoCamera
 from rig.node.cli import build
 from rig.node.daemon import NodeDaemon
 from rig.node.pacing import DEFAULT_MAX_INTERVAL
@@ -107,9 +108,6 @@ def stored_track(rig: Rig, summary: SessionSummary, pulses: int):
     return track
 
 
-CLIP_FRAMES = 100  # cam01.mp4: the video backend loops it, so the person jumps back every 100 frames
-
-
 def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray, searches: int = 1) -> None:
     """Every frame has the person's landmarks, except right after the footage loops: there
     the person jumps ~1 torso in one frame (no real camera does that), the patient selector
@@ -123,11 +121,11 @@ def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray, searches: int 
     frames the gap skipped (PatientSelector.skipped), a run's first looks that still miss
     hold their frames, and those are tracked back from the first look that finds the person
     (edge_models.pose.keyframes), so restarts cost no frame away from a loop cut."""
-    window = DEFAULT_MAX_INTERVAL * searches
-    cut = np.arange(found.size) % CLIP_FRAMES <= window
+    window, clip_frames = DEFAULT_MAX_INTERVAL * searches, VideoCamera.frames_in(sample_path("cam01.mp4"))
+    cut = VideoCamera.after_loop(found.size, clip_frames, window)
     lost = np.flatnonzero(~found & ~cut)
     assert lost.size == 0, f"frames without landmarks away from a loop cut: {lost}"
-    assert (~found & cut).sum() <= window * (found.size // CLIP_FRAMES)
+    assert (~found & cut).sum() <= window * (found.size // clip_frames)
 
 
 def test_pi_speed_node_keeps_up_at_120_hz_on_keyframes(rig):
@@ -143,8 +141,8 @@ def test_pi_speed_node_keeps_up_at_120_hz_on_keyframes(rig):
     assert_person_everywhere_but_the_loop_cuts(stored_track(r, summary, pulses).found)
     assert r.infos and r.infos[-1].pacing["landmark_ms"] == pacing["landmark_ms"]  # in the birth message
     span_s = r.previews[-1][0] - r.previews[0][0]  # live preview: landmarks at 4 fps, not 120
-    assert 3 <= len(r.previews) <= 4 * span_s + 2 and all(
-        f.lm is not None or f.index % CLIP_FRAMES <= DEFAULT_MAX_INTERVAL for _, f in r.previews)
+    cut = VideoCamera.after_loop(pulses, VideoCamera.frames_in(sample_path("cam01.mp4")), DEFAULT_MAX_INTERVAL)
+    assert 3 <= len(r.previews) <= 4 * span_s + 2 and all(f.lm is not None or cut[f.index] for _, f in r.previews)
     if end.spooled == 0:  # kept up live (a busy machine may need the disk spool: see the benchmark)
         assert np.percentile(r.latency_s, 95) <= LATENCY_P95_MAX_S
 

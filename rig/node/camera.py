@@ -185,6 +185,22 @@ class VideoCamera:
         if self._clock is not None:
             self._clock.close()
 
+    @staticmethod
+    def frames_in(path: Path) -> int:
+        """The file's frame count: trigger index i shows picture i modulo it."""
+        import cv2
+        cap = cv2.VideoCapture(str(path))
+        try:
+            return int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        finally:
+            cap.release()
+
+    @staticmethod
+    def after_loop(n_frames: int, clip_frames: int, within: int) -> np.ndarray:
+        """Which trigger indices lie at most ``within`` frames after the footage loops: there
+        the person jumps back in one frame, which no real camera shows."""
+        return np.arange(n_frames) % clip_frames <= within
+
 
 class Picamera2Camera:
     """The Global Shutter camera (IMX296) in external-trigger mode, through picamera2.
