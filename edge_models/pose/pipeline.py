@@ -49,6 +49,8 @@ MIN_PRESENCE = 0.5  # mp.solutions.pose min_tracking_confidence default
 MAX_CANDIDATES = 3  # detections tried per acquisition (each costs one landmark run)
 MAX_USELESS_PAINTS = 3  # frames in a row painting another person out did not find the patient
 # but the plain run did: stop fitting them (cam04's passer, thin and inside the patient's box)
+MAX_USELESS_HOME_LOOKS = 3  # home-crop looks in a row that found nobody: a patient hidden behind
+# someone who stays (the in-front scene, cam01: 45 such frames) is not looked for there again until found
 
 
 @dataclass
@@ -109,6 +111,7 @@ class PosePipeline:
         self._patient_box: np.ndarray | None = None  # the patient's last landmarks' box
         self._crop_offsets_px: list[np.ndarray] = []  # aux point 1 - aux point 0 of the patient's first fits
         self._paint_useless = 0  # frames in a row the patient was found only without painting them out
+        self._home_useless = 0  # home-crop looks in a row that found nobody
 
     @property
     def tracking(self) -> bool:
@@ -140,7 +143,7 @@ class PosePipeline:
         self._last_aux_px = None
         self._other_track = self._patient_box = None
         self._crop_offsets_px = []
-        self._paint_useless = 0
+        self._paint_useless = self._home_useless = 0
         self._roi_filter.reset()
         self.selector.reset()
 
@@ -189,6 +192,7 @@ class PosePipeline:
                 self.selector.miss()
             return None
         self.selector.update(self._body)
+        self._home_useless = 0
         if len(self._crop_offsets_px) < self.selector.learn_frames:
             self._crop_offsets_px.append(result.aux_px[1] - result.aux_px[0])
         self._track(result)
@@ -275,17 +279,26 @@ class PosePipeline:
 
     def _look_past_other(self, frame_bgr: np.ndarray) -> LandmarkResult | None:
         """Someone else was fitted: paint them out and look again where the patient was —
-        on the crop of the last frame they were found, then on their home crop."""
+        on the crop of the last frame they were found, then on their home crop (one more
+        landmark run; after ``MAX_USELESS_HOME_LOOKS`` in a row found nobody, not again
+        until the patient is found)."""
         if self._other is None:
             return None
         painted, covered = paint_out(frame_bgr, self._other.landmarks)
-        for rect in (self._patient_rect, self._home_rect()):
-            if rect is not None:
-                self.stats.painted_out += 1
-                result = self._landmarks.run(painted, rect)
-                if self._accept(result, painted, covered):
-                    return result
-        return None
+        result = self._run_past(painted, covered, self._patient_rect)
+        home = self._home_rect() if self._home_useless < MAX_USELESS_HOME_LOOKS else None
+        if result is None and home is not None:
+            result = self._run_past(painted, covered, home)
+            self._home_useless += result is None
+        return result
+
+    def _run_past(self, painted: np.ndarray, covered: np.ndarray, rect: RotatedRect | None
+                  ) -> LandmarkResult | None:
+        if rect is None:
+            return None
+        self.stats.painted_out += 1
+        result = self._landmarks.run(painted, rect)
+        return result if self._accept(result, painted, covered) else None
 
     def _home_rect(self) -> RotatedRect | None:
         """The crop a treadmill patient's body fills when they are where they stay: centred
