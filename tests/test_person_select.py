@@ -235,6 +235,18 @@ def test_the_passer_on_the_harder_views_is_not_followed(scenes, cam, followed, w
     assert pipe.stats.other_fits <= other_fits, pipe.stats
 
 
+def test_a_patient_hidden_behind_someone_who_stays_is_not_looked_for_on_the_home_crop_every_frame(scenes):
+    """The in-front scene, cam01: the person steps in front and stays, hiding a third of the
+    patient for 60 frames. Every frame is followed ("not visible" while hidden), and the
+    home-crop look past them — one more landmark run — stops after three that found nobody:
+    163 landmark runs before there was a home crop, 208 when it was tried on every such frame."""
+    from edge_models.pose import PosePipeline
+    pipe = PosePipeline(threads=2, belt_roi=scenes.USER_BELT_ROI["cam01.mp4"])
+    s = scenes.run_scene("in_front", "cam01.mp4", pipe.process)
+    assert (s.followed, s.wrong_person) == (100, 0), s
+    assert pipe.landmark_interpreter.runs <= 170, pipe.stats
+
+
 def test_without_the_leash_the_fit_slides_onto_the_passer(scenes):
     s = follow(scenes, "passer", PatientSelector(walks_in_place=False), cams=("cam04.mp4",))
     assert s.followed <= 30 and s.wrong_person >= 15, s  # bench before the leash: 25/100, 18 wrong
