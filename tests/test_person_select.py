@@ -214,7 +214,7 @@ def test_the_belt_roi_alone_follows_the_passer(scenes):
     assert s.wrong_person >= 40 and s.share < 0.8, s
 
 
-@pytest.mark.parametrize("cam, followed, wrong, other_fits", [("cam02.mp4", 98, 2, 20), ("cam04.mp4", 97, 1, 5)])
+@pytest.mark.parametrize("cam, followed, wrong, other_fits", [("cam02.mp4", 98, 2, 18), ("cam04.mp4", 97, 1, 5)])
 def test_the_passer_on_the_harder_views_is_not_followed(scenes, cam, followed, wrong, other_fits):
     """cam04: the passer covers a quarter of the patient while the colour model learns and
     the fit slides onto them slower than the per-frame gate: the walking-in-place leash
@@ -222,7 +222,7 @@ def test_the_passer_on_the_harder_views_is_not_followed(scenes, cam, followed, w
     counts while the legs show; where the last frame's crop, past them, fitted the legs
     under the paint (a guess, refused), the patient's home crop found them where the camera
     saw them (frame 68; was 97/100, and the passer, followed while over a patient found on
-    more frames, was fitted apart on 16 frames, now 20). The bench's figures; the rest: landmark noise (a hand
+    more frames, was fitted apart on 16 frames, now 18). The bench's figures; the rest: landmark noise (a hand
     100 px off) and, on cam04, frames 12-14 where the thin passer is inside the patient's box
     and every fit — theirs too — is a blend of both. Fitting the passer apart costs at most
     ``other_fits`` extra landmark runs: on cam04 painting them out stopped helping (the plain
