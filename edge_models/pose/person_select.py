@@ -237,6 +237,12 @@ class PatientSelector:
     def misses(self) -> int:
         return self._misses
 
+    @property
+    def home_px(self) -> np.ndarray | None:
+        """Where a patient walking in place stays (a slow average of their hip); None when
+        not walking in place or no patient is known."""
+        return self._home.copy() if self.walks_in_place and self._home is not None else None
+
     def predicted_hip_px(self) -> np.ndarray | None:
         if self._hip is None:
             return None

@@ -21,7 +21,9 @@ once more on the patient's last crop, so a patient partly hidden by a person in 
 still found. That person is then followed on their own crop, one extra landmark run a
 frame while their body overlaps the patient's, and painted out before the patient's run:
 where two bodies blend in one crop, the model's fit of "the patient" can be a mix of both
-that passes every check.
+that passes every check. On a treadmill, if that last crop too finds nobody, the model looks
+past them once more on the patient's *home crop* (:meth:`PosePipeline._home_rect`): every
+other crop follows fits, and fits near another person are drawn toward them.
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ MIN_PRESENCE = 0.5  # mp.solutions.pose min_tracking_confidence default
 MAX_CANDIDATES = 3  # detections tried per acquisition (each costs one landmark run)
 MAX_USELESS_PAINTS = 3  # frames in a row painting another person out did not find the patient
 # but the plain run did: stop fitting them (cam04's passer, thin and inside the patient's box)
+MAX_USELESS_HOME_LOOKS = 3  # home-crop looks in a row that found nobody: a patient hidden behind
+# someone who stays (the in-front scene, cam01: 45 such frames) is not looked for there again until found
 
 
 @dataclass
@@ -105,7 +109,9 @@ class PosePipeline:
         self._other: LandmarkResult | None = None  # this frame's fit rejected as someone else
         self._other_track: LandmarkResult | None = None  # that person's own last fit, while over the patient
         self._patient_box: np.ndarray | None = None  # the patient's last landmarks' box
+        self._crop_offsets_px: list[np.ndarray] = []  # aux point 1 - aux point 0 of the patient's first fits
         self._paint_useless = 0  # frames in a row the patient was found only without painting them out
+        self._home_useless = 0  # home-crop looks in a row that found nobody
 
     @property
     def tracking(self) -> bool:
@@ -136,7 +142,8 @@ class PosePipeline:
         self._rect = self._patient_rect = None
         self._last_aux_px = None
         self._other_track = self._patient_box = None
-        self._paint_useless = 0
+        self._crop_offsets_px = []
+        self._paint_useless = self._home_useless = 0
         self._roi_filter.reset()
         self.selector.reset()
 
@@ -171,6 +178,8 @@ class PosePipeline:
                              f"{frame_bgr.shape}")
         self.stats.frames += 1
         self._other = None
+        if not self.selector.known:  # none yet, or forgotten: the next patient's crop is learned anew
+            self._crop_offsets_px = []
         result = self._on_track(frame_bgr) if self._rect is not None else None
         if result is None:
             result = self._acquire(frame_bgr) or self._look_past_other(frame_bgr)
@@ -183,6 +192,9 @@ class PosePipeline:
                 self.selector.miss()
             return None
         self.selector.update(self._body)
+        self._home_useless = 0
+        if len(self._crop_offsets_px) < self.selector.learn_frames:
+            self._crop_offsets_px.append(result.aux_px[1] - result.aux_px[0])
         self._track(result)
         self._patient_box = body_box(result.landmarks)
         self.stats.found += 1
@@ -266,13 +278,41 @@ class PosePipeline:
         return None
 
     def _look_past_other(self, frame_bgr: np.ndarray) -> LandmarkResult | None:
-        """Someone else was fitted: paint them out and look again where the patient was."""
-        if self._other is None or self._patient_rect is None:
+        """Someone else was fitted: paint them out and look again where the patient was —
+        on the crop of the last frame they were found, then on their home crop (one more
+        landmark run; after ``MAX_USELESS_HOME_LOOKS`` in a row found nobody, not again
+        until the patient is found)."""
+        if self._other is None:
             return None
         painted, covered = paint_out(frame_bgr, self._other.landmarks)
+        result = self._run_past(painted, covered, self._patient_rect)
+        home = self._home_rect() if self._home_useless < MAX_USELESS_HOME_LOOKS else None
+        if result is None and home is not None:
+            result = self._run_past(painted, covered, home)
+            self._home_useless += result is None
+        return result
+
+    def _run_past(self, painted: np.ndarray, covered: np.ndarray, rect: RotatedRect | None
+                  ) -> LandmarkResult | None:
+        if rect is None:
+            return None
         self.stats.painted_out += 1
-        result = self._landmarks.run(painted, self._patient_rect)
+        result = self._landmarks.run(painted, rect)
         return result if self._accept(result, painted, covered) else None
+
+    def _home_rect(self) -> RotatedRect | None:
+        """The crop a treadmill patient's body fills when they are where they stay: centred
+        on their home (:attr:`PatientSelector.home_px`), sized and turned as the median of
+        their first fits (the fits their size is learned from). The tracked crop and the
+        last frame's follow the fits, and fits with another person close by are drawn
+        toward them; this one moves only as slowly as the home. Past cam02's painted-out
+        passer, the last frame's crop gave a fit with 7 of its 10 hip-to-toe points under
+        the paint (refused: a guess), the home crop one with 1 of 10 (the legs where the
+        camera saw them). None: not on a treadmill, or the patient not yet learned."""
+        home = self.selector.home_px
+        if home is None or len(self._crop_offsets_px) < self.selector.learn_frames:
+            return None
+        return rect_from_alignment_points(home, home + np.median(self._crop_offsets_px, axis=0))
 
     def _track(self, result: LandmarkResult) -> None:
         """Place the next crop from the smoothed auxiliary landmarks. Velocities are scaled
