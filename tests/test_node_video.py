@@ -50,6 +50,7 @@ class Rig:
         self.sim = TreadmillSimulator(tmp_path / "tty", seed=3, trigger_line=line).start()
         self.bridge = Bridge(BridgeConfig(mqtt=mqtt, serial=SerialSettings(port=self.sim.path))).start()
         self.db = tmp_path / "g.sqlite"
+        self.clip_frames = VideoCamera.frames_in(video)  # the stand-in loops its footage
         self.stop = threading.Event()
         coordinator = Coordinator(CoordinatorConfig(mqtt=mqtt, storage=StorageSettings(database=self.db),
                                                     session=SessionSettings(views=["left"], start_after_s=0.5,
@@ -108,7 +109,7 @@ def stored_track(rig: Rig, summary: SessionSummary, pulses: int):
     return track
 
 
-def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray, searches: int = 1) -> None:
+def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray, clip_frames: int, searches: int = 1) -> None:
     """Every frame has the person's landmarks, except right after the footage loops: there
     the person jumps ~1 torso in one frame (no real camera does that), the patient selector
     refuses the first fit at the new place and the next keyframe — at most the largest interval
@@ -121,7 +122,7 @@ def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray, searches: int 
     frames the gap skipped (PatientSelector.skipped), a run's first looks that still miss
     hold their frames, and those are tracked back from the first look that finds the person
     (edge_models.pose.keyframes), so restarts cost no frame away from a loop cut."""
-    window, clip_frames = DEFAULT_MAX_INTERVAL * searches, VideoCamera.frames_in(sample_path("cam01.mp4"))
+    window = DEFAULT_MAX_INTERVAL * searches
     cut = VideoCamera.after_loop(found.size, clip_frames, window)
     lost = np.flatnonzero(~found & ~cut)
     assert lost.size == 0, f"frames without landmarks away from a loop cut: {lost}"
@@ -138,10 +139,10 @@ def test_pi_speed_node_keeps_up_at_120_hz_on_keyframes(rig):
     assert end.captured == pulses > 300 and end.missed_triggers == 0
     assert end.dropped == 0 and end.frames == pulses and summary.complete
     assert 0 < end.tracked < pulses  # both kinds of frame were published
-    assert_person_everywhere_but_the_loop_cuts(stored_track(r, summary, pulses).found)
+    assert_person_everywhere_but_the_loop_cuts(stored_track(r, summary, pulses).found, r.clip_frames)
     assert r.infos and r.infos[-1].pacing["landmark_ms"] == pacing["landmark_ms"]  # in the birth message
     span_s = r.previews[-1][0] - r.previews[0][0]  # live preview: landmarks at 4 fps, not 120
-    cut = VideoCamera.after_loop(pulses, VideoCamera.frames_in(sample_path("cam01.mp4")), DEFAULT_MAX_INTERVAL)
+    cut = VideoCamera.after_loop(pulses, r.clip_frames, DEFAULT_MAX_INTERVAL)
     assert 3 <= len(r.previews) <= 4 * span_s + 2 and all(f.lm is not None or cut[f.index] for _, f in r.previews)
     if end.spooled == 0:  # kept up live (a busy machine may need the disk spool: see the benchmark)
         assert np.percentile(r.latency_s, 95) <= LATENCY_P95_MAX_S
@@ -158,7 +159,7 @@ def test_a_node_far_behind_spools_crops_to_disk_and_loses_nothing(rig):
     # video backend decodes on the node's CPU, and a starved capture thread reads pulses late)
     assert end.spooled > 0
     assert end.dropped == 0 and end.frames == end.captured == pulses and summary.complete
-    assert_person_everywhere_but_the_loop_cuts(stored_track(r, summary, pulses).found, searches=2)
+    assert_person_everywhere_but_the_loop_cuts(stored_track(r, summary, pulses).found, r.clip_frames, searches=2)
 
 
 def test_past_the_disk_bound_frames_are_dropped_and_counted(rig):
