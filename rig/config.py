@@ -214,7 +214,8 @@ class VideoSettings(Section):
                           "go first")
     keep_days: float = Field(30.0, gt=0, description="a session's video is deleted this many days after recording")
     width_px: int = Field(728, ge=64, le=4096, description="pictures are scaled to at most this width (the "
-                          "camera's 1456 px: half size)")
+                          "camera's 1456 px: half size; with picamera2's encoder any other size takes the lores "
+                          "stream the optical flow reads at half size, and the flow then reads the main stream)")
     jpeg_quality: int = Field(80, ge=10, le=100)
     encoder: Literal["mjpeg", "opencv"] = Field("mjpeg", description="picamera2 backend: picamera2's MJPEG "
                                                 "encoder on a lores stream (mjpeg) or OpenCV on this CPU")

@@ -17,7 +17,8 @@ from rig.node.camera import CameraError, Picamera2Camera
 from rig.node.cli import NodeParts
 from rig.node.daemon import NodeDaemon
 from rig.node.trigger import TriggerIndexer
-from standins.picamera2 import Picamera2
+import standins.picamera2 as standin
+from standins.picamera2 import Picamera2, grey_level
 
 RATE_HZ = 60.0
 
@@ -64,6 +65,35 @@ def test_configured_for_external_trigger_and_reads_sensor_timestamps(trigger_mod
     assert frames[0].image.shape == (1088, 1456, 3)
     assert std.released == 5, "every libcamera request must be released"
     assert cam.read(0.05) is None  # no pulse: a timeout, not an error
+    cam.close()
+
+
+def test_each_frame_comes_with_the_lores_streams_y_plane_as_its_luma(trigger_mode):
+    """The ISP's half-size YUV420 stream is the flow's image: its Y rows, without the
+    stride's padding or the chroma rows, each the frame's own."""
+    _, schedule = train(3, set(), lead_s=0.05)
+    Picamera2.schedule_ns = schedule
+    cam = camera(trigger_mode)
+    assert cam.gives_luma
+    cam.open()
+    assert Picamera2.instances[-1].config["lores"] == {"size": (728, 544), "format": "YUV420"}
+    frames = [cam.read(1.0) for _ in range(3)]
+    cam.close()
+    for frame, sensor_ns in zip(frames, schedule):
+        assert frame.luma.shape == (544, 728) and frame.luma.flags.c_contiguous
+        assert (frame.luma == grey_level(sensor_ns)).all()
+
+
+def test_review_video_of_another_size_takes_the_lores_stream_and_the_flow_reads_the_main_one(trigger_mode):
+    _, schedule = train(1, set(), lead_s=0.05)
+    Picamera2.schedule_ns = schedule
+    cam = Picamera2Camera(1456, 1088, 0, 4.0, trigger_mode, factory=Picamera2,
+                          encoder_api=(standin.MJPEGEncoder, standin.Output))
+    cam.record_to(type("Recorder", (), {"picture_size": lambda self: (640, 478), "put_encoded": print})())
+    assert not cam.gives_luma
+    cam.open()
+    assert Picamera2.instances[-1].config["lores"] == {"size": (640, 478), "format": "YUV420"}
+    assert cam.read(1.0).luma is None
     cam.close()
 
 
@@ -146,20 +176,20 @@ def test_node_reports_frames_against_pulses_with_exact_missed_count(running_node
 def test_frames_before_the_train_is_known_wait_in_memory_up_to_the_byte_bound_then_on_disk_none_lost(
         running_node):
     """The first pulses can beat the session's and the train's reports to a busy node: those
-    frames wait unindexed. With the bound B = 10 MB and 1456x1088 frames of s = 4.75 MB, the
-    first floor(B/s) = 2 wait in memory and every later one on disk as a crop (a 120 Hz camera
+    frames wait unindexed. With the bound B = 12 MB and 1456x1088 frames of s = 5.15 MB (the
+    BGR image and its half-size luma plane), the first floor(B/s) = 2 wait in memory and every later one on disk as a crop (a 120 Hz camera
     whose reports come a second late no longer holds 120 frames, 570 MB, in RAM); once the
     train is known every one of them is indexed and published."""
-    n, s = 120, 1456 * 1088 * 3
+    n, s = 120, 1456 * 1088 * 3 + 728 * 544
     first_mono, Picamera2.schedule_ns = train(n, set(), lead_s=1.0)
-    rn = running_node("rear", backlog_max_mb=10.0, backlog_crops_max_mb=0.0)  # (no gray crops in memory)
+    rn = running_node("rear", backlog_max_mb=12.0, backlog_crops_max_mb=0.0)  # (no gray crops in memory)
     deadline = first_mono + 5.0
     while len(rn.node.early) < 30 and time.monotonic() < deadline:  # 30 frames in, no train known
         time.sleep(0.02)
     with rn.node.lock:
         early, held = rn.node.early, len(rn.node.early)
         assert held >= 30 and rn.node.train is None
-        assert early.memory_bytes == (10_000_000 // s) * s == 2 * s
+        assert early.memory_bytes == (12_000_000 // s) * s == 2 * s
         assert early.spool.count == held - 2
     rn.train(5, first_mono)
     time.sleep(first_mono + n / RATE_HZ - time.monotonic() + 0.2)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_models.pose.keyframes import KeyframeEstimator
-from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
+from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region, luma_of
 from rig.bus.payloads import KeypointFrame, PayloadError, decode_keypoints, encode_keypoints
 from rig.node.camera import CapturedFrame
 from rig.node.crop_spool import Backlog, CropSpool
@@ -112,6 +112,38 @@ def test_region_gray_is_the_area_average_of_the_grayscale_crop():
     h, w = gray.shape[0] // 4, gray.shape[1] // 4
     mean = gray.reshape(h, 4, w, 4).mean(axis=(1, 3))
     assert np.abs(r.gray(frame).astype(float) - mean).max() <= 1.0
+
+
+def test_a_region_read_from_the_luma_plane_is_the_same_image_as_from_the_colour_frame():
+    """The camera's half-size gray plane serves the flow only if its crop is exactly the
+    image the colour frame gives: corners on even pixels whatever the points, every factor."""
+    frame = np.ascontiguousarray(np.tile(texture(), (4, 3, 1))[:1920, :1080])
+    luma = luma_of(frame)
+    assert luma.shape == (960, 540)
+    for lo, hi in (([101.0, 203.0], [507.0, 1709.0]), ([333.0, 415.0], [777.0, 1000.0]), ([9.0, 7.0], [611.0, 405.0])):
+        r = Region.around(np.array([lo, hi]), 0.35, 1080, 1920)
+        assert r.factor > 1 and r.x0 % 2 == 0 and r.y0 % 2 == 0
+        assert np.array_equal(r.gray(frame, luma), r.gray(frame)), (lo, hi, r)
+
+
+def test_the_estimator_on_luma_planes_publishes_exactly_what_it_does_on_colour_frames(real_assets):
+    """Real footage: the same landmarks, tracked flags and interpolation marks whether the
+    flow reads the camera's luma planes or the BGR frames."""
+    from edge_models.fetch import sample_path
+    from edge_models.pose import PosePipeline
+    from edge_models.video import read_frames
+    frames = read_frames(sample_path("cam02.mp4"), 24)
+    runs = []
+    for lumas in ([None] * len(frames), [luma_of(f) for f in frames]):
+        pipe = PosePipeline(threads=2)
+        est = KeyframeEstimator(pipe.process, 4, follow=pipe.follow, unseen=pipe.unseen)
+        out = [e for k, (f, luma) in enumerate(zip(frames, lumas)) for e in est.push(k, k / 60, f, luma)]
+        runs.append(out + est.flush())
+    plain, from_luma = runs
+    assert [e.index for e in from_luma] == list(range(24)) and sum(e.tracked for e in from_luma) == 17  # keyframes 0, 4, .., 20 and the last
+    for a, b in zip(plain, from_luma):
+        assert a.tracked == b.tracked and np.array_equal(a.lm, b.lm)
+        assert np.array_equal(a.interpolated, b.interpolated) if a.tracked else b.interpolated is None
 
 
 class Oracle:

@@ -30,11 +30,10 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from edge_models.pose.person_select import torso_length_px
-from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
+from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region, luma_of
 
 Infer = Callable[[np.ndarray], "np.ndarray | None"]  # BGR frame -> (33, 4) or nobody
 Follow = Callable[[np.ndarray, np.ndarray], None]  # hip-centre, shoulder-centre shift px since the keyframe
@@ -126,7 +125,7 @@ class KeyframeEstimator:
         self._unfound: list[_Unfound] = []  # the run's first frames, before the person was found
         self._since_attempt: int | None = None  # frames since the last search; None: search now
         self._run_frames = 0  # frames pushed since the last reset (a new run of frames)
-        self._last: tuple[int, float, np.ndarray] | None = None
+        self._last: tuple[int, float, np.ndarray, np.ndarray | None] | None = None  # index, t, frame, luma
         self._flow_anchored = False  # the tracker starts from the last keyframe
 
     @property
@@ -134,16 +133,18 @@ class KeyframeEstimator:
         """Frames waiting for the next keyframe (or for the run's first one)."""
         return len(self._pending) + len(self._unfound)
 
-    def push(self, index: int, t: float, frame: np.ndarray) -> list[Estimate]:
-        previous, self._last = self._last, (index, t, frame)
+    def push(self, index: int, t: float, frame: np.ndarray, luma: np.ndarray | None = None) -> list[Estimate]:
+        """``luma``: the frame's grayscale at half size if the camera gives it
+        (:func:`~edge_models.pose.tracking.luma_of`): the flow reads it instead of the frame."""
+        previous, self._last = self._last, (index, t, frame, luma)
         self._run_frames += 1
         if self._key is None:
-            return self._search(index, t, frame)
+            return self._search(index, t, frame, luma)
         if self.interval == 1 and not self._pending:  # every frame: the model alone, no flow to pay for
-            return self._keyframe(index, t, frame, None, None)
+            return self._keyframe(index, t, frame, None, None, luma)
         if not self._flow_anchored:  # the last keyframe ran at interval 1: anchor the flow on it now
-            self._anchor_flow(previous[2])
-        xy, ok = self.tracker.step(self.region.gray(frame))
+            self._anchor_flow(previous[2], previous[3])
+        xy, ok = self.tracker.step(self.region.gray(frame, luma))
         xy = self.region.to_image(xy)
         due = len(self._pending) + 1 >= self.interval
         if not due and 1.0 - np.count_nonzero(ok) / ok.size <= MAX_LOST_SHARE:
@@ -153,7 +154,7 @@ class KeyframeEstimator:
                 self.follow(_mean_shift(moved[_HIPS]), _mean_shift(moved[_SHOULDERS]))
             return []
         self.stats.early_keyframes += not due
-        return self._keyframe(index, t, frame, xy, ok)
+        return self._keyframe(index, t, frame, xy, ok, luma)
 
     def flush(self) -> list[Estimate]:
         """Release every held frame: the last one pushed becomes a keyframe (frames of a
@@ -161,8 +162,7 @@ class KeyframeEstimator:
         if not self._pending:
             return self._release_unfound()
         last = self._pending.pop()
-        frame = self._last[2]
-        return self._keyframe(last.index, last.t, frame, last.xy, last.ok)
+        return self._keyframe(last.index, last.t, self._last[2], last.xy, last.ok, self._last[3])
 
     def reset(self) -> list[Estimate]:
         """Flush, then forget the anchor (a new sequence starts)."""
@@ -172,7 +172,7 @@ class KeyframeEstimator:
         return out
 
     # -- internals -----------------------------------------------------------------------------
-    def _search(self, index: int, t: float, frame: np.ndarray) -> list[Estimate]:
+    def _search(self, index: int, t: float, frame: np.ndarray, luma: np.ndarray | None) -> list[Estimate]:
         """Nobody anchored: look again every ``interval`` frames (the detector is the costly
         part) — except in a run's first ``interval`` frames, where a refused first look would
         leave a whole interval without landmarks at every restart (a run of frames after a
@@ -190,15 +190,15 @@ class KeyframeEstimator:
         lm = self.infer(frame)
         if lm is None:
             if at_start and self._run_frames < self.interval:
-                self._unfound.append(_Unfound(index, t, _half_gray(frame)))
+                self._unfound.append(_Unfound(index, t, luma if luma is not None else luma_of(frame)))
                 return []
             return self._release_unfound() + [Estimate(index, t, None)]
         key = Estimate(index, t, lm)
-        out = self._track_back(key, frame)
-        self._anchor(key, frame)
+        out = self._track_back(key, luma if luma is not None else luma_of(frame))
+        self._anchor(key, frame, luma)
         return out + [key]
 
-    def _track_back(self, key: Estimate, frame: np.ndarray) -> list[Estimate]:
+    def _track_back(self, key: Estimate, half: np.ndarray) -> list[Estimate]:
         """The held frames before the run's first keyframe, its gait points followed back
         over them by the flow (the same tracker, frames in reverse order, at half size); a
         point the flow loses holds its position on the frame after and is marked; the
@@ -207,7 +207,6 @@ class KeyframeEstimator:
         footage looping between the frames): the frames before stay without landmarks."""
         if not self._unfound:
             return []
-        half = _half_gray(frame)
         half_xy = (key.lm[_GAIT, :2] + 0.5) / 2 - 0.5  # image px -> half-size px
         region = Region.around(half_xy, self.region_margin_frac, half.shape[1], half.shape[0])
         self.tracker.anchor(region.gray(half), region.to_work(half_xy))
@@ -239,7 +238,7 @@ class KeyframeEstimator:
         return out
 
     def _keyframe(self, index: int, t: float, frame: np.ndarray, xy: np.ndarray | None,
-                  ok: np.ndarray | None) -> list[Estimate]:
+                  ok: np.ndarray | None, luma: np.ndarray | None = None) -> list[Estimate]:
         """``xy``/``ok``: the flow's gait points on this frame (None: no frames held)."""
         lm = self.infer(frame)
         key = Estimate(index, t, lm)
@@ -248,10 +247,10 @@ class KeyframeEstimator:
             self._key, self.region, self._since_attempt = None, None, 0
             return out
         out = self._release_corrected(key, _Pending(index, t, xy, ok))
-        self._anchor(key, frame)
+        self._anchor(key, frame, luma)
         return out + [key]
 
-    def _anchor(self, key: Estimate, frame: np.ndarray) -> None:
+    def _anchor(self, key: Estimate, frame: np.ndarray, luma: np.ndarray | None) -> None:
         """Start from this keyframe. The region is always kept (the crop spool writes it);
         the flow's grayscale image only when frames will be tracked from here — at
         interval 1 it would be thrown away, a sixth of an every-frame node's time."""
@@ -262,11 +261,11 @@ class KeyframeEstimator:
         self.region = Region.around(key.lm[_GAIT, :2], self.region_margin_frac, w, h)
         self._flow_anchored = False
         if self.interval > 1:
-            self._anchor_flow(frame)
+            self._anchor_flow(frame, luma)
 
-    def _anchor_flow(self, frame: np.ndarray) -> None:
+    def _anchor_flow(self, frame: np.ndarray, luma: np.ndarray | None) -> None:
         """The tracker on the keyframe's image (``frame``), from the keyframe's gait points."""
-        self.tracker.anchor(self.region.gray(frame), self.region.to_work(self._key.lm[_GAIT, :2]))
+        self.tracker.anchor(self.region.gray(frame, luma), self.region.to_work(self._key.lm[_GAIT, :2]))
         self._flow_anchored = True
 
     def _release_corrected(self, key: Estimate, at_key: _Pending) -> list[Estimate]:
@@ -327,13 +326,6 @@ class KeyframeEstimator:
         self.stats.tracked += 1
         self.stats.points_lost += int(lost.sum())
         return Estimate(p.index, p.t, lm, tracked=True, interpolated=marks)
-
-
-def _half_gray(frame: np.ndarray) -> np.ndarray:
-    """A BGR frame in grayscale at half size, each pixel the mean of four (as Region.gray)."""
-    h, w = frame.shape[:2]
-    half = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    return half if half.ndim == 2 else cv2.cvtColor(half, cv2.COLOR_BGR2GRAY)
 
 
 def _mean_shift(moved: np.ndarray) -> np.ndarray:

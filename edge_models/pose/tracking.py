@@ -22,6 +22,16 @@ GAIT_POINTS: tuple[int, ...] = (11, 12, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32)
 WORK_SIDE_PX = 400  # flow runs on the body region shrunk to this: cheaper, and less blur
 
 
+def luma_of(frame_bgr: np.ndarray) -> np.ndarray:
+    """A BGR frame's grayscale at half size, each pixel the mean of four: what a camera node's
+    ISP hands over as its lores stream's Y plane (picamera2), computed here for footage
+    and tests. An odd last row or column is dropped, as :class:`Region` does."""
+    h, w = frame_bgr.shape[:2]
+    even = frame_bgr[:h - h % 2, :w - w % 2]
+    half = cv2.resize(even, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return half if half.ndim == 2 else cv2.cvtColor(half, cv2.COLOR_BGR2GRAY)
+
+
 @dataclass(frozen=True)
 class Region:
     """An axis-aligned pixel box of the image (the body plus a margin) and the factor by
@@ -29,7 +39,10 @@ class Region:
     the motion blur of a swinging foot is a few pixels and the pyramid is cheap. The
     factor is 1 or even, so the colour crop can be halved first on OpenCV's fast path
     (area averaging by exactly 2) and only a quarter of its pixels converted to grayscale:
-    the grayscale region was two thirds of the flow's time, and costs a third less so."""
+    the grayscale region was two thirds of the flow's time, and costs a third less so.
+    Better still, a camera's luma plane (:func:`luma_of`, half size) is that halved gray
+    image already: with the corners on even pixels, its crop is the same image, read from
+    a twelfth of the bytes."""
 
     x0: int
     y0: int
@@ -59,6 +72,8 @@ class Region:
         x1, y1 = int(min(width, hi[0] + pad)), int(min(height, hi[1] + pad))
         side = max(x1 - x0, y1 - y0)
         factor = 1 if side <= work_side_px else 2 * -(-side // (2 * work_side_px))
+        if factor > 1:  # even corners: the luma plane's pixels are the image's pairs from 0
+            x0, y0 = x0 - x0 % 2, y0 - y0 % 2
         w, h = max(1, (x1 - x0) // factor) * factor, max(1, (y1 - y0) // factor) * factor
         return cls(x0, y0, x0 + w, y0 + h, factor)
 
@@ -68,12 +83,16 @@ class Region:
     def to_image(self, xy_work: np.ndarray) -> np.ndarray:
         return (xy_work + 0.5) * self.factor - 0.5 + self.offset
 
-    def gray(self, frame: np.ndarray) -> np.ndarray:
+    def gray(self, frame: np.ndarray, luma: np.ndarray | None = None) -> np.ndarray:
         """This region of a BGR (or already grayscale) frame: grayscale, at the work scale,
         each work pixel the mean of the image pixels it covers (as binning would; sampling
-        every n-th pixel would alias fine texture)."""
-        crop = frame[self.y0:self.y1, self.x0:self.x1]
+        every n-th pixel would alias fine texture). With the frame's ``luma`` plane the
+        same image comes from it (a region shrunk by 2 or more)."""
         w, h = self.work_size
+        if luma is not None and self.factor > 1:
+            crop = luma[self.y0 // 2:self.y1 // 2, self.x0 // 2:self.x1 // 2]
+            return crop if self.factor == 2 else cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)
+        crop = frame[self.y0:self.y1, self.x0:self.x1]
         if crop.ndim == 3 and self.factor > 1:
             half = (w * self.factor // 2, h * self.factor // 2)
             if self._half_bgr is None:  # (a region's size never changes)

@@ -3,6 +3,7 @@ image. ``picamera2`` is the rig's camera; ``video`` plays real footage and ``sim
 the simulated walker, both following the simulated trigger line: one frame per pulse sent."""
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ import numpy as np
 
 from rig.node.clock import WallClock, unix_minus_mono
 from rig.sim.trigger_line import TriggerLine
+
+log = logging.getLogger(__name__)
 
 
 class CameraError(RuntimeError):
@@ -30,6 +33,9 @@ class CapturedFrame:
     image: np.ndarray | None  # BGR; None from the simulated camera
     landmarks: np.ndarray | None = None  # simulated camera only: what the walker shows, (33, 4) px
     mono: float | None = None  # exposure instant on CLOCK_MONOTONIC, s: no wall-clock step moves it
+    # the image in gray at half size, made by the camera's ISP (picamera2's lores Y plane):
+    # the optical flow reads it instead of the BGR image (edge_models.pose.tracking.luma_of)
+    luma: np.ndarray | None = None
 
 
 def _on_node_clock(true_unix_t: float, clock: WallClock) -> tuple[float, float]:
@@ -43,6 +49,7 @@ class Camera(Protocol):
     name: str
     width: int
     height: int
+    gives_luma: bool  # frames come with their luma plane (CapturedFrame.luma)
 
     def open(self) -> None: ...
     def read(self, timeout_s: float) -> CapturedFrame | None: ...
@@ -54,6 +61,7 @@ class SimulatedCamera:
     Its "image" is the simulated walker's landmarks at that pulse, for the view it films."""
 
     name = "simulated"
+    gives_luma = False
 
     def __init__(self, trigger_line: Path | None, scene: Callable[[float, int], np.ndarray | None],
                  width: int, height: int, miss_fraction: float = 0.0, seed: int = 0,
@@ -126,9 +134,12 @@ class TriggerLineClock:
 
 class VideoCamera:
     """Real footage as a camera: one decoded frame per pulse of the trigger line (or at the
-    file's own rate without one), looping at the end of the file."""
+    file's own rate without one), looping at the end of the file. Each frame comes with its
+    luma plane, as picamera2's lores stream gives it (here computed: 1.3 ms a 1080x1920
+    frame, with the 4.6 ms decode work a Pi's ISP does)."""
 
     name = "video"
+    gives_luma = True
 
     def __init__(self, path: Path | None, trigger_line: Path | None, clock: WallClock | None = None):
         self.path, self.trigger_line, self.clock = path, trigger_line, clock or WallClock()
@@ -154,30 +165,31 @@ class VideoCamera:
         self._clock = TriggerLineClock(self.trigger_line) if self.trigger_line else None
         self._t0 = time.time()
 
-    def _decode(self) -> np.ndarray:
+    def _decode(self, t: float, mono: float | None) -> CapturedFrame:
         import cv2
+
+        from edge_models.pose.tracking import luma_of
         ok, frame = self._cap.read()
         if not ok:  # end of file: loop
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self._cap.read()
             if not ok:
                 raise CameraError(f"video backend: {self.path} stopped decoding")
-        return frame
+        return CapturedFrame(t, frame, mono=mono, luma=luma_of(frame))
 
     def read(self, timeout_s: float) -> CapturedFrame | None:
         if self._clock is not None:
             pulse = self._clock.next_pulse(timeout_s)
             if pulse is None:
                 return None
-            wall, mono = _on_node_clock(pulse[0], self.clock)
-            return CapturedFrame(wall, self._decode(), mono=mono)
+            return self._decode(*_on_node_clock(pulse[0], self.clock))
         t = self._t0 + self._n / self.fps
         if t - time.time() > timeout_s:
             time.sleep(timeout_s)
             return None
         time.sleep(max(0.0, t - time.time()))
         self._n += 1
-        return CapturedFrame(t, self._decode())
+        return self._decode(t, None)
 
     def close(self) -> None:
         if self._cap is not None:
@@ -229,6 +241,20 @@ class Picamera2Camera:
         and the recorder pairs it with the trigger index the node gave that frame."""
         self._recorder = recorder
 
+    @property
+    def luma_size(self) -> tuple[int, int]:
+        return self.width // 2, self.height // 2
+
+    @property
+    def gives_luma(self) -> bool:
+        """The lores stream (YUV420, made by the ISP) is the luma plane when it is half the
+        main stream's size: always, unless review video wants its pictures another size
+        (the encoder shares the one lores stream; 728 px wide, the default, is half the
+        Global Shutter camera's 1456)."""
+        w, h = self.luma_size
+        fits = w % 2 == 0 and h % 2 == 0  # YUV420's chroma needs even sizes
+        return fits and (self._recorder is None or tuple(self._recorder.picture_size()) == (w, h))
+
     def _check_trigger_mode(self) -> None:
         try:
             mode = Path(self.trigger_mode_file).read_text().strip()
@@ -244,9 +270,7 @@ class Picamera2Camera:
         factory = self.factory or _import_picamera2()
         try:
             cam = factory(self.camera_num)
-            lores = None
-            if self._recorder is not None:
-                lores = {"size": self._recorder.picture_size(), "format": "YUV420"}  # what the encoder takes
+            lores = self._lores()
             config = cam.create_video_configuration(
                 main={"size": (self.width, self.height), "format": "RGB888"}, lores=lores, buffer_count=6,
                 queue=False, encode="lores" if lores else "main",
@@ -259,6 +283,17 @@ class Picamera2Camera:
             raise CameraError(f"picamera2: camera {self.camera_num} failed to open: {e}") from None
         self._cam = cam
 
+    def _lores(self) -> dict | None:
+        """The luma plane's stream, which the review video's encoder also takes (YUV420)."""
+        if self.gives_luma:
+            return {"size": self.luma_size, "format": "YUV420"}
+        if self._recorder is None:
+            return None
+        w, h = self._recorder.picture_size()
+        log.warning("picamera2: review video %dx%d takes the lores stream, so the optical flow reads the main "
+                    "stream (slower); video.width_px = %d shares it", w, h, self.luma_size[0])
+        return {"size": (w, h), "format": "YUV420"}
+
     def read(self, timeout_s: float) -> CapturedFrame | None:
         if self._job is None:  # one capture at a time; a timed-out one is waited on next call
             self._job = self._cam.capture_request(wait=False)
@@ -270,9 +305,16 @@ class Picamera2Camera:
         try:
             sensor_ns = request.get_metadata()["SensorTimestamp"]
             image = request.make_array("main")  # "RGB888" is B,G,R in memory: OpenCV's order
+            luma = self._luma_plane(request) if self.gives_luma else None
         finally:
             request.release()
-        return CapturedFrame(sensor_ns / 1e9 + self.clock.wall_minus_mono(), image, mono=sensor_ns / 1e9)
+        return CapturedFrame(sensor_ns / 1e9 + self.clock.wall_minus_mono(), image, mono=sensor_ns / 1e9, luma=luma)
+
+    def _luma_plane(self, request) -> np.ndarray:
+        """The lores stream's Y plane: picamera2 gives YUV420 as (h * 3 / 2, stride) rows, Y
+        first, each row padded to the stride."""
+        w, h = self.luma_size
+        return np.ascontiguousarray(request.make_array("lores")[:h, :w])
 
     def _start_encoder(self, cam) -> None:
         encoder_class, output_class = self.encoder_api or _import_encoder_api()

@@ -102,7 +102,7 @@ def self_test(pipe, config: NodeConfig, camera: Camera, rate_hz: float | None = 
     width, height = (camera.width, camera.height) if camera.width and camera.height else \
         (config.camera.width, config.camera.height)
     detector_ms, landmark_ms = pipe.time_models(width, height)
-    speed = SpeedTest(detector_ms, landmark_ms, time_tracking(width, height))
+    speed = SpeedTest(detector_ms, landmark_ms, time_tracking(width, height, camera.gives_luma))
     pacer = Pacer(speed, pipe.landmark_interpreter.ewma_ms, rate_hz or config.trigger_rate_hz,
                   config.pace_margin, config.max_keyframe_interval)
     p = pacer.pace
@@ -126,6 +126,7 @@ def run_benchmark(config: NodeConfig, rate_hz: float | None) -> int:
 
 class _NoCamera:
     width = height = 0
+    gives_luma = True  # picamera2's lores stream, at half size with the default review video
 
 
 def run(args) -> int:

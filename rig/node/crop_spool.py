@@ -244,4 +244,6 @@ class Backlog:
 
 def frame_bytes(frame: CapturedFrame) -> int:
     """What a waiting frame holds in memory (the simulated camera's landmarks: ~1 kB)."""
-    return frame.image.nbytes if frame.image is not None else 1024
+    if frame.image is None:
+        return 1024
+    return frame.image.nbytes + (frame.luma.nbytes if frame.luma is not None else 0)

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region
+from edge_models.pose.tracking import GAIT_POINTS, LucasKanadeTracker, Region, luma_of
 
 Mode = Literal["every_frame", "keyframes", "behind"]
 DEFAULT_MARGIN = 0.75  # share of the trigger period the estimator may use
@@ -156,9 +156,10 @@ class OverheadMeter:
         return {f"overhead_ms_{k}": round(v, 2) for k, v in self._ms.items()}
 
 
-def time_tracking(width: int, height: int, runs: int = 5, seed: int = 0) -> float:
+def time_tracking(width: int, height: int, luma: bool, runs: int = 5, seed: int = 0) -> float:
     """Median ms of one frame of flow for a body filling 80 % of the frame's height, on a
-    textured ``width``×``height`` image moving 2 px a frame."""
+    textured ``width``×``height`` image moving 2 px a frame; read from the frame's luma
+    plane if the camera gives one (``luma``), else from its BGR image."""
     rng = np.random.default_rng(seed)
     texture = rng.integers(0, 256, (height + 2 * runs + 2, width + 2 * runs + 2, 3), np.uint8)
     frames = [texture[2 * k:2 * k + height, 2 * k:2 * k + width] for k in range(runs + 1)]  # views
@@ -166,10 +167,11 @@ def time_tracking(width: int, height: int, runs: int = 5, seed: int = 0) -> floa
     xy = np.stack([np.full_like(ys, width / 2), ys], axis=1)
     region = Region.around(xy, 0.35, width, height)
     tracker = LucasKanadeTracker()
-    tracker.anchor(region.gray(frames[0]), region.to_work(xy))
+    lumas = [luma_of(f) if luma else None for f in frames]  # the camera's work, not timed
+    tracker.anchor(region.gray(frames[0], lumas[0]), region.to_work(xy))
     times = []
-    for frame in frames[1:]:
+    for frame, plane in zip(frames[1:], lumas[1:]):
         t0 = time.perf_counter()
-        tracker.step(region.gray(frame))
+        tracker.step(region.gray(frame, plane))
         times.append((time.perf_counter() - t0) * 1000)
     return float(np.median(times))

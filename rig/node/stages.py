@@ -73,7 +73,7 @@ class KeyframeStage:
         if self._frames % OBSERVE_EVERY == 0 and (pace := self.pacer.observe(
                 self.pipeline.landmark_interpreter.ewma_ms, self.overhead_ms)) is not None:
             self._apply(pace, f"the CPU's speed or the node's overhead ({self.overhead_ms:.1f} ms a frame) changed")
-        return self.estimator.push(index, frame.t, frame.image)
+        return self.estimator.push(index, frame.t, frame.image, frame.luma)
 
     def flush(self) -> list[Estimate]:
         """End of a session: release held frames and forget the track."""

@@ -27,7 +27,16 @@ class CompletedRequest:
                 "AnalogueGain": self._cam.controls.get("AnalogueGain", 1.0)}
 
     def make_array(self, name: str) -> np.ndarray:
-        w, h = self._cam.config[name]["size"]
+        """As picamera2 shapes a stream's buffer: RGB888 (h, w, 3); YUV420 (h * 3 / 2, stride)
+        rows, Y then U then V, each row padded to a stride of 64 bytes. The Y plane is the
+        grey level of the frame's sensor time (:func:`grey_level`), its padding 255."""
+        stream = self._cam.config[name]
+        w, h = stream["size"]
+        if stream.get("format") == "YUV420":
+            yuv = np.full((h * 3 // 2, -(-w // 64) * 64), 255, np.uint8)
+            yuv[:h, :w] = grey_level(self._sensor_ns)
+            yuv[h:, :w] = 128
+            return yuv
         return np.zeros((h, w, 3), np.uint8)
 
     def release(self) -> None:
