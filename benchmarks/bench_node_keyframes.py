@@ -76,7 +76,7 @@ _G = np.array(GAIT_POINTS)
 def estimator(interval: int, threads: int) -> tuple[KeyframeEstimator, PosePipeline]:
     """The node's estimator (as rig.node.stages builds it) on a fresh pipeline."""
     pipe = PosePipeline(threads=threads)
-    return KeyframeEstimator(pipe.process, interval, follow=pipe.follow, unseen=pipe.unseen), pipe
+    return KeyframeEstimator.on(pipe, interval), pipe
 
 
 def run_stream(est: KeyframeEstimator, frames: list, fps: float, start: int = 0, lumas: list | None = None) -> list:

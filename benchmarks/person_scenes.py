@@ -301,7 +301,7 @@ def run_scene_keyframes(scenario: str, cam: str, pipe: PosePipeline, interval: i
     model every ``interval`` frames, optical flow between, ``follow``/``unseen`` told);
     every published frame is scored, tracked ones included."""
     from edge_models.pose.keyframes import KeyframeEstimator
-    est = KeyframeEstimator(pipe.process, interval, follow=pipe.follow, unseen=pipe.unseen)
+    est = KeyframeEstimator.on(pipe, interval)
     truths, estimates = [], []
     for k, frame in enumerate(scene(scenario, cam)):
         estimates += est.push(k, k / 60.0, frame.image)

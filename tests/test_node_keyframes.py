@@ -136,7 +136,7 @@ def test_the_estimator_on_luma_planes_publishes_exactly_what_it_does_on_colour_f
     runs = []
     for lumas in ([None] * len(frames), [luma_of(f) for f in frames]):
         pipe = PosePipeline(threads=2)
-        est = KeyframeEstimator(pipe.process, 4, follow=pipe.follow, unseen=pipe.unseen)
+        est = KeyframeEstimator.on(pipe, 4)
         out = [e for k, (f, luma) in enumerate(zip(frames, lumas)) for e in est.push(k, k / 60, f, luma)]
         runs.append(out + est.flush())
     plain, from_luma = runs
@@ -280,6 +280,20 @@ def test_nobody_found_releases_held_frames_and_searches_at_the_interval():
     assert len(calls) == 5
 
 
+def test_while_someone_is_over_the_patient_every_frame_is_a_keyframe():
+    """The pipeline says another body overlaps the patient's (PosePipeline.crowded): the flow
+    would follow whichever moves over a point, so the model runs on each frame until the
+    overlap ends, then at the interval again."""
+    frames = moving_frames(12)
+    oracle = Oracle(frames)
+    est = KeyframeEstimator(oracle, interval=4, crowded=lambda: oracle.runs[-1] in (4, 5, 6))
+    out = run(est, frames)
+    assert oracle.runs == [0, 4, 5, 6, 7, 11]
+    assert [k for k, e in enumerate(out) if not e.tracked] == oracle.runs
+    for k, e in enumerate(out):
+        assert np.abs(e.lm[GAIT_POINTS, :2] - body_at(k)[GAIT_POINTS, :2]).max() < 0.2, k
+
+
 def test_a_run_whose_first_looks_miss_tracks_the_person_back_from_the_first_frame_that_finds_them():
     """After a restart (a gap, a new session) the model may miss the first frames (the
     detector misses the person once in 20 looks; the patient's gate still expects the old
@@ -351,6 +365,7 @@ class OraclePipeline:
         self.stats = SimpleNamespace(patient_not_visible=0)
         self.resets = 0
         self.skips: list[int] = []
+        self.crowded = False
 
     def skipped(self, frames):
         self.skips.append(frames)
@@ -626,7 +641,7 @@ def real_assets():
 def every_frame_and_tracked(frames, interval):
     from edge_models.pose import PosePipeline
     ref_pipe, pipe = PosePipeline(), PosePipeline()
-    est = KeyframeEstimator(pipe.process, interval, follow=pipe.follow)
+    est = KeyframeEstimator.on(pipe, interval)
     ref = [ref_pipe.process(f) for f in frames]
     out = run(est, frames)
     assert [e.index for e in out] == list(range(len(frames)))

@@ -15,6 +15,8 @@ facing the camera: its left and right legs swap from one run to the next); the f
 knows which point is which, so the drift is taken against the labelling that fits the
 flow, and a swap shows on the keyframe itself rather than smeared over the frames before.
 Points the gait engine does not use (face, hands) are interpolated between keyframes.
+While another person's body overlaps the patient's (``crowded``) every frame is a keyframe:
+flow would follow whichever body moves over the point.
 ``interval = 1`` is plain inference on every frame, with nothing held back and no flow.
 
 A run of frames (a sequence, or a stretch after a gap) looks for the person on each of its
@@ -88,7 +90,7 @@ class KeyframeStats:
     inferred: int = 0
     tracked: int = 0
     points_lost: int = 0  # gait points interpolated on tracked frames
-    early_keyframes: int = 0  # keyframes run before the interval because the flow lost points
+    early_keyframes: int = 0  # keyframes run before the interval: the flow lost points, or someone was over the patient
     label_swaps: int = 0  # left/right pairs the model named the other way round from the flow
     points_slid: int = 0  # tracked points the next keyframe put too far away: interpolated instead
     tracked_back: int = 0  # a run's first frames the person was missed on, tracked back from its first keyframe
@@ -98,22 +100,25 @@ class KeyframeEstimator:
     """Frames in (in trigger order), :class:`Estimate` lists out, possibly later.
 
     >>> pipe = PosePipeline()
-    >>> est = KeyframeEstimator(pipe.process, interval=4, follow=pipe.follow)
+    >>> est = KeyframeEstimator.on(pipe, interval=4)
     >>> for index, t, frame in frames: publish(est.push(index, t, frame))
     >>> publish(est.flush())   # end of the sequence: the held frames, closed by a keyframe
     """
 
     def __init__(self, infer: Infer, interval: int = 1, tracker: LucasKanadeTracker | None = None,
                  region_margin_frac: float = REGION_MARGIN_FRAC, follow: Follow | None = None,
-                 unseen: Callable[[], None] | None = None, max_drift_torso_frac: float = MAX_DRIFT_TORSO_FRAC):
+                 unseen: Callable[[], None] | None = None, max_drift_torso_frac: float = MAX_DRIFT_TORSO_FRAC,
+                 crowded: Callable[[], bool] | None = None):
         """``follow`` (e.g. ``PosePipeline.follow``) is told on each tracked frame how far the
         hips and shoulders moved since the keyframe, so the model's next crop lands where
         it would have had the model run on every frame; ``unseen`` (``PosePipeline.unseen``)
         of each frame skipped while nobody is anchored, so the patient's gate widens per
-        frame, not per search."""
+        frame, not per search; ``crowded`` (``PosePipeline.crowded``) whether someone else
+        is over the patient now: then the model runs on every frame."""
         if interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}")
         self.infer, self.interval, self.follow, self.unseen = infer, interval, follow, unseen
+        self.crowded = crowded or (lambda: False)
         self.tracker = tracker or LucasKanadeTracker()
         self.region_margin_frac = region_margin_frac
         self.max_drift_torso_frac = max_drift_torso_frac
@@ -127,6 +132,12 @@ class KeyframeEstimator:
         self._run_frames = 0  # frames pushed since the last reset (a new run of frames)
         self._last: tuple[int, float, np.ndarray, np.ndarray | None] | None = None  # index, t, frame, luma
         self._flow_anchored = False  # the tracker starts from the last keyframe
+
+    @classmethod
+    def on(cls, pipeline, interval: int, **kwargs) -> "KeyframeEstimator":
+        """On a :class:`~edge_models.pose.PosePipeline`: its process, follow, unseen and crowded."""
+        return cls(pipeline.process, interval, follow=pipeline.follow, unseen=pipeline.unseen,
+                   crowded=lambda: pipeline.crowded, **kwargs)
 
     @property
     def held(self) -> int:
@@ -147,12 +158,8 @@ class KeyframeEstimator:
         xy, ok = self.tracker.step(self.region.gray(frame, luma))
         xy = self.region.to_image(xy)
         due = len(self._pending) + 1 >= self.interval
-        if not due and 1.0 - np.count_nonzero(ok) / ok.size <= MAX_LOST_SHARE:
-            self._pending.append(_Pending(index, t, xy, ok))
-            if self.follow is not None:
-                moved = xy - self._key_xy
-                self.follow(_mean_shift(moved[_HIPS]), _mean_shift(moved[_SHOULDERS]))
-            return []
+        if not due and _holds(ok) and not self.crowded():
+            return self._hold(index, t, xy, ok)
         self.stats.early_keyframes += not due
         return self._keyframe(index, t, frame, xy, ok, luma)
 
@@ -263,6 +270,14 @@ class KeyframeEstimator:
         if self.interval > 1:
             self._anchor_flow(frame, luma)
 
+    def _hold(self, index: int, t: float, xy: np.ndarray, ok: np.ndarray) -> list[Estimate]:
+        """A tracked frame, held until the next keyframe corrects it; the model's crop follows."""
+        self._pending.append(_Pending(index, t, xy, ok))
+        if self.follow is not None:
+            moved = xy - self._key_xy
+            self.follow(_mean_shift(moved[_HIPS]), _mean_shift(moved[_SHOULDERS]))
+        return []
+
     def _anchor_flow(self, frame: np.ndarray, luma: np.ndarray | None) -> None:
         """The tracker on the keyframe's image (``frame``), from the keyframe's gait points."""
         self.tracker.anchor(self.region.gray(frame, luma), self.region.to_work(self._key.lm[_GAIT, :2]))
@@ -326,6 +341,11 @@ class KeyframeEstimator:
         self.stats.tracked += 1
         self.stats.points_lost += int(lost.sum())
         return Estimate(p.index, p.t, lm, tracked=True, interpolated=marks)
+
+
+def _holds(ok: np.ndarray) -> bool:
+    """The flow still holds the body: at most ``MAX_LOST_SHARE`` of the gait points lost."""
+    return 1.0 - np.count_nonzero(ok) / ok.size <= MAX_LOST_SHARE
 
 
 def _mean_shift(moved: np.ndarray) -> np.ndarray:

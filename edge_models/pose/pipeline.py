@@ -118,6 +118,13 @@ class PosePipeline:
         return self._rect is not None
 
     @property
+    def crowded(self) -> bool:
+        """Another person's body overlapped the patient's at the last run (they are followed
+        on their own crop and painted out): optical flow between runs would be dragged along
+        by them, so a keyframe node runs the model on every frame meanwhile."""
+        return self._other_track is not None
+
+    @property
     def roi(self) -> RotatedRect | None:
         """The crop the next frame's landmark run will use (None: the detector runs)."""
         return self._rect

@@ -59,8 +59,7 @@ class KeyframeStage:
 
     def __init__(self, pipeline, pacer: Pacer):
         self.pipeline, self.pacer = pipeline, pacer
-        self.estimator = KeyframeEstimator(pipeline.process, pacer.pace.interval, follow=pipeline.follow,
-                                           unseen=pipeline.unseen)
+        self.estimator = KeyframeEstimator.on(pipeline, pacer.pace.interval)
         self._frames = 0
         self.overhead_ms = 0.0  # the node's measured per-frame work outside this stage (pacing.OverheadMeter)
 
