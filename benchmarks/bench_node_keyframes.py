@@ -635,6 +635,10 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
             noise = reference_noise_pct(ref)
             true_path, anchored = keyframe_anchored_floor_pct(noise, n)
             bounds.append(f"{name} {noise:.2f} -> {true_path:.2f} / {anchored:.2f}")
+        treadmill = np.concatenate(pooled[:len(videos)])  # the pose2sim clips: the rig's own footage
+        print(f"  interval {n}, the pose2sim treadmill clips pooled: tracked frames median "
+              f"{np.nanmedian(treadmill):.2f} %, p95 {np.nanpercentile(treadmill, 95):.2f} % (goal median <= "
+              f"{GOAL_MEDIAN_TORSO_PCT})")
         d, k, lr = np.concatenate(pooled), np.concatenate(floor), np.concatenate(repaired)
         print(f"  interval {n}, all clips pooled: tracked frames median {np.nanmedian(d):.2f} %, p95 "
               f"{np.nanpercentile(d, 95):.2f} %; L/R repaired median {np.nanmedian(lr):.2f} %, p95 "

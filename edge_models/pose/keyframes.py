@@ -201,11 +201,11 @@ class KeyframeEstimator:
                 return []
             return self._release_unfound() + [Estimate(index, t, None)]
         key = Estimate(index, t, lm)
-        out = self._track_back(key, luma if luma is not None else luma_of(frame))
+        out = self._track_back(key, frame, luma)
         self._anchor(key, frame, luma)
         return out + [key]
 
-    def _track_back(self, key: Estimate, half: np.ndarray) -> list[Estimate]:
+    def _track_back(self, key: Estimate, frame: np.ndarray, luma: np.ndarray | None) -> list[Estimate]:
         """The held frames before the run's first keyframe, its gait points followed back
         over them by the flow (the same tracker, frames in reverse order, at half size); a
         point the flow loses holds its position on the frame after and is marked; the
@@ -214,6 +214,7 @@ class KeyframeEstimator:
         footage looping between the frames): the frames before stay without landmarks."""
         if not self._unfound:
             return []
+        half = luma if luma is not None else luma_of(frame)
         half_xy = (key.lm[_GAIT, :2] + 0.5) / 2 - 0.5  # image px -> half-size px
         region = Region.around(half_xy, self.region_margin_frac, half.shape[1], half.shape[0])
         self.tracker.anchor(region.gray(half), region.to_work(half_xy))
