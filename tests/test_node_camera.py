@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from rig.bus import topics
@@ -82,6 +83,23 @@ def test_each_frame_comes_with_the_lores_streams_y_plane_as_its_luma(trigger_mod
     for frame, sensor_ns in zip(frames, schedule):
         assert frame.luma.shape == (544, 728) and frame.luma.flags.c_contiguous
         assert (frame.luma == grey_level(sensor_ns)).all()
+
+
+def test_a_lores_buffer_of_the_wrong_shape_is_refused_and_the_frame_still_delivered(trigger_mode, monkeypatch,
+                                                                                    caplog):
+    _, schedule = train(2, set(), lead_s=0.05)
+    Picamera2.schedule_ns = schedule
+    main_array = standin.CompletedRequest.make_array
+    monkeypatch.setattr(standin.CompletedRequest, "make_array", lambda self, name: (
+        np.zeros((100, 728), np.uint8) if name == "lores" else main_array(self, name)))  # rows missing
+    cam = camera(trigger_mode)
+    cam.open()
+    frames = [cam.read(1.0) for _ in range(2)]
+    cam.close()
+    assert all(f.luma is None and f.image.shape == (1088, 1456, 3) for f in frames)
+    assert [r.message for r in caplog.records].count(
+        "picamera2: lores stream came as uint8 (100, 728), not YUV420 728x816 rows: the optical flow reads the "
+        "main stream") == 1
 
 
 def test_review_video_of_another_size_takes_the_lores_stream_and_the_flow_reads_the_main_one(trigger_mode):

@@ -233,6 +233,7 @@ class Picamera2Camera:
         self._cam = None
         self._job = None
         self._recorder = None
+        self._luma_refused = False  # a lores buffer of the wrong shape was seen (logged once)
         self.clock = WallClock()
 
     def record_to(self, recorder) -> None:
@@ -310,11 +311,19 @@ class Picamera2Camera:
             request.release()
         return CapturedFrame(sensor_ns / 1e9 + self.clock.wall_minus_mono(), image, mono=sensor_ns / 1e9, luma=luma)
 
-    def _luma_plane(self, request) -> np.ndarray:
+    def _luma_plane(self, request) -> np.ndarray | None:
         """The lores stream's Y plane: picamera2 gives YUV420 as (h * 3 / 2, stride) rows, Y
-        first, each row padded to the stride."""
+        first, each row padded to the stride. Another shape (a driver or picamera2 change)
+        is logged once and the flow reads the main stream instead."""
         w, h = self.luma_size
-        return np.ascontiguousarray(request.make_array("lores")[:h, :w])
+        yuv = request.make_array("lores")
+        if yuv.dtype != np.uint8 or yuv.ndim != 2 or yuv.shape[0] < h * 3 // 2 or yuv.shape[1] < w:
+            if not self._luma_refused:
+                log.warning("picamera2: lores stream came as %s %s, not YUV420 %dx%d rows: the optical flow "
+                            "reads the main stream", yuv.dtype, yuv.shape, w, h * 3 // 2)
+            self._luma_refused = True
+            return None
+        return np.ascontiguousarray(yuv[:h, :w])
 
     def _start_encoder(self, cam) -> None:
         encoder_class, output_class = self.encoder_api or _import_encoder_api()
