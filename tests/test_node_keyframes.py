@@ -711,3 +711,4 @@ def test_node_benchmark_prints_the_pace_it_would_choose_at_pi_speed(real_assets,
     assert out["landmark_ms"] >= 25.0 and out["detector_ms"] >= 40.0 and out["frame_budget_ms"] == 8.33
     assert out["pace_mode"] in ("keyframes", "behind") and out["keyframe_interval"] >= 4  # 25 ms / 6.25 ms usable
     assert out["emulated"] == {"detector_ms": 40.0, "landmark_ms": 25.0}
+    assert out["flow_reads"] == "camera's luma plane"  # the video stand-in gives it, as picamera2's lores stream
