@@ -233,6 +233,7 @@ class Picamera2Camera:
         self._cam = None
         self._job = None
         self._recorder = None
+        self._with_luma = False  # as opened: the lores stream is the luma plane
         self._luma_refused = False  # a lores buffer of the wrong shape was seen (logged once)
         self.clock = WallClock()
 
@@ -271,7 +272,7 @@ class Picamera2Camera:
         factory = self.factory or _import_picamera2()
         try:
             cam = factory(self.camera_num)
-            lores = self._lores()
+            lores, self._with_luma = self._lores(), self.gives_luma
             config = cam.create_video_configuration(
                 main={"size": (self.width, self.height), "format": "RGB888"}, lores=lores, buffer_count=6,
                 queue=False, encode="lores" if lores else "main",
@@ -306,7 +307,7 @@ class Picamera2Camera:
         try:
             sensor_ns = request.get_metadata()["SensorTimestamp"]
             image = request.make_array("main")  # "RGB888" is B,G,R in memory: OpenCV's order
-            luma = self._luma_plane(request) if self.gives_luma else None
+            luma = self._luma_plane(request) if self._with_luma else None
         finally:
             request.release()
         return CapturedFrame(sensor_ns / 1e9 + self.clock.wall_minus_mono(), image, mono=sensor_ns / 1e9, luma=luma)
