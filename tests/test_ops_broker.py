@@ -266,3 +266,16 @@ def test_hostile_names_are_refused_and_nothing_is_written(tmp_path, capsys, args
     err = capsys.readouterr().err
     assert err.startswith(f"gaitrig broker-config: {error}") and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_free_ports_lie_below_the_kernels_ephemeral_range_where_outgoing_connections_take_theirs():
+    """A port from the ephemeral range can become some client's source port before the
+    server started on it binds (CI: the test rig's tablet server, "address already in use");
+    below the range no outgoing connection is given one."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(50)}
+    assert len(ports) > 40 and all(20000 <= p < low for p in ports)
+    import socket
+    for p in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", p))  # free now

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import getpass
+import random
 import shutil
 import socket
 import subprocess
@@ -11,10 +12,36 @@ from pathlib import Path
 from rig.config import MqttSettings
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+LOWEST_PORT = 20000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def free_port(rng: random.Random | None = None) -> int:
+    """A loopback port nothing listens on, for a server started next, chosen *below* the
+    kernel's ephemeral range: a port the kernel hands out (binding to 0) can be taken, before
+    the server binds it, as the source port of any outgoing connection on the machine — the
+    rig's own MQTT clients make dozens — and the server then fails with "address already in
+    use" (seen in CI: the tablet server of a test rig)."""
+    rng = rng or random.Random()
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = rng.randrange(LOWEST_PORT, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free loopback port in {LOWEST_PORT}-{low - 1}")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (32768 unless configured otherwise)."""
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, LOWEST_PORT + 1000)
 
 
 def wait_port(port: int, timeout_s: float = 10.0) -> None:
