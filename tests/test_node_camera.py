@@ -195,9 +195,10 @@ def test_frames_before_the_train_is_known_wait_in_memory_up_to_the_byte_bound_th
         running_node):
     """The first pulses can beat the session's and the train's reports to a busy node: those
     frames wait unindexed. With the bound B = 12 MB and 1456x1088 frames of s = 5.15 MB (the
-    BGR image and its half-size luma plane), the first floor(B/s) = 2 wait in memory and every later one on disk as a crop (a 120 Hz camera
-    whose reports come a second late no longer holds 120 frames, 570 MB, in RAM); once the
-    train is known every one of them is indexed and published."""
+    BGR image and its half-size luma plane), the first floor(B/s) = 2 wait in memory and
+    every later one on disk as a crop (a 120 Hz camera whose reports come a second late no
+    longer holds 120 frames, 570 MB, in RAM); once the train is known every one of them is
+    indexed and published."""
     n, s = 120, 1456 * 1088 * 3 + 728 * 544
     first_mono, Picamera2.schedule_ns = train(n, set(), lead_s=1.0)
     rn = running_node("rear", backlog_max_mb=12.0, backlog_crops_max_mb=0.0)  # (no gray crops in memory)

@@ -197,7 +197,7 @@ class KeyframeEstimator:
         lm = self.infer(frame)
         if lm is None:
             if at_start and self._run_frames < self.interval:
-                self._unfound.append(_Unfound(index, t, luma if luma is not None else luma_of(frame)))
+                self._unfound.append(_Unfound(index, t, _half_gray(frame, luma)))
                 return []
             return self._release_unfound() + [Estimate(index, t, None)]
         key = Estimate(index, t, lm)
@@ -214,7 +214,7 @@ class KeyframeEstimator:
         footage looping between the frames): the frames before stay without landmarks."""
         if not self._unfound:
             return []
-        half = luma if luma is not None else luma_of(frame)
+        half = _half_gray(frame, luma)
         half_xy = (key.lm[_GAIT, :2] + 0.5) / 2 - 0.5  # image px -> half-size px
         region = Region.around(half_xy, self.region_margin_frac, half.shape[1], half.shape[0])
         self.tracker.anchor(region.gray(half), region.to_work(half_xy))
@@ -342,6 +342,11 @@ class KeyframeEstimator:
         self.stats.tracked += 1
         self.stats.points_lost += int(lost.sum())
         return Estimate(p.index, p.t, lm, tracked=True, interpolated=marks)
+
+
+def _half_gray(frame: np.ndarray, luma: np.ndarray | None) -> np.ndarray:
+    """The frame in gray at half size: the camera's luma plane, or made from the frame."""
+    return luma if luma is not None else luma_of(frame)
 
 
 def _holds(ok: np.ndarray) -> bool:

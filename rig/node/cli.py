@@ -118,13 +118,13 @@ def flow_image(camera: Camera) -> str:
 
 
 def run_benchmark(config: NodeConfig, rate_hz: float | None) -> int:
-    camera = None
+    camera = _NoCamera()
     if config.camera.backend == "video":
         from rig.node.camera import VideoCamera
         camera = VideoCamera(config.camera.video, None)
         camera.open()  # the size of the footage
-    pacer = self_test(_pose_pipeline(config), config, camera or _NoCamera(), rate_hz)
-    print(json.dumps({**pacer.pace.figures(), "flow_reads": flow_image(camera or _NoCamera()), "emulated": {
+    pacer = self_test(_pose_pipeline(config), config, camera, rate_hz)
+    print(json.dumps({**pacer.pace.figures(), "flow_reads": flow_image(camera), "emulated": {
         "detector_ms": config.model.emulate_detector_ms, "landmark_ms": config.model.emulate_landmark_ms}}, indent=1))
     return 0
 

@@ -16,16 +16,15 @@ LOWEST_PORT = 20000
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
-def free_port(rng: random.Random | None = None) -> int:
+def free_port() -> int:
     """A loopback port nothing listens on, for a server started next, chosen *below* the
     kernel's ephemeral range: a port the kernel hands out (binding to 0) can be taken, before
     the server binds it, as the source port of any outgoing connection on the machine — the
     rig's own MQTT clients make dozens — and the server then fails with "address already in
     use" (seen in CI: the tablet server of a test rig)."""
-    rng = rng or random.Random()
     low = _ephemeral_low()
     for _ in range(200):
-        port = rng.randrange(LOWEST_PORT, low)
+        port = random.randrange(LOWEST_PORT, low)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
