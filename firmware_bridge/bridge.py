@@ -274,15 +274,18 @@ class Bridge:
             controller_silent=link.silent)
 
     def publish_link(self, force: bool = False, connected: bool | None = None) -> None:
-        """Publish LinkState when its meaning changed, or always with ``force`` (the timer)."""
-        state = self.link_state(connected)
-        key = (state.connected, state.firmware, state.protocol, state.clock_hz, state.reconnects,
-               state.controller_silent)
+        """Publish LinkState when its meaning changed, or always with ``force`` (the timer).
+        Read and sent under the lock: the serial reader (a hello) and the caller of start()
+        publish at once, and a state read before the hello but sent after it would stay the
+        retained one (CI: the firmware never appeared)."""
         with self._lock:
+            state = self.link_state(connected)
+            key = (state.connected, state.firmware, state.protocol, state.clock_hz, state.reconnects,
+                   state.controller_silent)
             if not force and key == self._link_key:
                 return
             self._link_key = key
-        self.bus.send(topics.BRIDGE_LINK, state)
+            self.bus.send(topics.BRIDGE_LINK, state)
 
 
 def _belt_key(s: BeltState) -> tuple:
