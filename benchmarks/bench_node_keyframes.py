@@ -22,9 +22,11 @@
    noisy as the reference with perfect flow between). A tracked frame's cost in ms.
 3. Gait events: Zeni coordinate-method heel strikes and toe-offs of both feet from the
    tracked stream vs from every-frame inference, on the Sports2D walker (the only real
-   walking footage here): share within one frame, raw and after the gait engine's
-   left/right repair, the missed ones named, each with how far apart the two streams'
-   model runs put its point on the keyframe nearest it.
+   walking footage here with whole strides: pose2sim's 100-frame clips hold less than two,
+   too few for the method's stride period) and on the frames where she is wholly in the
+   picture: share within one frame, raw and after the gait engine's left/right repair, the
+   missed ones named, each with how far apart the two streams' model runs put its point on
+   the keyframe nearest it; and as earlier runs counted them (every frame, frames 20-59).
 4. Pi-speed rig: public CLI (real Mosquitto, simulated treadmill + bridge + coordinator
    in this process, ``gaitrig node`` as its own process on cam01 at 120 Hz with the
    interpreter slowed to 40 ms per detector and 25 ms per landmark run, one thread):
@@ -67,7 +69,7 @@ GOAL_MEDIAN_TORSO_PCT = 1.5
 GOAL_RSS_MB = 300.0
 WALKER_FRAMES = 165  # the Sports2D demo's first person (jumping jacks, facing the camera)
 WALK_SEGMENT = (140, 204)  # then a woman walks across to the image's left (side view, 30 fps)
-WALK_EVENTS = (20, 60)  # frames of the segment where she is fully in view
+OLD_WALK_EVENTS = (20, 60)  # the window earlier runs used: she is partly out of the picture from frame 47
 WALKER_NEAR_SIDE = "left"  # her left leg faces the camera (visibility 0.98 vs 0.84, smaller z)
 PI5_MS = (40.0, 25.0)
 _G = np.array(GAIT_POINTS)
@@ -348,7 +350,29 @@ def side_view_forward_sign(lms: list, min_foot_torso: float = 0.25) -> float | N
     return None if abs(along) < min_foot_torso * torso else float(np.sign(along))
 
 
-def events_agree(ref: dict, ours: dict, window: tuple[float, float] = WALK_EVENTS) -> tuple[int, int]:
+def in_view(ref: list, width: int, height: int) -> tuple[int, int]:
+    """The longest run of frames (start, end) on which every gait point of the every-frame
+    reference lies inside the picture; a frame without landmarks inside a run does not end
+    it. Outside it the model places a foot that left the picture by guesswork (the
+    walker's toe at x = -5 to -21 px from frame 47, then her left/right names flipping
+    frame to frame) and no stream can be judged by its events there."""
+    inside = [lm is None or bool(((lm[_G, 0] >= 0) & (lm[_G, 0] < width)
+                                  & (lm[_G, 1] >= 0) & (lm[_G, 1] < height)).all()) for lm in ref]
+    best, start = (0, 0), None
+    for k, ok in enumerate([*inside, False]):
+        if ok and start is None:
+            start = k
+        elif not ok and start is not None:
+            best, start = max(best, (start, k), key=lambda r: r[1] - r[0]), None
+    return best
+
+
+def only(lms: list, window: tuple[int, int]) -> list:
+    """The landmarks inside ``window`` (frames), None elsewhere."""
+    return [x if window[0] <= k < window[1] else None for k, x in enumerate(lms)]
+
+
+def events_agree(ref: dict, ours: dict, window: tuple[float, float]) -> tuple[int, int]:
     """(reference events inside ``window`` (frames) matched within one frame by the tracked stream, events)."""
     hit = n = 0
     for key, frames in ref.items():
@@ -617,9 +641,11 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
             ref, ours, d, k, lr, sm = acc.ref, acc.ours, acc.tracked, acc.keyframe, acc.repaired, acc.smoothed
             if name != SPORTS2D_WALKER and (sign := side_view_forward_sign(ref)) is not None:
                 edge = 6  # the smoothing and peak search need a few frames either side
-                hit, total = events_agree(zeni_events(ref, 60.0, sign), zeni_events(ours, 60.0, sign),
-                                          (edge, len(frames) - edge))
-                treadmill_events.append(f"{name} {hit}/{total}")
+                er, eo = zeni_events(ref, 60.0, sign), zeni_events(ours, 60.0, sign)
+                hit, total = events_agree(er, eo, (edge, len(frames) - edge))
+                treadmill_events.append(f"{name} {hit}/{total}" if any(map(len, er.values())) else
+                                        f"{name} none in either stream: {len(frames)} frames hold less than two "
+                                        "strides, too few for the method's stride period")
             elif name != SPORTS2D_WALKER:
                 treadmill_events.append(f"{name} (front/back view: no x-based events)")
             pooled.append(d)
@@ -661,30 +687,39 @@ def offline(videos: dict, walker: tuple[list, list], intervals: list[int]) -> No
 
 def walker_events(frames: list, n: int) -> None:
     """Zeni events of both streams from the same detector, raw and after the gait engine's
-    own left/right repair (rig.gait's LabelSwapRepair, as the report runs it); the
-    reference's events that the tracked stream misses are named with their frames."""
+    own left/right repair (rig.gait's LabelSwapRepair, as the report runs it), read on the
+    frames where she is wholly in the picture (:func:`in_view`); the reference's events
+    that the tracked stream misses are named with their frames."""
     acc = accuracy(frames, n, 30.0)
     ref, ours = acc.ref, acc.ours
-    hs = np.sort(np.concatenate([v for k, v in zeni_events(ref, 30.0).items() if k.endswith("_hs")]))
-    print(f"    Sports2D walker: the reference's steps (heel strike to the other foot's) in frames: "
+    view = in_view(ref, frames[0].shape[1], frames[0].shape[0])
+    hs = np.sort(np.concatenate([v for k, v in zeni_events(only(ref, view), 30.0).items() if k.endswith("_hs")]))
+    print(f"    Sports2D walker: every gait point of the reference inside the picture on frames {view[0]}-{view[1] - 1}"
+          f" of {len(frames)}; the reference's steps there (heel strike to the other foot's) in frames: "
           f"{np.round(np.diff(hs), 1).tolist()}")
     for how, fix in (("raw", lambda lms: lms), (f"after LabelSwapRepair('{WALKER_NEAR_SIDE}')", repaired)):
-        er, eo = zeni_events(fix(ref), 30.0), zeni_events(fix(ours), 30.0)
-        hit, total = events_agree(er, eo)
-        missed = missed_events(er, eo)
+        er, eo = zeni_events(fix(only(ref, view)), 30.0), zeni_events(fix(only(ours, view)), 30.0)
+        hit, total = events_agree(er, eo, view)
+        missed = missed_events(er, eo, view)
         print(f"    Sports2D walker (frames {WALK_SEGMENT[0]}-{WALK_SEGMENT[1] - 1}, 30 fps), keyframe every {n}, {how}: "
               f"Zeni events within one frame of every-frame inference: {hit}/{total}"
               + (f"; missed {missed}" if missed else ""), flush=True)
-    gaps = keyframe_gaps(acc, missed_events(zeni_events(ref, 30.0), zeni_events(ours, 30.0)))
+    er, eo = zeni_events(ref, 30.0), zeni_events(ours, 30.0)
+    missed = missed_events(er, eo, OLD_WALK_EVENTS)
+    print(f"    as earlier runs read them, on every frame and counted over frames {OLD_WALK_EVENTS[0]}-"
+          f"{OLD_WALK_EVENTS[1] - 1} (she leaves the picture from frame {view[1]}): "
+          f"{'%d/%d' % events_agree(er, eo, OLD_WALK_EVENTS)}" + (f"; missed {missed}" if missed else ""))
+    er, eo = zeni_events(only(ref, view), 30.0), zeni_events(only(ours, view), 30.0)
+    gaps = keyframe_gaps(acc, missed_events(er, eo, view))
     if gaps:
         print(f"    at the keyframe nearest each missed event both streams ran the model on the same frame; their "
               f"event point there: {'; '.join(gaps)}")
-    hit, total, missed = events_with_reference_crops(frames, n)
+    hit, total, missed = events_with_reference_crops(frames, n, view)
     print(f"    the same with every keyframe given the reference's own crop (keyframes equal to the reference): "
           f"{hit}/{total}" + (f"; missed {missed}" if missed else ""), flush=True)
 
 
-def events_with_reference_crops(frames: list, n: int) -> tuple[int, int, list[str]]:
+def events_with_reference_crops(frames: list, n: int, view: tuple[int, int]) -> tuple[int, int, list[str]]:
     """The walker's events when every keyframe's model run is given the crop every-frame
     inference used on that frame (its keyframes then equal the reference exactly): what
     is left of the disagreement is the reference's own noise on the tracked frames in
@@ -704,8 +739,8 @@ def events_with_reference_crops(frames: list, n: int) -> tuple[int, int, list[st
         return pipe.process(frame)
     est.infer = infer
     ours = [e.lm for e in run_stream(est, frames, 30.0) + est.flush()]
-    er, eo = zeni_events(ref, 30.0), zeni_events(ours, 30.0)
-    return (*events_agree(er, eo), missed_events(er, eo))
+    er, eo = zeni_events(only(ref, view), 30.0), zeni_events(only(ours, view), 30.0)
+    return (*events_agree(er, eo, view), missed_events(er, eo, view))
 
 
 EVENT_POINT = {"hs": (29, 30), "to": (31, 32)}  # Zeni: heels for heel strikes, toe tips for toe-offs (L, R)
@@ -737,7 +772,7 @@ def repaired(lms: list) -> list:
     return [None if x is None else f for x, f in zip(lms, fixed)]
 
 
-def missed_events(ref: dict, ours: dict, window: tuple[float, float] = WALK_EVENTS) -> list[str]:
+def missed_events(ref: dict, ours: dict, window: tuple[float, float]) -> list[str]:
     """The reference's events in ``window`` with no tracked-stream event within one frame,
     as "L_hs@52.0 (nearest 47.9)"; a missed heel strike also says how long after the other
     foot's last heel strike the reference put it (a step far shorter than the clip's others
