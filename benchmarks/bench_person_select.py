@@ -33,7 +33,7 @@ GOAL = 0.99
 class BeltOnly(PatientSelector):
     """The node before the patient model: every fit that passes the belt ROI is taken."""
 
-    def check(self, body) -> Verdict:
+    def check(self, body, followed: bool = False) -> Verdict:
         return Verdict.PATIENT
 
 

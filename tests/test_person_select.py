@@ -50,6 +50,18 @@ def test_colours_are_only_checked_once_learned():
     assert sel.check(body(300.0, colour=5)) is Verdict.LOOKS
 
 
+def test_a_body_the_flow_followed_is_not_judged_by_colours_but_still_by_place_and_size():
+    """A keyframe node's flow followed the patient limb by limb to this fit: a change of
+    light moving its colours does not make it someone else; a fit elsewhere or of another
+    size still is."""
+    sel = learned(PatientSelector())
+    assert sel.check(body(300.0, colour=5), followed=True) is Verdict.PATIENT
+    assert sel.check(body(360.0, colour=5), followed=True) is Verdict.MOVED
+    assert sel.check(body(300.0, torso=130.0), followed=True) is Verdict.SIZE
+    assert sel.check(body(300.0, colour=5)) is Verdict.LOOKS
+    assert sel.stats.rejected == {"moved": 1, "wandered": 0, "size": 1, "looks": 1}
+
+
 def test_gate_widens_while_the_patient_is_hidden_and_the_model_is_forgotten_at_last():
     sel = learned(PatientSelector(forget_after=10))
     far = body(300.0 + 1.2 * 100.0)
@@ -208,7 +220,7 @@ def test_node_follows_the_patient_in_99_percent_of_real_frames(scenes, scenario)
 def test_the_belt_roi_alone_follows_the_passer(scenes):
     """The scene is hard: without the patient model the node takes the passer's landmarks."""
     class BeltOnly(PatientSelector):
-        def check(self, body):
+        def check(self, body, followed=False):
             return Verdict.PATIENT
     s = follow(scenes, "passer", BeltOnly())
     assert s.wrong_person >= 40 and s.share < 0.8, s

@@ -108,16 +108,19 @@ class KeyframeEstimator:
     def __init__(self, infer: Infer, interval: int = 1, tracker: LucasKanadeTracker | None = None,
                  region_margin_frac: float = REGION_MARGIN_FRAC, follow: Follow | None = None,
                  unseen: Callable[[], None] | None = None, max_drift_torso_frac: float = MAX_DRIFT_TORSO_FRAC,
-                 crowded: Callable[[], bool] | None = None):
+                 crowded: Callable[[], bool] | None = None, expect: Callable[[np.ndarray], None] | None = None):
         """``follow`` (e.g. ``PosePipeline.follow``) is told on each tracked frame how far the
         hips and shoulders moved since the keyframe, so the model's next crop lands where
         it would have had the model run on every frame; ``unseen`` (``PosePipeline.unseen``)
         of each frame skipped while nobody is anchored, so the patient's gate widens per
         frame, not per search; ``crowded`` (``PosePipeline.crowded``) whether someone else
-        is over the patient now: then the model runs on every frame."""
+        is over the patient now: then the model runs on every frame; ``expect``
+        (``PosePipeline.expect``) of the gait points as the flow took them to a keyframe,
+        just before its model run (NaN where lost): the patient's gate knows the body it
+        followed."""
         if interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}")
-        self.infer, self.interval, self.follow, self.unseen = infer, interval, follow, unseen
+        self.infer, self.interval, self.follow, self.unseen, self.expect = infer, interval, follow, unseen, expect
         self.crowded = crowded or (lambda: False)
         self.tracker = tracker or LucasKanadeTracker()
         self.region_margin_frac = region_margin_frac
@@ -135,9 +138,9 @@ class KeyframeEstimator:
 
     @classmethod
     def on(cls, pipeline, interval: int, **kwargs) -> "KeyframeEstimator":
-        """On a :class:`~edge_models.pose.PosePipeline`: its process, follow, unseen and crowded."""
+        """On a :class:`~edge_models.pose.PosePipeline`: its process, follow, unseen, crowded and expect."""
         return cls(pipeline.process, interval, follow=pipeline.follow, unseen=pipeline.unseen,
-                   crowded=lambda: pipeline.crowded, **kwargs)
+                   crowded=lambda: pipeline.crowded, expect=pipeline.expect, **kwargs)
 
     @property
     def held(self) -> int:
@@ -248,6 +251,8 @@ class KeyframeEstimator:
     def _keyframe(self, index: int, t: float, frame: np.ndarray, xy: np.ndarray | None,
                   ok: np.ndarray | None, luma: np.ndarray | None = None) -> list[Estimate]:
         """``xy``/``ok``: the flow's gait points on this frame (None: no frames held)."""
+        if self.expect is not None and xy is not None:
+            self.expect(np.where(ok[:, None], xy, np.nan))
         lm = self.infer(frame)
         key = Estimate(index, t, lm)
         if lm is None:

@@ -17,7 +17,9 @@ tracking", IEEE TPAMI 25(5)). A body is the patient only if
   sliding onto a passer who overlaps the patient moves too slowly for the per-frame gate
   but steadily away from home (a real treadmill walker strayed at most 0.24 torso from it),
 - its torso length is the patient's (someone nearer the camera looks larger), and
-- its torso and thighs have the patient's colours (learned in the first confident frames).
+- its torso and thighs have the patient's colours (learned in the first confident frames),
+  unless a keyframe node's optical flow followed this very body there from the patient's
+  last fit, limb by limb: continuity, which a change of light does not move.
 
 A body in front of the patient draws the landmark model onto itself even when most of the
 patient still shows. Once such a fit is rejected, :func:`paint_out` covers that body (its
@@ -279,14 +281,19 @@ class PatientSelector:
         return self._torso * min(self.max_gate_torso,
                                  self.max_wander_torso + self.gate_growth_torso * self._misses)
 
-    def check(self, body: Body) -> Verdict:
-        verdict = self.judge(body)
+    def check(self, body: Body, followed: bool = False) -> Verdict:
+        verdict = self.judge(body, followed)
         if verdict is not Verdict.PATIENT:
             self.stats.rejected[verdict.name.lower()] += 1
         return verdict
 
-    def judge(self, body: Body) -> Verdict:
-        """:meth:`check` without counting: is this fit of another person really not the patient?"""
+    def judge(self, body: Body, followed: bool = False) -> Verdict:
+        """:meth:`check` without counting: is this fit of another person really not the patient?
+        ``followed``: optical flow followed this very body, limb by limb, from the patient's
+        last fit (a keyframe node): it is the patient by continuity, so its colours — which
+        a change of light moves as far as another person's (the Sports2D walker passing in
+        front of a grey wall: 0.38 -> 0.51 in two frames) — are not judged; where it stands
+        and its size still are."""
         if self._hip is None:
             return Verdict.PATIENT
         if self.size_known and not (1 / self.max_size_ratio <= body.torso_px / self._torso <= self.max_size_ratio):
@@ -296,8 +303,8 @@ class PatientSelector:
         if self.walks_in_place and self._home is not None \
                 and float(np.linalg.norm(body.hip_px - self._home)) > self.leash_px():
             return Verdict.WANDERED
-        if self._learned >= self.learn_frames and body.hist is not None and self._hist is not None \
-                and hellinger(body.hist, self._hist) > self.max_colour_distance:
+        if not followed and self._learned >= self.learn_frames and body.hist is not None \
+                and self._hist is not None and hellinger(body.hist, self._hist) > self.max_colour_distance:
             return Verdict.LOOKS
         return Verdict.PATIENT
 

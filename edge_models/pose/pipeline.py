@@ -41,14 +41,17 @@ from edge_models.pose.filters import OneEuroFilter
 from edge_models.pose.geometry import RotatedRect, rect_from_alignment_points
 from edge_models.pose.landmarks import LandmarkModel, LandmarkResult
 from edge_models.pose.person_select import (Body, PatientSelector, Verdict, body_box, boxes_overlap, describe,
-                                             paint_out, seen_past)
+                                             paint_out, seen_past, torso_length_px)
 from edge_models.pose.selection import BeltRoi, landmarks_on_belt, patient_candidates
+from edge_models.pose.tracking import GAIT_POINTS
 from edge_models.registry import POSE_DETECTION, POSE_LANDMARK_FULL
 
 MIN_PRESENCE = 0.5  # mp.solutions.pose min_tracking_confidence default
 MAX_CANDIDATES = 3  # detections tried per acquisition (each costs one landmark run)
 MAX_USELESS_PAINTS = 3  # frames in a row painting another person out did not find the patient
 # but the plain run did: stop fitting them (cam04's passer, thin and inside the patient's box)
+FLOW_AGREES_TORSO_FRAC = 0.1  # a fit whose gait points lie this close (median) to the flow's is the body it followed
+MIN_FLOW_HELD_SHARE = 0.75  # ...judged on at least this share of the gait points still held by the flow
 MAX_USELESS_HOME_LOOKS = 3  # home-crop looks in a row that found nobody: a patient hidden behind
 # someone who stays (the in-front scene, cam01: 45 such frames) is not looked for there again until found
 
@@ -112,6 +115,7 @@ class PosePipeline:
         self._crop_offsets_px: list[np.ndarray] = []  # aux point 1 - aux point 0 of the patient's first fits
         self._paint_useless = 0  # frames in a row the patient was found only without painting them out
         self._home_useless = 0  # home-crop looks in a row that found nobody
+        self._flow_xy: np.ndarray | None = None  # this frame's gait points as the flow followed them (expect)
 
     @property
     def tracking(self) -> bool:
@@ -179,7 +183,20 @@ class PosePipeline:
         """A frame the model skipped while looking for the patient (keyframes)."""
         self.selector.unseen()
 
+    def expect(self, gait_xy_px: np.ndarray) -> None:
+        """A keyframe node's flow followed the patient's gait points (``GAIT_POINTS`` order,
+        image px, NaN where lost) from their last fit to the frame :meth:`process` gets
+        next: a fit lying on them is the patient by continuity (see
+        :meth:`PatientSelector.judge`). Applies to that one frame."""
+        self._flow_xy = gait_xy_px
+
     def process(self, frame_bgr: np.ndarray) -> np.ndarray | None:
+        try:
+            return self._process(frame_bgr)
+        finally:
+            self._flow_xy = None
+
+    def _process(self, frame_bgr: np.ndarray) -> np.ndarray | None:
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame_bgr.dtype} "
                              f"{frame_bgr.shape}")
@@ -264,12 +281,23 @@ class PosePipeline:
             self.stats.rejected_off_belt += 1
             return False
         body = describe(frame_bgr, result.landmarks, ignore)
-        if self.selector.check(body) is not Verdict.PATIENT:
+        if self.selector.check(body, self._followed_by_flow(result.landmarks)) is not Verdict.PATIENT:
             self.stats.rejected_not_patient += 1
             self._other = result
             return False
         self._body = body
         return True
+
+    def _followed_by_flow(self, landmarks: np.ndarray) -> bool:
+        """The fit lies on the gait points the flow followed to this frame (:meth:`expect`)."""
+        flow = self._flow_xy
+        if flow is None:
+            return False
+        held = np.isfinite(flow).all(axis=1)
+        if held.mean() < MIN_FLOW_HELD_SHARE:
+            return False
+        apart = np.linalg.norm(landmarks[GAIT_POINTS, :2][held] - flow[held], axis=1)
+        return float(np.median(apart)) <= FLOW_AGREES_TORSO_FRAC * torso_length_px(landmarks)
 
     def _acquire(self, frame_bgr: np.ndarray) -> LandmarkResult | None:
         self.stats.detector_runs += 1
