@@ -167,6 +167,8 @@ class CameraSettings(Section):
     trigger_mode_file: Path = Field(Path("/sys/module/imx296/parameters/trigger_mode"),
                                     description="picamera2: must read 1 (external trigger) before the camera starts")
     video: Path | None = Field(None, description="video backend: the file to play, frame by frame")
+    video_in_memory: bool = Field(False, description="video backend: decode the file once and hand out copies, "
+                                  "costing the CPU what a Pi's camera does (~6.7 MB held per frame of the file)")
     trigger_line: Path | None = Field(None, description="simulated and video backends: the simulator's trigger-line file")
     miss_fraction: float = Field(0.0, ge=0, lt=1, description="simulated backend: share of pulses to miss")
     clock_offset_file: Path | None = Field(None, description="simulated and video backends: a file holding the "

@@ -38,7 +38,8 @@ def video():
 
 
 PI5_MS = (40.0, 25.0)  # the stated Raspberry Pi 5 estimate: detector, landmark run
-LATENCY_P95_MAX_S = 1.0  # trigger to publish, while the node keeps up
+LATENCY_P95_MAX_S = 1.0  # trigger to publish, frames published while the belt runs
+FINISHED_AFTER_STOP_MAX_S = 20.0  # the last frame published after the belt stopped (the disk spool drained)
 
 
 class Rig:
@@ -56,29 +57,37 @@ class Rig:
                                                     session=SessionSettings(views=["left"], start_after_s=0.5,
                                                                             end_timeout_s=120.0, fps=120.0)))
         model = node_settings.pop("model", ModelSettings(threads=1))
-        cfg = NodeConfig(mqtt=mqtt, view="left", facing="left", spool_dir=tmp_path, model=model,
-                         camera=CameraSettings(backend="video", video=video, trigger_line=line), **node_settings)
+        camera = CameraSettings(backend="video", video=video, trigger_line=line,
+                                video_in_memory=node_settings.pop("in_memory", False))
+        cfg = NodeConfig(mqtt=mqtt, view="left", facing="left", spool_dir=tmp_path, model=model, camera=camera,
+                         **node_settings)
         self.node = NodeDaemon(cfg, build(cfg))
         self.threads = [threading.Thread(target=d.run, args=(self.stop,), daemon=True)
                         for d in (coordinator, self.node)]
         for t in self.threads:
             t.start()
         self.watch = BusClient(mqtt, "watch").start()
-        self.ends, self.summaries, self.latency_s = queue.Queue(), queue.Queue(), []
+        self.ends, self.summaries = queue.Queue(), queue.Queue()
         self.watch.on(topics.NODE_END, lambda m: self.ends.put(decode(NodeEnd, m.payload)))
         self.watch.on(topics.SESSION_SUMMARY, lambda m: self.summaries.put(decode(SessionSummary, m.payload)))
+        self.received: list[tuple[float, float]] = []  # (received, the frame's trigger time) of each frame
         self.watch.on(topics.NODE_KEYPOINTS,
-                      lambda m: self.latency_s.append(time.time() - decode_keypoints(m.payload).t))
+                      lambda m: self.received.append((time.time(), decode_keypoints(m.payload).t)))
+        self.belt_stopped_at = float("inf")
         self.infos = []  # the node's birth message (camera, model, pacing)
         self.watch.on(topics.NODE_INFO, lambda m: self.infos.append(decode(NodeInfo, m.payload)))
         self.previews = []  # (received, frame) of the live preview
         self.watch.on(topics.NODE_PREVIEW, lambda m: self.previews.append((time.time(), decode_keypoints(m.payload))))
 
     def walk(self, seconds: float) -> tuple[NodeEnd, SessionSummary, int]:
+        deadline = time.monotonic() + 30.0  # the node reports its camera once open (a clip in memory: ~1 s)
+        while not self.infos and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(1.0)
         self.sim.belt_start(1.0)
         time.sleep(0.5 + seconds)
         self.sim.belt_stop()
+        self.belt_stopped_at = time.time()
         end = self.ends.get(timeout=600)  # a loaded machine spools and finishes late
         return end, self.summaries.get(timeout=30), self.sim.pulses_sent
 
@@ -129,23 +138,51 @@ def assert_person_everywhere_but_the_loop_cuts(found: np.ndarray, clip_frames: i
     assert (~found & cut).sum() <= window * (found.size // clip_frames)
 
 
+def test_a_clip_held_in_memory_plays_forth_and_back_as_copies_of_the_files_frames(video):
+    """The in-memory stand-in shows the file's pictures 0..n-1, then n-2..1, 0, 1, ...: the
+    person never jumps; each frame is its own copy (a node may keep it while the next comes)."""
+    from edge_models.pose.tracking import luma_of
+    from edge_models.video import read_frames
+    pictures = read_frames(video)
+    n = len(pictures)
+    cam = VideoCamera(video, None, in_memory=True)
+    cam.open()
+    cam.fps = 1e6  # no pacing at the file's rate: frames as fast as they are asked for
+    try:
+        shown = [cam.read(1.0) for _ in range(2 * n + 1)]
+    finally:
+        cam.close()
+    order = [*range(n), *range(n - 2, 0, -1), 0, 1, 2]
+    for frame, k in zip(shown, order):
+        assert np.array_equal(frame.image, pictures[k]) and np.array_equal(frame.luma, luma_of(pictures[k]))
+    shown[0].image[:] = 0
+    assert np.array_equal(shown[2 * n - 2].image, pictures[0])  # picture 0 again, unharmed
+
+
 def test_pi_speed_node_keeps_up_at_120_hz_on_keyframes(rig):
     """The interpreter slowed to a Pi 5 estimate cannot run the landmark model at 120 Hz:
-    the node measures that, runs it on keyframes, tracks the rest, and keeps up."""
-    r = rig(model=ModelSettings(threads=1, emulate_detector_ms=PI5_MS[0], emulate_landmark_ms=PI5_MS[1]))
+    the node measures that, runs it on keyframes and tracks the rest. The camera costs the
+    CPU what a Pi's does (the clip decoded once, played forth and back: no jump at a loop).
+    Every frame is published with the person's landmarks, none dropped; while the belt runs
+    a frame is published within a second of its trigger (p95); what had to wait on disk
+    (this PC's two cores host the whole rig) is published within seconds of the stop."""
+    r = rig(model=ModelSettings(threads=1, emulate_detector_ms=PI5_MS[0], emulate_landmark_ms=PI5_MS[1]),
+            in_memory=True)
     pacing = r.node.stage.figures()
     assert pacing["pace_mode"] in ("keyframes", "behind") and pacing["landmark_ms"] >= PI5_MS[1]
     end, summary, pulses = r.walk(3.0)
     assert end.captured == pulses > 300 and end.missed_triggers == 0
     assert end.dropped == 0 and end.frames == pulses and summary.complete
     assert 0 < end.tracked < pulses  # both kinds of frame were published
-    assert_person_everywhere_but_the_loop_cuts(stored_track(r, summary, pulses).found, r.clip_frames)
+    assert stored_track(r, summary, pulses).found.all()
     assert r.infos and r.infos[-1].pacing["landmark_ms"] == pacing["landmark_ms"]  # in the birth message
     span_s = r.previews[-1][0] - r.previews[0][0]  # live preview: landmarks at 4 fps, not 120
-    cut = VideoCamera.after_loop(pulses, r.clip_frames, DEFAULT_MAX_INTERVAL)
-    assert 3 <= len(r.previews) <= 4 * span_s + 2 and all(f.lm is not None or cut[f.index] for _, f in r.previews)
-    if end.spooled == 0:  # kept up live (a busy machine may need the disk spool: see the benchmark)
-        assert np.percentile(r.latency_s, 95) <= LATENCY_P95_MAX_S
+    assert 3 <= len(r.previews) <= 4 * span_s + 2 and all(f.lm is not None for _, f in r.previews)
+    received = np.array(r.received)
+    live = received[received[:, 0] < r.belt_stopped_at]
+    assert len(live) >= 50  # (how many depends on this machine's load: the share is the benchmark's)
+    assert np.percentile(live[:, 0] - live[:, 1], 95) <= LATENCY_P95_MAX_S
+    assert received[:, 0].max() - r.belt_stopped_at <= FINISHED_AFTER_STOP_MAX_S
 
 
 def test_a_node_far_behind_spools_crops_to_disk_and_loses_nothing(rig):

@@ -132,6 +132,15 @@ class TriggerLineClock:
         self._line.close()
 
 
+def _back_and_forth(k: int, n: int) -> int:
+    """The picture shown ``k`` frames in when ``n`` pictures play forth and back
+    (0, 1, ..., n-1, n-2, ..., 1, 0, 1, ...)."""
+    if n < 2:
+        return 0
+    k %= 2 * n - 2
+    return k if k < n else 2 * n - 2 - k
+
+
 class VideoCamera:
     """Real footage as a camera: one decoded frame per pulse of the trigger line (or at the
     file's own rate without one), looping at the end of the file. Each frame comes with its
@@ -141,13 +150,23 @@ class VideoCamera:
     name = "video"
     gives_luma = True
 
-    def __init__(self, path: Path | None, trigger_line: Path | None, clock: WallClock | None = None):
+    def __init__(self, path: Path | None, trigger_line: Path | None, clock: WallClock | None = None,
+                 in_memory: bool = False):
+        """``in_memory``: decode the file once at open and hand out a copy of each frame and
+        its plane — what a Pi's camera costs the CPU (picamera2 copies a buffer the ISP
+        filled): ~1 ms a frame instead of ~6, for ~6.7 MB per frame of the file held. The
+        file then plays forth and back, so the person never jumps from its last frame to
+        its first (no camera does; :meth:`after_loop` marks where the file-decoding
+        stand-in does)."""
         self.path, self.trigger_line, self.clock = path, trigger_line, clock or WallClock()
+        self.in_memory = in_memory
+        self._decoded: list[tuple[np.ndarray, np.ndarray]] = []
         self.width = self.height = 0
         self._cap = None
         self._clock: TriggerLineClock | None = None
         self._t0 = 0.0
         self._n = 0
+        self._served = 0  # frames handed out from memory
 
     def open(self) -> None:
         import cv2
@@ -162,10 +181,20 @@ class VideoCamera:
         self.height, self.width = frame.shape[:2]
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self.fps = self._cap.get(cv2.CAP_PROP_FPS) or 30.0
+        if self.in_memory:
+            self._decoded = [(f.image, f.luma) for f in (self._read_file(0.0, None)
+                                                         for _ in range(self.frames_in(self.path)))]
         self._clock = TriggerLineClock(self.trigger_line) if self.trigger_line else None
         self._t0 = time.time()
 
     def _decode(self, t: float, mono: float | None) -> CapturedFrame:
+        if not self._decoded:
+            return self._read_file(t, mono)
+        image, luma = self._decoded[_back_and_forth(self._served, len(self._decoded))]
+        self._served += 1
+        return CapturedFrame(t, image.copy(), mono=mono, luma=luma.copy())
+
+    def _read_file(self, t: float, mono: float | None) -> CapturedFrame:
         import cv2
 
         from edge_models.pose.tracking import luma_of

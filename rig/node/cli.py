@@ -80,7 +80,7 @@ def _camera(config: NodeConfig) -> Camera:
     from rig.node.camera import Picamera2Camera, VideoCamera
     c = config.camera
     if c.backend == "video":
-        return VideoCamera(c.video, c.trigger_line, WallClock(c.clock_offset_file))
+        return VideoCamera(c.video, c.trigger_line, WallClock(c.clock_offset_file), c.video_in_memory)
     return Picamera2Camera(c.width, c.height, c.camera_num, c.analogue_gain, c.trigger_mode_file,
                            video_width_px=config.video.width_px)
 
