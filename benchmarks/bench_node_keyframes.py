@@ -34,7 +34,11 @@
    peak, with its slope: a leak shows as one), trigger-to-publish latency (all frames, and
    those published while the belt ran), frames stored without landmarks (just after the
    stand-in footage loops, and elsewhere: goal none). Everything shares
-   this machine's 2 cores with whatever else runs. The memory check of a 10-minute walk:
+   this machine's 2 cores with whatever else runs. ``pi120`` decodes the clip on the node's
+   CPU (12 ms a frame here, more than the 8.3 ms period: the camera itself falls behind and
+   paces the node, so fewer frames spool but all arrive late); ``pi120mem`` serves it from
+   memory, costing what a Pi's camera costs, so frames arrive on time and the spool share
+   is the node's own (its RSS then holds the clip). The memory check of a 10-minute walk:
    ``--skip-offline --walk-s 600 --crop-spool-mb 12000 --max-wait-s 240`` (on a loaded
    machine the node spools most frames; the default 4000 MB disk bound holds ~5 minutes).
 """
@@ -383,19 +387,23 @@ def events_agree(ref: dict, ours: dict, window: tuple[float, float]) -> tuple[in
 
 
 # -- Pi-speed rig through the public CLI ---------------------------------------------------------
-RIGS = {  # name: (trigger rate, emulated detector/landmark ms or None, node pinned to one core)
-    "pi120": (120.0, PI5_MS, False),
-    "core60": (60.0, None, True),
-    "core120": (120.0, None, True),
+RIGS = {  # name: (trigger rate, emulated detector/landmark ms or None, node pinned to one core,
+    # the clip held in memory: a camera costing the CPU what a Pi's does, instead of decoding on it)
+    "pi120": (120.0, PI5_MS, False, False),
+    "pi120mem": (120.0, PI5_MS, False, True),
+    "core60": (60.0, None, True, False),
+    "core120": (120.0, None, True, False),
 }
 # the issue's goals for the one-core runs: seconds from belt stop to the session's analysis
 GOAL_ANALYSED_S = {"core60": 5.0, "core120": 60.0}
 
 
 def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | None, one_core: bool,
-            max_wait_s: float = 900.0, review_video: bool = True, crop_spool_mb: float | None = None) -> dict:
+            in_memory: bool = False, max_wait_s: float = 900.0, review_video: bool = True,
+            crop_spool_mb: float | None = None) -> dict:
     """One walk; gives up ``max_wait_s`` after the belt stopped (a loaded machine), then
-    reporting the keypoint frames seen so far instead of the node's end count.
+    reporting the keypoint frames seen so far instead of the node's end count. ``in_memory``:
+    the stand-in camera serves the clip from memory (its RSS then holds the clip, ~670 MB).
     ``review_video`` False: the node does not encode review video (on a Pi the camera's own
     encoder makes its pictures; here OpenCV would encode 1080x1920 frames on the node's CPU)."""
     from firmware_bridge.bridge import Bridge
@@ -422,7 +430,8 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
     (tmp / "node.toml").write_text(
         f'view = "left"\nfacing = "left"\nspool_dir = "{tmp}"\n'
         + (f"crop_spool_max_mb = {crop_spool_mb}\n" if crop_spool_mb else "") + f'[camera]\nbackend = "video"\n'
-        f'video = "{sample_path("cam01.mp4")}"\ntrigger_line = "{line}"\n[model]\nthreads = 1\n'
+        f'video = "{sample_path("cam01.mp4")}"\ntrigger_line = "{line}"\nvideo_in_memory = {str(in_memory).lower()}\n'
+        '[model]\nthreads = 1\n'
         + (f"emulate_detector_ms = {emulate_ms[0]}\nemulate_landmark_ms = {emulate_ms[1]}\n" if emulate_ms else "")
         + ("" if review_video else "[video]\nenabled = false\n"))
     node = subprocess.Popen([sys.executable, "-m", "rig.cli", "node", "--config", str(tmp / "node.toml"),
@@ -498,19 +507,21 @@ def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | Non
             "published_live": int(live.sum()),
             "latency_live_s_p95": round(float(np.percentile(lat[live], 95)), 3) if live.any() else None,
             "last_published_after_belt_stop_s": round(float(got[:, 0].max() - stop_wall), 1),
-            **frames_without_landmarks(tmp / "g.sqlite", summary.session_id)}
+            **frames_without_landmarks(tmp / "g.sqlite", summary.session_id, loops=not in_memory)}
 
 
-def frames_without_landmarks(database: Path, session_id: int) -> dict:
+def frames_without_landmarks(database: Path, session_id: int, loops: bool = True) -> dict:
     """The stored track's frames without the person's landmarks: in the first keyframe
     interval after the stand-in footage loops (the person jumps ~1 torso there: the patient
-    selector refuses the new place until the next keyframe), and elsewhere (named)."""
+    selector refuses the new place until the next keyframe), and elsewhere (named).
+    ``loops`` False: the clip played forth and back, no jump to excuse."""
     from rig.coordinator.export import session_tracks
     from rig.coordinator.storage import Storage
     from rig.node.pacing import DEFAULT_MAX_INTERVAL
     found = session_tracks(Storage(database), session_id)["left"].found
     from rig.node.camera import VideoCamera
-    cut = VideoCamera.after_loop(found.size, VideoCamera.frames_in(sample_path("cam01.mp4")), DEFAULT_MAX_INTERVAL)
+    cut = VideoCamera.after_loop(found.size, VideoCamera.frames_in(sample_path("cam01.mp4")), DEFAULT_MAX_INTERVAL) \
+        if loops else np.zeros(found.size, bool)
     away = np.flatnonzero(~found & ~cut)
     return {"without_landmarks": int((~found).sum()), "without_landmarks_at_loop_cuts": int((~found & cut).sum()),
             "without_landmarks_elsewhere": away.tolist()}
@@ -585,12 +596,13 @@ def main() -> int:
     if not args.skip_offline:
         offline(videos, walker, intervals)
     for name in args.rigs.split(",") if args.walk_s > 0 else []:
-        rate_hz, emulate_ms, one_core = RIGS[name]
-        r = rig_run(args.walk_s, rate_hz, emulate_ms, one_core, args.max_wait_s, not args.no_review_video,
+        rate_hz, emulate_ms, one_core, in_memory = RIGS[name]
+        r = rig_run(args.walk_s, rate_hz, emulate_ms, one_core, in_memory, args.max_wait_s, not args.no_review_video,
                     args.crop_spool_mb)
         how = (f"interpreter slowed to {emulate_ms[1]:.0f}/{emulate_ms[0]:.0f} ms landmark/detector"
                if emulate_ms else "this CPU's speed") + (", node pinned to one core" if one_core else "")
         how += ", no review video" if args.no_review_video else ""
+        how += ", the clip served from memory (no decoding on the CPU, played forth and back)" if in_memory else ""
         print(f"rig {name}: cam01 at {rate_hz:.0f} Hz, {how}, one TFLite thread, {args.walk_s:.0f} s walk:")
         print("  " + json.dumps(r))
         print(f"  node peak RSS {r['node_peak_rss_mb']} MB (goal <= {GOAL_RSS_MB:.0f}), slope over the second half "
