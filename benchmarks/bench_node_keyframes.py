@@ -393,9 +393,11 @@ RIGS = {  # name: (trigger rate, emulated detector/landmark ms or None, node pin
     "pi120mem": (120.0, PI5_MS, False, True),
     "core60": (60.0, None, True, False),
     "core120": (120.0, None, True, False),
+    "core60mem": (60.0, None, True, True),
+    "core120mem": (120.0, None, True, True),
 }
 # the goals for the one-core runs: seconds from belt stop to the session's analysis
-GOAL_ANALYSED_S = {"core60": 5.0, "core120": 60.0}
+GOAL_ANALYSED_S = {"core60": 5.0, "core120": 60.0, "core60mem": 5.0, "core120mem": 60.0}
 
 
 def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | None, one_core: bool,
