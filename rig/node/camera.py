@@ -143,9 +143,10 @@ def _back_and_forth(k: int, n: int) -> int:
 
 class VideoCamera:
     """Real footage as a camera: one decoded frame per pulse of the trigger line (or at the
-    file's own rate without one), looping at the end of the file. Each frame comes with its
-    luma plane, as picamera2's lores stream gives it (here computed: 1.3 ms a 1080x1920
-    frame, with the 4.6 ms decode work a Pi's ISP does)."""
+    file's own rate without one), looping at the end of the file (or, held in memory,
+    playing forth and back). Each frame comes with its luma plane, as picamera2's lores
+    stream gives it (here computed: 1.3 ms a 1080x1920 frame, with the 4.6 ms decode work
+    a Pi's ISP does)."""
 
     name = "video"
     gives_luma = True
@@ -154,7 +155,8 @@ class VideoCamera:
                  in_memory: bool = False):
         """``in_memory``: decode the file once at open and hand out a copy of each frame and
         its plane — what a Pi's camera costs the CPU (picamera2 copies a buffer the ISP
-        filled): ~1 ms a frame instead of ~6, for ~6.7 MB per frame of the file held. The
+        filled): 2-5 ms a 1080x1920 frame in a node here (the fresh buffer's page faults
+        included) instead of a ~6 ms decode, for ~6.7 MB per frame of the file held. The
         file then plays forth and back, so the person never jumps from its last frame to
         its first (no camera does; :meth:`after_loop` marks where the file-decoding
         stand-in does)."""
@@ -221,6 +223,7 @@ class VideoCamera:
         return self._decode(t, None)
 
     def close(self) -> None:
+        self._decoded = []
         if self._cap is not None:
             self._cap.release()
         if self._clock is not None:
