@@ -397,7 +397,7 @@ RIGS = {  # name: (trigger rate, emulated detector/landmark ms or None, node pin
     "core120mem": (120.0, None, True, True),
 }
 # the goals for the one-core runs: seconds from belt stop to the session's analysis
-GOAL_ANALYSED_S = {"core60": 5.0, "core120": 60.0, "core60mem": 5.0, "core120mem": 60.0}
+GOAL_ANALYSED_S = {60.0: 5.0, 120.0: 60.0}  # by trigger rate
 
 
 def rig_run(walk_s: float, rate_hz: float, emulate_ms: tuple[float, float] | None, one_core: bool,
@@ -611,7 +611,7 @@ def main() -> int:
               f"{r['rss_slope_mb_per_min']} MB/min; at the peak: {r['rss_at_peak_by_mapping_mb']}")
         print(f"  frames produced {r['pulses']}, stored {r['stored']}, dropped {r['dropped']}, "
               f"spooled {r['spool_share_pct']} %; analysed {r['summary_after_belt_stop_s']} s after the belt "
-              f"stopped" + (f" (goal: all stored, <= {GOAL_ANALYSED_S[name]:.0f} s)" if name in GOAL_ANALYSED_S else ""),
+              f"stopped" + (f" (goal: all stored, <= {GOAL_ANALYSED_S[rate_hz]:.0f} s)" if one_core else ""),
               flush=True)
         if r.get("without_landmarks") is not None:
             print(f"  frames without landmarks {r['without_landmarks']}: {r['without_landmarks_at_loop_cuts']} just after "
@@ -707,12 +707,14 @@ def walker_events(frames: list, n: int) -> None:
     acc = accuracy(frames, n, 30.0)
     ref, ours = acc.ref, acc.ours
     view = in_view(ref, frames[0].shape[1], frames[0].shape[0])
-    hs = np.sort(np.concatenate([v for k, v in zeni_events(only(ref, view), 30.0).items() if k.endswith("_hs")]))
+    ref_in, ours_in = only(ref, view), only(ours, view)
+    hs = np.sort(np.concatenate([v for k, v in zeni_events(ref_in, 30.0).items() if k.endswith("_hs")]))
     print(f"    Sports2D walker: every gait point of the reference inside the picture on frames {view[0]}-{view[1] - 1}"
           f" of {len(frames)}; the reference's steps there (heel strike to the other foot's) in frames: "
           f"{np.round(np.diff(hs), 1).tolist()}")
-    for how, fix in (("raw", lambda lms: lms), (f"after LabelSwapRepair('{WALKER_NEAR_SIDE}')", repaired)):
-        er, eo = zeni_events(fix(only(ref, view)), 30.0), zeni_events(fix(only(ours, view)), 30.0)
+    raw = zeni_events(ref_in, 30.0), zeni_events(ours_in, 30.0)
+    fixed = zeni_events(repaired(ref_in), 30.0), zeni_events(repaired(ours_in), 30.0)
+    for how, (er, eo) in (("raw", raw), (f"after LabelSwapRepair('{WALKER_NEAR_SIDE}')", fixed)):
         hit, total = events_agree(er, eo, view)
         missed = missed_events(er, eo, view)
         print(f"    Sports2D walker (frames {WALK_SEGMENT[0]}-{WALK_SEGMENT[1] - 1}, 30 fps), keyframe every {n}, {how}: "
@@ -723,8 +725,7 @@ def walker_events(frames: list, n: int) -> None:
     print(f"    as earlier runs read them, on every frame and counted over frames {OLD_WALK_EVENTS[0]}-"
           f"{OLD_WALK_EVENTS[1] - 1} (she leaves the picture from frame {view[1]}): "
           f"{'%d/%d' % events_agree(er, eo, OLD_WALK_EVENTS)}" + (f"; missed {missed}" if missed else ""))
-    er, eo = zeni_events(only(ref, view), 30.0), zeni_events(only(ours, view), 30.0)
-    gaps = keyframe_gaps(acc, missed_events(er, eo, view))
+    gaps = keyframe_gaps(acc, missed_events(*raw, view))
     if gaps:
         print(f"    at the keyframe nearest each missed event both streams ran the model on the same frame; their "
               f"event point there: {'; '.join(gaps)}")
